@@ -1,0 +1,96 @@
+# memscoped: one entry point for building, testing and benchmarking.
+BUILD ?= build
+CC ?= cc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+ARCH ?= x86
+PREFIX ?= /usr/local
+
+CFLAGS ?= -O2 -g
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc -I$(BUILD)
+LDLIBS := -lbpf -lelf -lz -ljson-c -lmicrohttpd -lpthread -lm
+
+# SANITIZE=1 builds the daemon, unit tests and targets with ASan and UBSan.
+ifeq ($(SANITIZE),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+TARGET_SRCS := $(wildcard tests/targets/*.c)
+TARGET_BINS := $(patsubst tests/targets/%.c,$(BUILD)/targets/%,$(TARGET_SRCS))
+BENCH_BINS := $(patsubst scripts/bench/%.c,$(BUILD)/bench/%,$(wildcard scripts/bench/*.c))
+
+.PHONY: all deps demo check unit e2e bench install format clean
+.DELETE_ON_ERROR:
+
+all: $(BUILD)/memscoped
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/memscoped.bpf.o: bpf/memscoped.bpf.c include/memscoped/events.h vmlinux/$(ARCH)/vmlinux.h
+	@mkdir -p $(@D)
+	$(CLANG) -target bpf -g -O2 -D__TARGET_ARCH_$(ARCH) -Wall -Ivmlinux/$(ARCH) -Iinclude \
+		-c $< -o $@
+
+$(BUILD)/memscoped.skel.h: $(BUILD)/memscoped.bpf.o
+	$(BPFTOOL) gen skeleton $< name memscoped_bpf > $@
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/memscoped/events.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARNINGS) -c $< -o $@
+
+$(BUILD)/obj/main.o: $(BUILD)/memscoped.skel.h
+
+$(BUILD)/libmemscoped.a: $(LIB_OBJS)
+	$(AR) rcs $@ $^
+
+$(BUILD)/memscoped: $(BUILD)/obj/main.o $(BUILD)/libmemscoped.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmemscoped.a $(wildcard tests/unit/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(WARNINGS) -Wno-missing-prototypes \
+		$(LDFLAGS) $< $(BUILD)/libmemscoped.a $(LDLIBS) -lcmocka -o $@
+
+# Test targets are the programs under test: no sanitizer inside them.
+$(BUILD)/targets/%: tests/targets/%.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread $< -o $@
+
+$(BUILD)/bench/%: scripts/bench/%.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -Wall -Wextra -pthread $< -o $@
+
+$(BUILD)/fixtures/fixture.so: tests/unit/fixture_elf.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -shared -fPIC -Wl,-z,separate-code -Wl,--build-id $< -o $@
+
+unit: $(UNIT_BINS) $(BUILD)/fixtures/fixture.so
+
+demo: deps all $(BUILD)/targets/demo_alloc
+	scripts/demo.sh
+
+check: deps all unit $(TARGET_BINS)
+	BUILD=$(BUILD) scripts/run-tests.sh
+
+e2e: all $(TARGET_BINS)
+	BUILD=$(BUILD) scripts/run-tests.sh e2e
+
+bench: deps all $(BENCH_BINS)
+	BUILD=$(BUILD) scripts/bench/run.sh
+
+install: all
+	install -D -m 0755 $(BUILD)/memscoped $(DESTDIR)$(PREFIX)/sbin/memscoped
+	install -D -m 0644 man/memscoped.8 $(DESTDIR)$(PREFIX)/share/man/man8/memscoped.8
+
+format:
+	clang-format -i src/*.c src/*.h bpf/*.c include/memscoped/*.h tests/unit/*.c tests/targets/*.c
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <argp.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+
+const char *argp_program_version = "memscoped " MEMSCOPED_VERSION;
+const char *argp_program_bug_address = "<https://github.com/memscoped/memscoped/issues>";
+
+enum {
+	OPT_RING_SIZE = 0x100,
+	OPT_MAX_ALLOCATIONS,
+	OPT_MAX_THREADS,
+};
+
+static const struct argp_option options[] = {
+	{ "pid", 'p', "PID", 0, "Attach to this process (repeatable)", 0 },
+	{ "duration", 'd', "SECONDS", 0,
+	  "Stop after this long (default: until SIGINT/SIGTERM or every target exited)", 0 },
+	{ "report", 'r', "FILE", 0, "On exit, write the JSON report to FILE ('-' = stdout)", 0 },
+	{ "interval", 'i', "SECONDS", 0, "Print a short summary to stderr every SECONDS (0 = off)",
+	  0 },
+	{ "ring-size", OPT_RING_SIZE, "BYTES", 0,
+	  "BPF ring buffer size, a power of two (default 8388608)", 0 },
+	{ "max-allocations", OPT_MAX_ALLOCATIONS, "N", 0,
+	  "Live allocations tracked per process (default 10000000)", 0 },
+	{ "max-threads", OPT_MAX_THREADS, "N", 0, "Threads tracked per process (default 100000)",
+	  0 },
+	{ "verbose", 'v', NULL, 0, "Explain probe placement; show libbpf's messages", 0 },
+	{ 0 },
+};
+
+static const char doc[] =
+	"memscoped -- attribute a running process's heap to its tasks, with eBPF.\v"
+	"Exit status: 0 success, 1 runtime failure (attach, permissions), 2 bad command line.";
+
+int cli__parse_seconds(const char *s, double *ret)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 1e9)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int cli__parse_u64(const char *s, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *end)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int cli__parse_pid(const char *s, int *ret)
+{
+	uint64_t v;
+
+	if (cli__parse_u64(s, &v) || v == 0 || v > INT_MAX)
+		return -EINVAL;
+	*ret = (int)v;
+	return 0;
+}
+
+/* Reports a bad argument; with ARGP_NO_EXIT argp_error returns, so parsing stops here. */
+static error_t fail(struct argp_state *state, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	argp_error(state, "%s", msg);
+	return EINVAL;
+}
+
+static error_t parse_opt(int key, char *arg, struct argp_state *state)
+{
+	struct cli_options *o = state->input;
+	int pid;
+
+	switch (key) {
+	case 'p':
+		if (cli__parse_pid(arg, &pid))
+			return fail(state, "invalid --pid '%s': expected a process id", arg);
+		if (o->npids == MS_MAX_TARGETS)
+			return fail(state, "too many --pid: at most %d", MS_MAX_TARGETS);
+		o->pids[o->npids++] = pid;
+		break;
+	case 'd':
+		if (cli__parse_seconds(arg, &o->duration))
+			return fail(state, "invalid --duration '%s': expected seconds", arg);
+		break;
+	case 'i':
+		if (cli__parse_seconds(arg, &o->interval))
+			return fail(state, "invalid --interval '%s': expected seconds", arg);
+		break;
+	case 'r':
+		if (!*arg)
+			return fail(state, "invalid --report '': expected a file name or '-'");
+		o->report = arg;
+		break;
+	case OPT_RING_SIZE:
+		if (cli__parse_u64(arg, &o->ring_size) || o->ring_size < 4096 ||
+		    o->ring_size > (1ull << 30) || (o->ring_size & (o->ring_size - 1)))
+			argp_error(state,
+				   "invalid --ring-size '%s': expected a power of two from 4096 to 1073741824",
+				   arg);
+		break;
+	case OPT_MAX_ALLOCATIONS:
+		if (cli__parse_u64(arg, &o->max_allocations) || !o->max_allocations)
+			return fail(state, "invalid --max-allocations '%s': expected a positive number",
+				   arg);
+		break;
+	case OPT_MAX_THREADS:
+		if (cli__parse_u64(arg, &o->max_threads) || !o->max_threads)
+			return fail(state, "invalid --max-threads '%s': expected a positive number",
+				   arg);
+		break;
+	case 'v':
+		o->verbose++;
+		break;
+	case ARGP_KEY_ARG:
+		return fail(state, "unexpected argument '%s'", arg);
+		break;
+	case ARGP_KEY_END:
+		if (!o->npids)
+			return fail(state, "no target: give at least one --pid");
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+int cli__parse(int argc, char **argv, unsigned int flags, struct cli_options *ret)
+{
+	static const struct argp argp = { options, parse_opt, NULL, doc, NULL, NULL, NULL };
+	struct cli_options o = {
+		.ring_size = MS_DEFAULT_RING_SIZE,
+		.max_allocations = 10000000,
+		.max_threads = 100000,
+	};
+
+	argp_err_exit_status = EXIT_USAGE;
+	if (argp_parse(&argp, argc, argv, flags, NULL, &o))
+		return -EINVAL;
+	*ret = o;
+	return 0;
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Command line: the contract of the memscoped(8) manual. */
+#ifndef MEMSCOPED_CLI_H
+#define MEMSCOPED_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "memscoped/events.h"
+
+#define MEMSCOPED_VERSION "0.1.0"
+
+struct cli_options {
+	int pids[MS_MAX_TARGETS];
+	size_t npids;
+	double duration;	 /* seconds; 0 = until signal or every target exited */
+	const char *report;	 /* JSON report path, "-" = stdout, NULL = none */
+	double interval;	 /* seconds between stderr summaries; 0 = off */
+	uint64_t ring_size;	 /* bytes, power of two */
+	uint64_t max_allocations; /* live blocks tracked per process */
+	uint64_t max_threads;	 /* threads tracked per process */
+	int verbose;
+};
+
+/* Exit codes (memscoped(8)). */
+enum {
+	EXIT_USAGE = 2,	  /* bad command line */
+};
+
+/*
+ * Parses argv. flags are argp flags: 0 in the daemon (argp prints errors and exits with
+ * EXIT_USAGE), ARGP_NO_EXIT | ARGP_NO_ERRS in tests. Returns 0 or -EINVAL.
+ */
+int cli__parse(int argc, char **argv, unsigned int flags, struct cli_options *ret);
+
+/* Value parsers; each returns 0 or -EINVAL and leaves *ret untouched on failure. */
+int cli__parse_seconds(const char *s, double *ret);
+int cli__parse_u64(const char *s, uint64_t *ret);
+int cli__parse_pid(const char *s, int *ret);
+
+#endif

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Symbols of an ELF object and where they live in its file (libelf). */
+#ifndef MEMSCOPED_ELF_SYMBOLS_H
+#define MEMSCOPED_ELF_SYMBOLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct elf_sym {
+	const char *name; /* valid while the object is open */
+	uint64_t vaddr;
+	uint64_t size;
+	int type;	  /* STT_FUNC, STT_GNU_IFUNC, ... */
+};
+
+struct elf_symbols;
+
+/* Returns NULL and sets errno (ENOEXEC: not a usable ELF object). */
+struct elf_symbols *elf_symbols__open(const char *path);
+void elf_symbols__close(struct elf_symbols *e);
+
+/* A defined function symbol; .symtab first, then .dynsym. "name@VERSION" matches name. */
+int elf_symbols__lookup(struct elf_symbols *e, const char *name, struct elf_sym *ret_sym);
+/* Virtual address to file offset through the PT_LOAD headers; -ENOENT if not file-backed. */
+int elf_symbols__offset(struct elf_symbols *e, uint64_t vaddr, uint64_t *ret_offset);
+/* Reads up to len bytes at a file offset; returns the count read or -errno. */
+ssize_t elf_symbols__read(struct elf_symbols *e, uint64_t offset, void *buf, size_t len);
+
+/* Calls cb for every defined symbol (.symtab, then .dynsym); a nonzero return stops the walk. */
+typedef int (*elf_sym_cb)(const struct elf_sym *sym, void *ctx);
+int elf_symbols__foreach(struct elf_symbols *e, elf_sym_cb cb, void *ctx);
+
+#endif

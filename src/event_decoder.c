@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <errno.h>
+#include <string.h>
+#include "memscoped/events.h"
+#include "event_decoder.h"
+
+_Static_assert(sizeof(struct ms_event) == 64, "struct ms_event is shared with BPF");
+
+static uint32_t seconds_since(const struct event_decoder *d, uint64_t ts)
+{
+	return ts > d->start_ns ? (uint32_t)((ts - d->start_ns) / 1000000000ull) : 0;
+}
+
+int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
+{
+	struct ms_event e;
+	struct process *p;
+
+	d->stats.received++;
+	if (len != sizeof(e)) {
+		d->stats.malformed++;
+		return -EINVAL;
+	}
+	memcpy(&e, data, sizeof(e));
+	p = process_table__find(d->procs, e.pid);
+	if (!p) {
+		d->stats.unknown_pid++;
+		return 0;
+	}
+	switch (e.type) {
+	case MS_EV_ALLOC:
+		if (e.old_addr && (e.func == MS_FN_REALLOC || e.func == MS_FN_REALLOCARRAY))
+			process__realloc_end(p, e.tid, e.old_addr, e.addr, e.size, 0,
+					     seconds_since(d, e.ts));
+		else
+			process__alloc(p, e.tid, e.addr, e.size, 0, seconds_since(d, e.ts));
+		return 0;
+	case MS_EV_FREE:
+		process__free(p, e.tid, e.addr);
+		return 0;
+	case MS_EV_REALLOC_BEGIN:
+		process__realloc_begin(p, e.tid, e.addr);
+		return 0;
+	default:
+		d->stats.malformed++;
+		return -EINVAL;
+	}
+}

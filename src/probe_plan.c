@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gelf.h>
+#include "memscoped/events.h"
+#include "insn_decode.h"
+#include "proc.h"
+#include "probe_plan.h"
+
+static const struct alloc_fn {
+	const char *symbol;
+	enum ms_alloc_func func;
+	const char *enter;
+	const char *exit; /* NULL: no return probe */
+} alloc_fns[] = {
+	{ "malloc", MS_FN_MALLOC, "malloc_enter", "alloc_exit" },
+	{ "calloc", MS_FN_CALLOC, "calloc_enter", "alloc_exit" },
+	{ "realloc", MS_FN_REALLOC, "realloc_enter", "alloc_exit" },
+	{ "reallocarray", MS_FN_REALLOCARRAY, "reallocarray_enter", "alloc_exit" },
+	{ "posix_memalign", MS_FN_POSIX_MEMALIGN, "posix_memalign_enter", "posix_memalign_exit" },
+	{ "aligned_alloc", MS_FN_ALIGNED_ALLOC, "memalign_enter", "alloc_exit" },
+	{ "memalign", MS_FN_MEMALIGN, "memalign_enter", "alloc_exit" },
+	{ "valloc", MS_FN_VALLOC, "malloc_enter", "alloc_exit" },
+	{ "pvalloc", MS_FN_PVALLOC, "malloc_enter", "alloc_exit" },
+	{ "free", MS_FN_FREE, "free_enter", NULL },
+};
+
+static void note(struct probe_plan *plan, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	if (plan->nnotes == PROBE_PLAN_NOTES)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) >= 0)
+		plan->notes[plan->nnotes++] = s;
+	va_end(ap);
+}
+
+void probe_plan__clear(struct probe_plan *plan)
+{
+	size_t i;
+
+	for (i = 0; i < plan->nnotes; i++)
+		free(plan->notes[i]);
+	memset(plan, 0, sizeof(*plan));
+}
+
+static const struct probe_spec *planned_at(const struct probe_plan *plan, uint64_t offset)
+{
+	size_t i;
+
+	for (i = 0; i < plan->nprobes; i++)
+		if (plan->probes[i].offset == offset)
+			return &plan->probes[i];
+	return NULL;
+}
+
+static bool has_symbol(const struct probe_plan *plan, const char *symbol)
+{
+	size_t i;
+
+	for (i = 0; i < plan->nprobes; i++)
+		if (!strcmp(plan->probes[i].symbol, symbol))
+			return true;
+	return false;
+}
+
+static void add(struct probe_plan *plan, const struct alloc_fn *fn, const char *prog, bool ret,
+		uint64_t offset)
+{
+	struct probe_spec *p = &plan->probes[plan->nprobes++];
+
+	p->symbol = fn->symbol;
+	p->prog = prog;
+	p->cookie = fn->func;
+	p->retprobe = ret;
+	p->offset = offset;
+}
+
+int probe_plan__allocator_from_elf(struct elf_symbols *e, struct probe_plan *plan)
+{
+	const struct probe_spec *twin;
+	struct probe_placement place;
+	struct elf_sym sym;
+	uint8_t code[32];
+	uint64_t offset;
+	size_t i;
+	ssize_t n;
+
+	for (i = 0; i < sizeof(alloc_fns) / sizeof(alloc_fns[0]); i++) {
+		const struct alloc_fn *fn = &alloc_fns[i];
+
+		if (elf_symbols__lookup(e, fn->symbol, &sym)) {
+			note(plan, "'%s' not found, skipping", fn->symbol);
+			continue;
+		}
+		if (sym.type == STT_GNU_IFUNC) {
+			note(plan, "'%s' is an IFUNC resolver, skipping", fn->symbol);
+			continue;
+		}
+		if (elf_symbols__offset(e, sym.vaddr, &offset)) {
+			note(plan, "'%s' at 0x%lx is not in a loadable segment, skipping", fn->symbol,
+			     (unsigned long)sym.vaddr);
+			continue;
+		}
+		/* glibc aliases (memalign = aligned_alloc): one probe per address. */
+		twin = planned_at(plan, offset);
+		if (twin) {
+			note(plan, "'%s' is an alias of '%s'", fn->symbol, twin->symbol);
+			continue;
+		}
+		n = elf_symbols__read(e, offset, code, sizeof(code));
+		if (n > 0 && (uint64_t)n > sym.size && sym.size)
+			n = (ssize_t)sym.size;
+		if (n <= 0 || insn_decode__placement(code, (size_t)n, &place)) {
+			place.offset = 0;
+			place.reason = "entry bytes unreadable";
+		}
+		if (place.offset)
+			note(plan, "'%s' probed at +%zu: %s", fn->symbol, place.offset, place.reason);
+		else
+			note(plan, "'%s' probed at entry: %s", fn->symbol, place.reason);
+		/* Entry and return probes at the same address cost one trap. */
+		add(plan, fn, fn->enter, false, offset + place.offset);
+		if (fn->exit)
+			add(plan, fn, fn->exit, true, offset + place.offset);
+	}
+	/* Without both ends of a block's life nothing can be tracked. */
+	if (!has_symbol(plan, "malloc") || !has_symbol(plan, "free"))
+		return -ENOENT;
+	return 0;
+}
+
+struct find_ctx {
+	const char *exe;
+	char libc[PATH_MAX];
+};
+
+static int find_libc(const struct proc_mapping *m, void *ctx)
+{
+	struct find_ctx *f = ctx;
+	const char *base = strrchr(m->path, '/');
+
+	base = base ? base + 1 : m->path;
+	if (!strncmp(base, "libc.so", 7) || !strncmp(base, "libc-", 5)) {
+		snprintf(f->libc, sizeof(f->libc), "%s", m->path);
+		return 1;
+	}
+	return 0;
+}
+
+static int plan_object(int pid, const char *object, struct probe_plan *plan)
+{
+	struct elf_symbols *e;
+	int err;
+
+	snprintf(plan->object, sizeof(plan->object), "%s", object);
+	err = proc__root_path(pid, object, plan->open_path, sizeof(plan->open_path));
+	if (err)
+		return err;
+	e = elf_symbols__open(plan->open_path);
+	if (!e)
+		return -errno;
+	err = probe_plan__allocator_from_elf(e, plan);
+	elf_symbols__close(e);
+	return err;
+}
+
+int probe_plan__allocator(int pid, struct probe_plan *plan, char *err, size_t errlen)
+{
+	struct find_ctx f = { 0 };
+	char *exe = NULL;
+	int ret;
+
+	ret = proc__exe(pid, &exe);
+	if (ret) {
+		snprintf(err, errlen, "cannot read /proc/%d/exe: %s", pid, strerror(-ret));
+		return ret;
+	}
+	/* A static executable carries its own allocator. */
+	ret = plan_object(pid, exe, plan);
+	if (ret == 0)
+		goto out;
+	probe_plan__clear(plan);
+	ret = proc__mappings(pid, find_libc, &f);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot read /proc/%d/maps: %s", pid, strerror(-ret));
+		goto out;
+	}
+	if (!f.libc[0]) {
+		snprintf(err, errlen, "no allocator symbols: '%s' defines none and no libc is mapped",
+			 exe);
+		ret = -ENOENT;
+		goto out;
+	}
+	ret = plan_object(pid, f.libc, plan);
+	if (ret)
+		snprintf(err, errlen, "no allocator symbols in '%s' or '%s': %s", exe, f.libc,
+			 strerror(-ret));
+out:
+	free(exe);
+	return ret;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Which functions of which object to probe, at which file offsets, with which program. */
+#ifndef MEMSCOPED_PROBE_PLAN_H
+#define MEMSCOPED_PROBE_PLAN_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "elf_symbols.h"
+
+#define PROBE_PLAN_MAX 32
+#define PROBE_PLAN_NOTES 32
+
+struct probe_spec {
+	const char *symbol;
+	const char *prog; /* BPF program name in the skeleton */
+	uint32_t cookie;  /* enum ms_alloc_func */
+	bool retprobe;
+	uint64_t offset;  /* file offset in the object */
+};
+
+struct probe_plan {
+	char object[PATH_MAX];	  /* as the target maps it */
+	char open_path[PATH_MAX]; /* as memscoped opens it: /proc/PID/root/... */
+	struct probe_spec probes[PROBE_PLAN_MAX];
+	size_t nprobes;
+	char *notes[PROBE_PLAN_NOTES]; /* for -v; malloc'd */
+	size_t nnotes;
+};
+
+void probe_plan__clear(struct probe_plan *plan);
+
+/* Plans the allocator probes in an opened object; -ENOENT if it has no allocator symbols. */
+int probe_plan__allocator_from_elf(struct elf_symbols *e, struct probe_plan *plan);
+
+/*
+ * Finds the object that holds the target's allocator (a static executable, else the libc it
+ * maps) and plans its probes. On failure, err says what was searched.
+ */
+int probe_plan__allocator(int pid, struct probe_plan *plan, char *err, size_t errlen);
+
+#endif

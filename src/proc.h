@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* What /proc says about a target process. */
+#ifndef MEMSCOPED_PROC_H
+#define MEMSCOPED_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROC_COMM_LEN 16
+
+/* A file-backed mapping of the target, in /proc/PID/maps order. */
+struct proc_mapping {
+	uint64_t start, end, offset;
+	char perms[5];
+	const char *path; /* valid during the callback only */
+};
+
+int proc__comm(int pid, int tid, char comm[PROC_COMM_LEN]);
+/* The executable's path as the target sees it (malloc'd); -errno. */
+int proc__exe(int pid, char **ret_path);
+/* The one-letter state of /proc/PID/stat ('R', 'S', 'Z', ...); -errno. */
+int proc__state(int pid, char *ret_state, bool *ret_kernel_thread);
+/* True while the process exists and is not a zombie. */
+bool proc__alive(int pid);
+
+typedef int (*proc_mapping_cb)(const struct proc_mapping *m, void *ctx);
+/* Walks file-backed mappings; a nonzero cb return stops the walk and is returned. */
+int proc__mappings(int pid, proc_mapping_cb cb, void *ctx);
+/* Parses one maps line; false if it is not a file-backed mapping. */
+bool proc__parse_maps_line(char *line, struct proc_mapping *ret);
+
+/* Where the target's file at path can be opened from here: /proc/PID/root/path. */
+int proc__root_path(int pid, const char *path, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "process_table.h"
+
+struct process_table {
+	struct process **procs;
+	size_t count;
+	struct process_limits limits;
+	thread_namer namer;
+};
+
+struct process_table *process_table__new(const struct process_limits *limits, thread_namer namer)
+{
+	struct process_table *pt = calloc(1, sizeof(*pt));
+
+	if (!pt)
+		return NULL;
+	pt->limits = *limits;
+	pt->namer = namer;
+	return pt;
+}
+
+static void process_free(struct process *p)
+{
+	if (!p)
+		return;
+	heap_table__free(p->blocks);
+	free(p->threads);
+	free(p->thread_index);
+	free(p->exe);
+	free(p);
+}
+
+void process_table__free(struct process_table *pt)
+{
+	size_t i;
+
+	if (!pt)
+		return;
+	for (i = 0; i < pt->count; i++)
+		process_free(pt->procs[i]);
+	free(pt->procs);
+	free(pt);
+}
+
+struct process *process_table__add(struct process_table *pt, uint32_t pid, const char *comm,
+				   const char *exe)
+{
+	struct process **procs, *p;
+
+	procs = realloc(pt->procs, (pt->count + 1) * sizeof(*procs));
+	if (!procs)
+		return NULL;
+	pt->procs = procs;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->pid = pid;
+	strncpy(p->comm, comm ? comm : "", COMM_LEN - 1);
+	p->exe = strdup(exe ? exe : "");
+	p->blocks = heap_table__new(pt->limits.max_allocations);
+	p->thread_index_mask = 63;
+	p->thread_index = calloc(p->thread_index_mask + 1, sizeof(*p->thread_index));
+	p->max_threads = pt->limits.max_threads;
+	p->namer = pt->namer;
+	if (!p->exe || !p->blocks || !p->thread_index) {
+		process_free(p);
+		return NULL;
+	}
+	pt->procs[pt->count++] = p;
+	return p;
+}
+
+struct process *process_table__find(struct process_table *pt, uint32_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < pt->count; i++)
+		if (pt->procs[i]->pid == pid)
+			return pt->procs[i];
+	return NULL;
+}
+
+size_t process_table__count(const struct process_table *pt)
+{
+	return pt->count;
+}
+
+struct process *process_table__at(struct process_table *pt, size_t i)
+{
+	return i < pt->count ? pt->procs[i] : NULL;
+}
+
+static size_t tid_slot(const struct process *p, uint32_t tid)
+{
+	size_t i = (tid * 0x9e3779b1u) & p->thread_index_mask;
+
+	while (p->thread_index[i] && p->threads[p->thread_index[i] - 1].tid != tid)
+		i = (i + 1) & p->thread_index_mask;
+	return i;
+}
+
+static int grow_thread_index(struct process *p)
+{
+	size_t cap = (p->thread_index_mask + 1) * 2, i;
+	uint32_t *index = calloc(cap, sizeof(*index));
+
+	if (!index)
+		return -ENOMEM;
+	free(p->thread_index);
+	p->thread_index = index;
+	p->thread_index_mask = cap - 1;
+	for (i = 0; i < p->nthreads; i++)
+		p->thread_index[tid_slot(p, p->threads[i].tid)] = i + 1;
+	return 0;
+}
+
+static struct thread_stats *thread_find(struct process *p, uint32_t tid)
+{
+	size_t slot = tid_slot(p, tid);
+
+	return p->thread_index[slot] ? &p->threads[p->thread_index[slot] - 1] : NULL;
+}
+
+struct thread_stats *process__thread(struct process *p, uint32_t tid)
+{
+	struct thread_stats *threads, *t;
+	size_t slot = tid_slot(p, tid);
+
+	if (p->thread_index[slot])
+		return &p->threads[p->thread_index[slot] - 1];
+	if (p->max_threads && p->nthreads >= p->max_threads) {
+		p->threads_dropped++;
+		return NULL;
+	}
+	if ((p->nthreads + 1) * 2 > p->thread_index_mask + 1) {
+		if (grow_thread_index(p))
+			return NULL;
+		slot = tid_slot(p, tid);
+	}
+	if (p->nthreads == p->threads_cap) {
+		size_t cap = p->threads_cap ? p->threads_cap * 2 : 16;
+
+		threads = realloc(p->threads, cap * sizeof(*threads));
+		if (!threads)
+			return NULL;
+		p->threads = threads;
+		p->threads_cap = cap;
+	}
+	t = &p->threads[p->nthreads];
+	memset(t, 0, sizeof(*t));
+	t->tid = tid;
+	if (p->namer)
+		p->namer(p->pid, tid, t->comm);
+	p->thread_index[slot] = ++p->nthreads;
+	return t;
+}
+
+/* The live block b leaves the heap: undo its share of the live figures. */
+static void unaccount(struct process *p, const struct heap_block *b)
+{
+	struct thread_stats *owner = thread_find(p, b->tid);
+
+	p->heap.live_bytes -= b->size;
+	p->heap.live_allocations--;
+	if (owner) {
+		owner->live_bytes -= b->size;
+		owner->live_allocations--;
+	}
+}
+
+static void account(struct process *p, const struct heap_block *b)
+{
+	struct thread_stats *owner = thread_find(p, b->tid);
+
+	p->heap.live_bytes += b->size;
+	p->heap.live_allocations++;
+	if (owner) {
+		owner->live_bytes += b->size;
+		owner->live_allocations++;
+	}
+}
+
+void process__alloc(struct process *p, uint32_t tid, uint64_t addr, uint64_t size, uint32_t task,
+		    uint32_t ts_s)
+{
+	struct heap_block b = { .addr = addr, .size = size, .tid = tid, .task = task, .time_s = ts_s };
+	struct thread_stats *t = process__thread(p, tid);
+	struct heap_block old;
+	int ret;
+
+	if (!addr) {
+		process__alloc_failed(p);
+		return;
+	}
+	p->heap.allocations_total++;
+	p->heap.allocated_bytes_total += size;
+	if (t) {
+		t->allocations_total++;
+		t->allocated_bytes_total += size;
+	}
+	ret = heap_table__insert(p->blocks, &b, &old);
+	if (ret < 0) {
+		p->blocks_dropped++;
+		return;
+	}
+	if (ret == 1) {
+		p->blocks_replaced++;
+		unaccount(p, &old);
+	}
+	account(p, &b);
+}
+
+void process__free(struct process *p, uint32_t tid, uint64_t addr)
+{
+	struct heap_block old;
+
+	(void)tid;
+	if (!heap_table__remove(p->blocks, addr, &old)) {
+		p->heap.frees_untracked_total++;
+		return;
+	}
+	p->heap.frees_total++;
+	unaccount(p, &old);
+}
+
+void process__realloc_begin(struct process *p, uint32_t tid, uint64_t old_addr)
+{
+	struct thread_stats *t = process__thread(p, tid);
+
+	if (!t) {
+		process__free(p, tid, old_addr);
+		return;
+	}
+	t->realloc_pending = true;
+	t->realloc_tracked = heap_table__remove(p->blocks, old_addr, &t->realloc_old);
+	if (t->realloc_tracked)
+		unaccount(p, &t->realloc_old);
+	else
+		t->realloc_old.addr = old_addr;
+}
+
+void process__realloc_end(struct process *p, uint32_t tid, uint64_t old_addr, uint64_t new_addr,
+			  uint64_t size, uint32_t task, uint32_t ts_s)
+{
+	struct thread_stats *t = process__thread(p, tid);
+	bool pending = t && t->realloc_pending && t->realloc_old.addr == old_addr;
+
+	if (t)
+		t->realloc_pending = false;
+	if (!pending) {
+		/* The begin event was lost or dropped: settle the old block now. */
+		if (!new_addr && size) {
+			process__alloc_failed(p);
+			return;
+		}
+		process__free(p, tid, old_addr);
+		if (new_addr)
+			process__alloc(p, tid, new_addr, size, task, ts_s);
+		return;
+	}
+	/* A failed realloc leaves the old block untouched. */
+	if (!new_addr && size) {
+		if (t->realloc_tracked &&
+		    heap_table__insert(p->blocks, &t->realloc_old, NULL) == 0)
+			account(p, &t->realloc_old);
+		process__alloc_failed(p);
+		return;
+	}
+	if (t->realloc_tracked)
+		p->heap.frees_total++;
+	else
+		p->heap.frees_untracked_total++;
+	/* realloc(p, 0) frees p and returns NULL on glibc. */
+	if (new_addr)
+		process__alloc(p, tid, new_addr, size, task, ts_s);
+}
+
+void process__alloc_failed(struct process *p)
+{
+	p->heap.allocation_failures_total++;
+}
+
+bool process__complete(const struct process *p)
+{
+	return !p->blocks_dropped && !p->threads_dropped && !p->blocks_replaced;
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Traced processes: their live heap, counters and per-thread totals. */
+#ifndef MEMSCOPED_PROCESS_TABLE_H
+#define MEMSCOPED_PROCESS_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "heap_table.h"
+
+#define COMM_LEN 16
+
+/* Fills a thread's name; optional (the daemon reads /proc, unit tests do not). */
+typedef void (*thread_namer)(uint32_t pid, uint32_t tid, char comm[COMM_LEN]);
+
+struct heap_stats {
+	uint64_t live_bytes;
+	uint64_t live_allocations;
+	uint64_t allocated_bytes_total;
+	uint64_t allocations_total;
+	uint64_t frees_total;
+	uint64_t frees_untracked_total;
+	uint64_t allocation_failures_total;
+};
+
+struct thread_stats {
+	uint32_t tid;
+	char comm[COMM_LEN];
+	uint64_t live_bytes;
+	uint64_t live_allocations;
+	uint64_t allocated_bytes_total;
+	uint64_t allocations_total;
+	/* A realloc in flight on this thread: its old block, out of the table until it returns. */
+	bool realloc_pending;
+	bool realloc_tracked;
+	struct heap_block realloc_old;
+};
+
+struct process {
+	uint32_t pid;
+	char comm[COMM_LEN];
+	char *exe;
+	bool exited;
+	struct heap_stats heap;
+	struct heap_table *blocks;
+	struct thread_stats *threads; /* in order of first appearance */
+	size_t nthreads;
+	size_t threads_cap;
+	uint32_t *thread_index; /* open addressing tid -> index + 1 */
+	size_t thread_index_mask;
+	size_t max_threads;
+	thread_namer namer;
+	/* Bounds hit and inconsistencies seen; nonzero means the figures are lower bounds. */
+	uint64_t blocks_dropped;  /* --max-allocations reached */
+	uint64_t threads_dropped; /* --max-threads reached */
+	uint64_t blocks_replaced; /* allocation at a live address: a free was lost */
+};
+
+struct process_limits {
+	size_t max_allocations; /* per process; 0 = unbounded */
+	size_t max_threads;	/* per process; 0 = unbounded */
+};
+
+struct process_table;
+
+struct process_table *process_table__new(const struct process_limits *limits, thread_namer namer);
+void process_table__free(struct process_table *pt);
+struct process *process_table__add(struct process_table *pt, uint32_t pid, const char *comm,
+				   const char *exe);
+struct process *process_table__find(struct process_table *pt, uint32_t pid);
+size_t process_table__count(const struct process_table *pt);
+struct process *process_table__at(struct process_table *pt, size_t i);
+
+/* The allocator's view of one process; ts_s is seconds since attach. */
+void process__alloc(struct process *p, uint32_t tid, uint64_t addr, uint64_t size, uint32_t task,
+		    uint32_t ts_s);
+void process__free(struct process *p, uint32_t tid, uint64_t addr);
+void process__realloc_begin(struct process *p, uint32_t tid, uint64_t old_addr);
+void process__realloc_end(struct process *p, uint32_t tid, uint64_t old_addr, uint64_t new_addr,
+			  uint64_t size, uint32_t task, uint32_t ts_s);
+void process__alloc_failed(struct process *p);
+
+struct thread_stats *process__thread(struct process *p, uint32_t tid);
+/* True when every figure is exact: no bound hit, no inconsistency seen. */
+bool process__complete(const struct process *p);
+
+#endif

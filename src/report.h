@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* The JSON and text reports (report_version 1). */
+#ifndef MEMSCOPED_REPORT_H
+#define MEMSCOPED_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include "process_table.h"
+
+struct report_input {
+	double duration_seconds;
+	uint64_t events_received;
+	uint64_t events_lost;
+	struct process_table *procs;
+};
+
+/* Writes the JSON report; returns 0 or -errno. */
+int report_json__write(FILE *f, const struct report_input *in);
+/* Writes the readable report. */
+int report_text__write(FILE *f, const struct report_input *in);
+/* One line per process, for --interval. */
+int report_text__summary(FILE *f, const struct report_input *in);
+
+#endif
