@@ -10,7 +10,6 @@
 #include <bpf/bpf_tracing.h>
 #include "memscoped/events.h"
 
-/* libbpf 1.1 has no BPF_UPROBE: the kprobe macros read the same pt_regs. */
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -124,7 +123,7 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, __u64 size, __u64 ol
 		return 0;
 	if (ts->depth++ > 0)
 		return 0;
-	func = bpf_get_attach_cookie(ctx);
+	func = (__u32)bpf_get_attach_cookie(ctx);
 	ts->func = func;
 	ts->size = size;
 	ts->old_addr = old_addr;
@@ -136,7 +135,7 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, __u64 size, __u64 ol
 	return 0;
 }
 
-static __always_inline int alloc_return(__u64 addr, bool from_memptr)
+static __always_inline int alloc_return_common(__u64 addr)
 {
 	struct thread_state *ts;
 
@@ -148,67 +147,17 @@ static __always_inline int alloc_return(__u64 addr, bool from_memptr)
 		return 0;
 	if (--ts->depth > 0)
 		return 0;
-	if (from_memptr) {
-		if (addr != 0 || !ts->memptr ||
+	/* posix_memalign returns 0 on success and stores the block through memptr. */
+	if (ts->func == MS_FN_POSIX_MEMALIGN) {
+		if ((int)addr != 0 || !ts->memptr ||
 		    bpf_probe_read_user(&addr, sizeof(addr), (void *)ts->memptr))
 			addr = 0;
 	}
 	return emit(MS_EV_ALLOC, ts->func, addr, ts->old_addr, ts->size, ts->sp, current_task(ts));
 }
 
-SEC("uprobe")
-int BPF_KPROBE(malloc_enter, __u64 size)
-{
-	return alloc_enter(ctx, size, 0, 0);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(calloc_enter, __u64 nmemb, __u64 size)
-{
-	return alloc_enter(ctx, nmemb * size, 0, 0);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(realloc_enter, __u64 ptr, __u64 size)
-{
-	return alloc_enter(ctx, size, ptr, 0);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(reallocarray_enter, __u64 ptr, __u64 nmemb, __u64 size)
-{
-	return alloc_enter(ctx, nmemb * size, ptr, 0);
-}
-
-/* aligned_alloc(align, size) and memalign(align, size). */
-SEC("uprobe")
-int BPF_KPROBE(memalign_enter, __u64 align, __u64 size)
-{
-	return alloc_enter(ctx, size, 0, 0);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(posix_memalign_enter, __u64 memptr, __u64 align, __u64 size)
-{
-	return alloc_enter(ctx, size, 0, memptr);
-}
-
-SEC("uretprobe")
-int BPF_KRETPROBE(alloc_exit, __u64 ret)
-{
-	return alloc_return(ret, false);
-}
-
-/* posix_memalign returns 0 on success and stores the block through memptr. */
-SEC("uretprobe")
-int BPF_KRETPROBE(posix_memalign_exit, int ret)
-{
-	return alloc_return(ret, true);
-}
-
 /* May be attached after free's NULL check, so it sees only the pointer argument. */
-SEC("uprobe")
-int BPF_KPROBE(free_enter, __u64 ptr)
+static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 {
 	struct thread_state *ts;
 
@@ -219,4 +168,40 @@ int BPF_KPROBE(free_enter, __u64 ptr)
 	if (ts && ts->depth > 0)
 		return 0;
 	return emit(MS_EV_FREE, MS_FN_FREE, ptr, 0, 0, PT_REGS_SP(ctx), ts ? current_task(ts) : 0);
+}
+
+/* One program for every allocator entry (one uprobe_multi link): the cookie names the function. */
+SEC("uprobe")
+int alloc_entry(struct pt_regs *ctx)
+{
+	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
+
+	switch (bpf_get_attach_cookie(ctx)) {
+	case MS_FN_FREE:
+		return free_enter(ctx, a1);
+	case MS_FN_MALLOC:
+	case MS_FN_VALLOC:
+	case MS_FN_PVALLOC:
+		return alloc_enter(ctx, a1, 0, 0);
+	case MS_FN_CALLOC:
+		return alloc_enter(ctx, a1 * a2, 0, 0);
+	case MS_FN_REALLOC:
+		return alloc_enter(ctx, a2, a1, 0);
+	case MS_FN_REALLOCARRAY:
+		return alloc_enter(ctx, a2 * a3, a1, 0);
+	case MS_FN_POSIX_MEMALIGN:
+		return alloc_enter(ctx, a3, 0, a1);
+	case MS_FN_ALIGNED_ALLOC:
+	case MS_FN_MEMALIGN:
+		return alloc_enter(ctx, a2, 0, 0);
+	default:
+		return 0;
+	}
+}
+
+/* The return of every allocator: only the outermost call on the thread reports. */
+SEC("uretprobe")
+int alloc_return(struct pt_regs *ctx)
+{
+	return alloc_return_common(PT_REGS_RC(ctx));
 }

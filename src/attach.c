@@ -1,35 +1,108 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/bpf.h>
 #include <bpf/libbpf.h>
 #include "attach.h"
 
-static int keep(struct attachment *a, struct bpf_link *link)
+/* The link_create part of union bpf_attr for uprobe_multi (kernel 6.6+ uapi). */
+struct uprobe_multi_attr {
+	uint32_t prog_fd;
+	uint32_t target_fd;
+	uint32_t attach_type;
+	uint32_t flags;
+	uint64_t path;
+	uint64_t offsets;
+	uint64_t ref_ctr_offsets;
+	uint64_t cookies;
+	uint32_t cnt;
+	uint32_t multi_flags; /* BPF_F_UPROBE_MULTI_RETURN */
+	uint32_t pid;
+	uint32_t __pad;
+};
+
+#define UPROBE_MULTI_RETURN 1u
+
+static int grow(void **arr, size_t *cap, size_t n, size_t size)
 {
-	struct bpf_link **links;
+	void *p;
 
-	if (a->nlinks == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 32;
-
-		links = realloc(a->links, cap * sizeof(*links));
-		if (!links)
-			return -ENOMEM;
-		a->links = links;
-		a->cap = cap;
-	}
-	a->links[a->nlinks++] = link;
+	if (n < *cap)
+		return 0;
+	p = realloc(*arr, (*cap ? *cap * 2 : 16) * size);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	*cap = *cap ? *cap * 2 : 16;
 	return 0;
 }
 
-int attach__plan(struct bpf_object *obj, int pid, const struct probe_plan *plan,
+static int attach_multi(struct bpf_program *prog, int pid, const struct probe_plan *plan,
+			bool retprobe, struct attachment *a)
+{
+	uint64_t offsets[PROBE_PLAN_MAX], cookies[PROBE_PLAN_MAX];
+	struct uprobe_multi_attr attr;
+	uint32_t n = 0;
+	size_t i;
+	int fd;
+
+	for (i = 0; i < plan->nprobes; i++) {
+		if (plan->probes[i].retprobe != retprobe ||
+		    strcmp(plan->probes[i].prog, bpf_program__name(prog)))
+			continue;
+		offsets[n] = plan->probes[i].offset;
+		cookies[n++] = plan->probes[i].cookie;
+	}
+	if (!n)
+		return 0;
+	if (grow((void **)&a->fds, &a->fds_cap, a->nfds, sizeof(*a->fds)))
+		return -ENOMEM;
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_fd = (uint32_t)bpf_program__fd(prog);
+	attr.attach_type = MS_BPF_TRACE_UPROBE_MULTI;
+	attr.path = (uint64_t)(uintptr_t)plan->open_path;
+	attr.offsets = (uint64_t)(uintptr_t)offsets;
+	attr.cookies = (uint64_t)(uintptr_t)cookies;
+	attr.cnt = n;
+	attr.multi_flags = retprobe ? UPROBE_MULTI_RETURN : 0;
+	attr.pid = (uint32_t)pid;
+	/* The bpf_attr tail past our struct must be zero: the kernel checks it. */
+	fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+	if (fd < 0)
+		return errno == EINVAL || errno == ENOSYS ? -EOPNOTSUPP : -errno;
+	a->fds[a->nfds++] = fd;
+	a->nprobes += n;
+	return 0;
+}
+
+static int attach_single(struct bpf_program *prog, int pid, const struct probe_plan *plan,
+			 const struct probe_spec *p, struct attachment *a)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = p->retprobe, .bpf_cookie = p->cookie);
+	struct bpf_link *link;
+	int err;
+
+	err = grow((void **)&a->links, &a->cap, a->nlinks, sizeof(*a->links));
+	if (err)
+		return err;
+	link = bpf_program__attach_uprobe_opts(prog, pid, plan->open_path, p->offset, &opts);
+	if (!link)
+		return -errno;
+	a->links[a->nlinks++] = link;
+	a->nprobes++;
+	return 0;
+}
+
+int attach__plan(struct bpf_object *obj, int pid, const struct probe_plan *plan, bool multi,
 		 struct attachment *a, char *err, size_t errlen)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, opts);
 	struct bpf_program *prog;
-	struct bpf_link *link;
-	size_t i;
+	size_t i, j;
 	int ret;
 
 	for (i = 0; i < plan->nprobes; i++) {
@@ -40,20 +113,20 @@ int attach__plan(struct bpf_object *obj, int pid, const struct probe_plan *plan,
 			snprintf(err, errlen, "no BPF program '%s'", p->prog);
 			return -ENOENT;
 		}
-		opts.retprobe = p->retprobe;
-		opts.bpf_cookie = p->cookie;
-		link = bpf_program__attach_uprobe_opts(prog, pid, plan->open_path, p->offset, &opts);
-		if (!link) {
-			ret = -errno;
-			snprintf(err, errlen, "failed to attach %s to '%s:%s': %s",
-				 p->retprobe ? "uretprobe" : "uprobe", plan->object, p->symbol,
-				 strerror(-ret));
-			return ret;
+		if (multi) {
+			/* The first probe of each (program, kind) attaches the whole group. */
+			for (j = 0; j < i; j++)
+				if (plan->probes[j].retprobe == p->retprobe &&
+				    !strcmp(plan->probes[j].prog, p->prog))
+					break;
+			ret = j < i ? 0 : attach_multi(prog, pid, plan, p->retprobe, a);
+		} else {
+			ret = attach_single(prog, pid, plan, p, a);
 		}
-		ret = keep(a, link);
 		if (ret) {
-			bpf_link__destroy(link);
-			snprintf(err, errlen, "out of memory");
+			snprintf(err, errlen, "failed to attach %s%s to '%s:%s': %s",
+				 p->retprobe ? "uretprobe" : "uprobe", multi ? " (uprobe_multi)" : "",
+				 plan->object, p->symbol, strerror(-ret));
 			return ret;
 		}
 	}
@@ -66,6 +139,9 @@ void attach__destroy(struct attachment *a)
 
 	for (i = 0; i < a->nlinks; i++)
 		bpf_link__destroy(a->links[i]);
+	for (i = 0; i < a->nfds; i++)
+		close(a->fds[i]);
 	free(a->links);
+	free(a->fds);
 	memset(a, 0, sizeof(*a));
 }

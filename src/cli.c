@@ -16,6 +16,7 @@ enum {
 	OPT_RING_SIZE = 0x100,
 	OPT_MAX_ALLOCATIONS,
 	OPT_MAX_THREADS,
+	OPT_NO_UPROBE_MULTI,
 };
 
 static const struct argp_option options[] = {
@@ -31,6 +32,9 @@ static const struct argp_option options[] = {
 	  "Live allocations tracked per process (default 10000000)", 0 },
 	{ "max-threads", OPT_MAX_THREADS, "N", 0, "Threads tracked per process (default 100000)",
 	  0 },
+	{ "no-uprobe-multi", OPT_NO_UPROBE_MULTI, NULL, 0,
+	  "Attach one perf-event link per probe instead of one uprobe_multi link per program "
+	  "(kernels before 6.6 fall back to this by themselves)", 0 },
 	{ "verbose", 'v', NULL, 0, "Explain probe placement; show libbpf's messages", 0 },
 	{ 0 },
 };
@@ -133,6 +137,9 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 			return fail(state, "invalid --max-threads '%s': expected a positive number",
 				   arg);
 		break;
+	case OPT_NO_UPROBE_MULTI:
+		o->no_uprobe_multi = true;
+		break;
 	case 'v':
 		o->verbose++;
 		break;
@@ -158,8 +165,19 @@ int cli__parse(int argc, char **argv, unsigned int flags, struct cli_options *re
 		.max_threads = 100000,
 	};
 
+	char **args;
+	int err;
+
+	/* getopt names argv[0] in its messages: make them read "memscoped: ...". */
+	args = calloc((size_t)argc + 1, sizeof(*args));
+	if (!args)
+		return -ENOMEM;
+	memcpy(args, argv, (size_t)argc * sizeof(*args));
+	args[0] = (char *)"memscoped";
 	argp_err_exit_status = EXIT_USAGE;
-	if (argp_parse(&argp, argc, argv, flags, NULL, &o))
+	err = argp_parse(&argp, argc, args, flags, NULL, &o);
+	free(args);
+	if (err)
 		return -EINVAL;
 	*ret = o;
 	return 0;

@@ -19,6 +19,7 @@ struct cli_options {
 	uint64_t ring_size;	 /* bytes, power of two */
 	uint64_t max_allocations; /* live blocks tracked per process */
 	uint64_t max_threads;	 /* threads tracked per process */
+	bool no_uprobe_multi;	 /* one perf-event link per probe */
 	int verbose;
 };
 

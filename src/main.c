@@ -226,6 +226,78 @@ static void sleep_ns(long ns)
 	nanosleep(&ts, NULL);
 }
 
+/* Loads the BPF programs and attaches them to every target; logs what fails. */
+static int load_and_attach(const struct cli_options *opts, bool multi,
+			   struct memscoped_bpf **ret_skel, struct attachment *links)
+{
+	struct memscoped_bpf *skel;
+	struct probe_plan *plan;
+	char msg[512];
+	uint8_t one = 1;
+	size_t i, j;
+	int err;
+
+	skel = memscoped_bpf__open();
+	if (!skel) {
+		err = -errno;
+		log_err("failed to open BPF object: %s", strerror(-err));
+		return err;
+	}
+	*ret_skel = skel;
+	bpf_map__set_max_entries(skel->maps.events, (uint32_t)opts->ring_size);
+	if (multi) {
+		bpf_program__set_expected_attach_type(skel->progs.alloc_entry,
+						      MS_BPF_TRACE_UPROBE_MULTI);
+		bpf_program__set_expected_attach_type(skel->progs.alloc_return,
+						      MS_BPF_TRACE_UPROBE_MULTI);
+	}
+	if (memscoped_bpf__load(skel)) {
+		err = -errno;
+		/* A kernel without uprobe_multi rejects the attach type at load. */
+		if (multi)
+			return -EOPNOTSUPP;
+		log_err("failed to load BPF programs: %s (is this kernel built with BTF?)",
+			strerror(-err));
+		return err;
+	}
+	plan = calloc(1, sizeof(*plan));
+	if (!plan)
+		return -ENOMEM;
+	for (i = 0; i < opts->npids; i++) {
+		int pid = opts->pids[i];
+		size_t before = links->nprobes;
+
+		probe_plan__clear(plan);
+		err = probe_plan__allocator(pid, plan, msg, sizeof(msg));
+		if (err) {
+			log_err("pid %d: %s", pid, proc__alive(pid) ? msg : "exited during attach");
+			break;
+		}
+		for (j = 0; j < plan->nnotes && verbose && multi != opts->no_uprobe_multi; j++)
+			log_err("pid %d: %s: %s", pid, plan->object, plan->notes[j]);
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.targets), &(uint32_t){ (uint32_t)pid },
+					&one, BPF_ANY)) {
+			err = -errno;
+			log_err("pid %d: failed to add target: %s", pid, strerror(-err));
+			break;
+		}
+		err = attach__plan(skel->obj, pid, plan, multi, links, msg, sizeof(msg));
+		if (err == -EOPNOTSUPP && multi)
+			break;
+		if (!err && !proc__alive(pid))
+			err = -ESRCH;
+		if (err) {
+			log_err("pid %d: %s", pid, proc__alive(pid) ? msg : "exited during attach");
+			break;
+		}
+		log_err("attached %zu probes to pid %d in '%s'%s", links->nprobes - before, pid,
+			plan->object, multi ? "" : " (one link per probe)");
+	}
+	probe_plan__clear(plan);
+	free(plan);
+	return err;
+}
+
 int main(int argc, char **argv)
 {
 	struct process_limits limits;
@@ -235,12 +307,10 @@ int main(int argc, char **argv)
 	struct attachment links = { 0 };
 	struct event_decoder decoder = { 0 };
 	struct report_input report = { 0 };
-	struct probe_plan *plan = NULL;
 	uint64_t start, now, next_alive, next_summary = 0, deadline = 0;
 	char msg[512];
 	size_t i, j;
 	int err = 1;
-	uint8_t one = 1;
 
 	if (cli__parse(argc, argv, 0, &opts))
 		return EXIT_USAGE;
@@ -266,59 +336,35 @@ int main(int argc, char **argv)
 	limits.max_allocations = opts.max_allocations;
 	limits.max_threads = opts.max_threads;
 	decoder.procs = process_table__new(&limits, name_thread);
-	plan = calloc(1, sizeof(*plan));
-	if (!decoder.procs || !plan) {
+	if (!decoder.procs) {
 		log_err("out of memory");
 		goto cleanup;
 	}
 
-	skel = memscoped_bpf__open();
-	if (!skel) {
-		log_err("failed to open BPF object: %s", strerror(errno));
+	err = load_and_attach(&opts, !opts.no_uprobe_multi, &skel, &links);
+	if (err == -EOPNOTSUPP) {
+		if (verbose)
+			log_err("the kernel has no uprobe_multi links, using one link per probe");
+		attach__destroy(&links);
+		memscoped_bpf__destroy(skel);
+		err = load_and_attach(&opts, false, &skel, &links);
+	}
+	if (err) {
+		err = 1;
 		goto cleanup;
 	}
-	bpf_map__set_max_entries(skel->maps.events, (uint32_t)opts.ring_size);
-	if (memscoped_bpf__load(skel)) {
-		log_err("failed to load BPF programs: %s (is this kernel built with BTF?)",
-			strerror(errno));
-		goto cleanup;
-	}
-
 	for (i = 0; i < opts.npids; i++) {
-		int pid = opts.pids[i];
 		char comm[PROC_COMM_LEN] = "", *exe = NULL;
-		size_t before = links.nlinks;
+		struct process *p;
 
-		probe_plan__clear(plan);
-		if (probe_plan__allocator(pid, plan, msg, sizeof(msg))) {
-			log_err("pid %d: %s", pid, proc__alive(pid) ? msg : "exited during attach");
-			goto cleanup;
-		}
-		for (j = 0; j < plan->nnotes && verbose; j++)
-			log_err("pid %d: %s: %s", pid, plan->object, plan->notes[j]);
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.targets), &(uint32_t){ (uint32_t)pid },
-					&one, BPF_ANY)) {
-			log_err("pid %d: failed to add target: %s", pid, strerror(errno));
-			goto cleanup;
-		}
-		if (attach__plan(skel->obj, pid, plan, &links, msg, sizeof(msg))) {
-			log_err("pid %d: %s", pid, proc__alive(pid) ? msg : "exited during attach");
-			goto cleanup;
-		}
-		proc__comm(pid, 0, comm);
-		proc__exe(pid, &exe);
-		if (!process_table__add(decoder.procs, (uint32_t)pid, comm, exe)) {
-			free(exe);
+		proc__comm(opts.pids[i], 0, comm);
+		proc__exe(opts.pids[i], &exe);
+		p = process_table__add(decoder.procs, (uint32_t)opts.pids[i], comm, exe);
+		free(exe);
+		if (!p) {
 			log_err("out of memory");
 			goto cleanup;
 		}
-		free(exe);
-		if (!proc__alive(pid)) {
-			log_err("pid %d: exited during attach", pid);
-			goto cleanup;
-		}
-		log_err("attached %zu probes to pid %d (%s) in '%s'", links.nlinks - before, pid,
-			comm, plan->object);
 	}
 
 	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), handle_event, &decoder, NULL);
@@ -378,9 +424,6 @@ cleanup:
 	attach__destroy(&links);
 	ring_buffer__free(rb);
 	memscoped_bpf__destroy(skel);
-	if (plan)
-		probe_plan__clear(plan);
-	free(plan);
 	process_table__free(decoder.procs);
 	return err;
 }

@@ -10,22 +10,25 @@
 #include "proc.h"
 #include "probe_plan.h"
 
+/* The BPF programs dispatch on the cookie, so one link per program covers every function. */
+#define ENTRY_PROG "alloc_entry"
+#define RETURN_PROG "alloc_return"
+
 static const struct alloc_fn {
 	const char *symbol;
 	enum ms_alloc_func func;
-	const char *enter;
-	const char *exit; /* NULL: no return probe */
+	bool has_return;
 } alloc_fns[] = {
-	{ "malloc", MS_FN_MALLOC, "malloc_enter", "alloc_exit" },
-	{ "calloc", MS_FN_CALLOC, "calloc_enter", "alloc_exit" },
-	{ "realloc", MS_FN_REALLOC, "realloc_enter", "alloc_exit" },
-	{ "reallocarray", MS_FN_REALLOCARRAY, "reallocarray_enter", "alloc_exit" },
-	{ "posix_memalign", MS_FN_POSIX_MEMALIGN, "posix_memalign_enter", "posix_memalign_exit" },
-	{ "aligned_alloc", MS_FN_ALIGNED_ALLOC, "memalign_enter", "alloc_exit" },
-	{ "memalign", MS_FN_MEMALIGN, "memalign_enter", "alloc_exit" },
-	{ "valloc", MS_FN_VALLOC, "malloc_enter", "alloc_exit" },
-	{ "pvalloc", MS_FN_PVALLOC, "malloc_enter", "alloc_exit" },
-	{ "free", MS_FN_FREE, "free_enter", NULL },
+	{ "malloc", MS_FN_MALLOC, true },
+	{ "calloc", MS_FN_CALLOC, true },
+	{ "realloc", MS_FN_REALLOC, true },
+	{ "reallocarray", MS_FN_REALLOCARRAY, true },
+	{ "posix_memalign", MS_FN_POSIX_MEMALIGN, true },
+	{ "aligned_alloc", MS_FN_ALIGNED_ALLOC, true },
+	{ "memalign", MS_FN_MEMALIGN, true },
+	{ "valloc", MS_FN_VALLOC, true },
+	{ "pvalloc", MS_FN_PVALLOC, true },
+	{ "free", MS_FN_FREE, false },
 };
 
 static void note(struct probe_plan *plan, const char *fmt, ...)
@@ -119,16 +122,22 @@ int probe_plan__allocator_from_elf(struct elf_symbols *e, struct probe_plan *pla
 			n = (ssize_t)sym.size;
 		if (n <= 0 || insn_decode__placement(code, (size_t)n, &place)) {
 			place.offset = 0;
+			place.null_arg = -1;
 			place.reason = "entry bytes unreadable";
+		}
+		/* Only free may lose its NULL calls: malloc(0) is a real allocation. */
+		if (place.null_arg >= 0 && fn->func != MS_FN_FREE) {
+			place.offset = 0;
+			place.reason = "its NULL early return would hide real calls";
 		}
 		if (place.offset)
 			note(plan, "'%s' probed at +%zu: %s", fn->symbol, place.offset, place.reason);
 		else
 			note(plan, "'%s' probed at entry: %s", fn->symbol, place.reason);
 		/* Entry and return probes at the same address cost one trap. */
-		add(plan, fn, fn->enter, false, offset + place.offset);
-		if (fn->exit)
-			add(plan, fn, fn->exit, true, offset + place.offset);
+		add(plan, fn, ENTRY_PROG, false, offset + place.offset);
+		if (fn->has_return)
+			add(plan, fn, RETURN_PROG, true, offset + place.offset);
 	}
 	/* Without both ends of a block's life nothing can be tracked. */
 	if (!has_symbol(plan, "malloc") || !has_symbol(plan, "free"))

@@ -143,6 +143,7 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* Waits for sig; SIGTERM at any time ends the program cleanly. */
 static void wait_signal(int sig)
 {
 	sigset_t set;
@@ -150,7 +151,10 @@ static void wait_signal(int sig)
 
 	sigemptyset(&set);
 	sigaddset(&set, sig);
+	sigaddset(&set, SIGTERM);
 	sigwait(&set, &got);
+	if (got == SIGTERM)
+		_exit(0);
 }
 
 int main(int argc, char **argv)

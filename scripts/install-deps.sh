@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages memscoped needs to build, test and benchmark; a no-op when
+# everything is present. Used by `make demo`, `make check` and `make bench`.
+set -euo pipefail
+
+packages=(
+	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
+	libjson-c-dev libmicrohttpd-dev libiberty-dev libcmocka-dev libclang-rt-14-dev
+	python3 bpftrace prometheus valgrind man-db librust-tokio-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing packages: ${missing[*]}; run as root (sudo make ...)" >&2
+	exit 1
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Where to put an entry uprobe so the kernel emulates the probed instruction (x86-64). */
+#ifndef MEMSCOPED_INSN_DECODE_H
+#define MEMSCOPED_INSN_DECODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct probe_placement {
+	size_t offset;	    /* bytes from the function start to probe at */
+	bool emulated;	    /* the instruction at offset is emulated by the kernel */
+	const char *reason; /* static string: why offset */
+	int null_arg;	    /* -1, or the register whose NULL calls the offset skips */
+};
+
+/*
+ * Decodes the entry instructions of a function. If the first one is single-stepped by the
+ * kernel, moves the probe to the first emulated, non-branch instruction, provided every skipped
+ * instruction writes neither an argument register (rdi, rsi, rdx, rcx, r8, r9), %rsp, %rbp nor
+ * memory, and its only branch is a NULL early return (`test %reg,%reg` or `cmp $0,%reg` on a
+ * 64-bit argument register, then je). Calls with that argument == 0 are then not seen; all
+ * others reach the new offset with the entry's registers and stack, so a uretprobe may use the
+ * same offset. Otherwise (or on anything it cannot decode) keeps offset 0.
+ *
+ * code: the function's first bytes (pass >= 32 if available); never reads past len.
+ * Returns 0 and fills *ret, or -EINVAL if len == 0.
+ */
+int insn_decode__placement(const uint8_t *code, size_t len, struct probe_placement *ret);
+
+/* Length of the instruction at code; 0 if truncated or outside this decoder's subset. */
+size_t insn_decode__length(const uint8_t *code, size_t len);
+
+#endif
