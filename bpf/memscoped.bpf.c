@@ -115,12 +115,20 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, __u64 size, __u64 ol
 {
 	struct thread_state *ts;
 	__u32 func;
+	__u64 sp;
 
 	if (!is_target())
 		return 0;
 	ts = thread_state();
 	if (!ts)
 		return 0;
+	sp = PT_REGS_SP(ctx);
+	/*
+	 * A call from a shallower frame than the outermost one in progress means that one ended
+	 * unseen (its return was never probed): start over rather than hide this thread forever.
+	 */
+	if (ts->depth > 0 && sp > ts->sp)
+		ts->depth = 0;
 	if (ts->depth++ > 0)
 		return 0;
 	func = (__u32)bpf_get_attach_cookie(ctx);
@@ -128,7 +136,7 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, __u64 size, __u64 ol
 	ts->size = size;
 	ts->old_addr = old_addr;
 	ts->memptr = memptr;
-	ts->sp = PT_REGS_SP(ctx);
+	ts->sp = sp;
 	/* Reported at entry: another thread may get the old block before realloc returns. */
 	if (old_addr && (func == MS_FN_REALLOC || func == MS_FN_REALLOCARRAY))
 		emit(MS_EV_REALLOC_BEGIN, func, old_addr, 0, size, ts->sp, current_task(ts));
@@ -164,8 +172,8 @@ static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 	if (!ptr || !is_target())
 		return 0;
 	ts = bpf_task_storage_get(&thread_states, bpf_get_current_task_btf(), NULL, 0);
-	/* A free inside realloc is part of that realloc. */
-	if (ts && ts->depth > 0)
+	/* A free inside realloc (a deeper frame) is part of that realloc. */
+	if (ts && ts->depth > 0 && PT_REGS_SP(ctx) <= ts->sp)
 		return 0;
 	return emit(MS_EV_FREE, MS_FN_FREE, ptr, 0, 0, PT_REGS_SP(ctx), ts ? current_task(ts) : 0);
 }

@@ -103,31 +103,40 @@ int attach__plan(struct bpf_object *obj, int pid, const struct probe_plan *plan,
 {
 	struct bpf_program *prog;
 	size_t i, j;
-	int ret;
+	int pass, ret;
 
-	for (i = 0; i < plan->nprobes; i++) {
-		const struct probe_spec *p = &plan->probes[i];
+	/*
+	 * Return probes first: a call entered between the two would otherwise leave its thread
+	 * "inside the allocator" forever, hiding every later call on that thread.
+	 */
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < plan->nprobes; i++) {
+			const struct probe_spec *p = &plan->probes[i];
 
-		prog = bpf_object__find_program_by_name(obj, p->prog);
-		if (!prog) {
-			snprintf(err, errlen, "no BPF program '%s'", p->prog);
-			return -ENOENT;
-		}
-		if (multi) {
-			/* The first probe of each (program, kind) attaches the whole group. */
-			for (j = 0; j < i; j++)
-				if (plan->probes[j].retprobe == p->retprobe &&
-				    !strcmp(plan->probes[j].prog, p->prog))
-					break;
-			ret = j < i ? 0 : attach_multi(prog, pid, plan, p->retprobe, a);
-		} else {
-			ret = attach_single(prog, pid, plan, p, a);
-		}
-		if (ret) {
-			snprintf(err, errlen, "failed to attach %s%s to '%s:%s': %s",
-				 p->retprobe ? "uretprobe" : "uprobe", multi ? " (uprobe_multi)" : "",
-				 plan->object, p->symbol, strerror(-ret));
-			return ret;
+			if (p->retprobe != (pass == 0))
+				continue;
+			prog = bpf_object__find_program_by_name(obj, p->prog);
+			if (!prog) {
+				snprintf(err, errlen, "no BPF program '%s'", p->prog);
+				return -ENOENT;
+			}
+			if (multi) {
+				/* The first probe of each (program, kind) attaches the group. */
+				for (j = 0; j < i; j++)
+					if (plan->probes[j].retprobe == p->retprobe &&
+					    !strcmp(plan->probes[j].prog, p->prog))
+						break;
+				ret = j < i ? 0 : attach_multi(prog, pid, plan, p->retprobe, a);
+			} else {
+				ret = attach_single(prog, pid, plan, p, a);
+			}
+			if (ret) {
+				snprintf(err, errlen, "failed to attach %s%s to '%s:%s': %s",
+					 p->retprobe ? "uretprobe" : "uprobe",
+					 multi ? " (uprobe_multi)" : "", plan->object, p->symbol,
+					 strerror(-ret));
+				return ret;
+			}
 		}
 	}
 	return 0;

@@ -190,3 +190,25 @@ def test_report_to_stdout():
         target.stop()
     check_eq(code, 0, f"exit status ({err})")
     check('"report_version":1' in out, "JSON report on stdout")
+
+
+def test_threads_busy_in_the_allocator_during_attach_stay_tracked():
+    # demo_alloc's threads call malloc and free nonstop, so attaching races their calls;
+    # a call caught half-probed must not hide that thread's later calls.
+    target = subprocess.Popen([target_path("demo_alloc")])
+    try:
+        time.sleep(0.2)
+        ms = Memscoped([target.pid], "-d", "1.5")
+        report, _, _ = ms.wait(timeout=10)
+    finally:
+        target.kill()
+        target.wait()
+    proc = process_of(report, target.pid)
+    workers = [t for t in proc["threads"] if t["tid"] != target.pid]
+    check_eq(len(workers), 2, "worker threads seen")
+    for t in workers:
+        check(t["allocations_total"] > 100, f"tid {t['tid']}: {t['allocations_total']} allocations")
+    # One request buffer per thread may be in flight; one block per 10 requests is cached.
+    allocs = proc["heap"]["allocations_total"]
+    check(proc["heap"]["live_allocations"] <= allocs // 10 + 4,
+          f"{proc['heap']['live_allocations']} live of {allocs}: frees were missed")
