@@ -17,7 +17,15 @@ enum {
 	OPT_MAX_ALLOCATIONS,
 	OPT_MAX_THREADS,
 	OPT_NO_UPROBE_MULTI,
+	OPT_MAX_TASKS,
+	OPT_MAX_TASK_TYPES,
+	OPT_STUCK_AFTER,
+	OPT_RUNTIME,
+	OPT_LISTEN,
+	OPT_TEXTFILE,
 };
+
+static const char *const runtimes[] = { "auto", "none", "tokio" };
 
 static const struct argp_option options[] = {
 	{ "pid", 'p', "PID", 0, "Attach to this process (repeatable)", 0 },
@@ -32,6 +40,16 @@ static const struct argp_option options[] = {
 	  "Live allocations tracked per process (default 10000000)", 0 },
 	{ "max-threads", OPT_MAX_THREADS, "N", 0, "Threads tracked per process (default 100000)",
 	  0 },
+	{ "stuck-after", OPT_STUCK_AFTER, "SECONDS", 0,
+	  "A live task idle (or polled nonstop) this long is a suspect (default 30)", 0 },
+	{ "runtime", OPT_RUNTIME, "NAME", 0, "Task runtime: auto (default), tokio or none", 0 },
+	{ "listen", OPT_LISTEN, "[ADDR:]PORT", 0,
+	  "Serve Prometheus metrics at http://ADDR:PORT/metrics (default address 127.0.0.1)", 0 },
+	{ "textfile", OPT_TEXTFILE, "PATH", 0,
+	  "Also write the metrics to PATH atomically every interval (node_exporter textfile)", 0 },
+	{ "max-tasks", OPT_MAX_TASKS, "N", 0, "Tasks tracked per process (default 1000000)", 0 },
+	{ "max-task-types", OPT_MAX_TASK_TYPES, "N", 0,
+	  "task_type label values per runtime in metrics; the rest are \"other\" (default 50)", 0 },
 	{ "no-uprobe-multi", OPT_NO_UPROBE_MULTI, NULL, 0,
 	  "Attach one perf-event link per probe instead of one uprobe_multi link per program "
 	  "(kernels before 6.6 fall back to this by themselves)", 0 },
@@ -97,6 +115,7 @@ static error_t fail(struct argp_state *state, const char *fmt, ...)
 static error_t parse_opt(int key, char *arg, struct argp_state *state)
 {
 	struct cli_options *o = state->input;
+	size_t i;
 	int pid;
 
 	switch (key) {
@@ -137,6 +156,38 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 			return fail(state, "invalid --max-threads '%s': expected a positive number",
 				   arg);
 		break;
+	case OPT_STUCK_AFTER:
+		if (cli__parse_seconds(arg, &o->stuck_after) || o->stuck_after <= 0)
+			return fail(state, "invalid --stuck-after '%s': expected seconds > 0", arg);
+		break;
+	case OPT_RUNTIME:
+		for (i = 0; i < sizeof(runtimes) / sizeof(runtimes[0]); i++)
+			if (!strcmp(arg, runtimes[i]))
+				break;
+		if (i == sizeof(runtimes) / sizeof(runtimes[0]))
+			return fail(state, "invalid --runtime '%s': expected auto, tokio or none",
+				    arg);
+		o->runtime = runtimes[i];
+		break;
+	case OPT_LISTEN:
+		if (!*arg)
+			return fail(state, "invalid --listen '': expected [ADDR:]PORT");
+		o->listen = arg;
+		break;
+	case OPT_TEXTFILE:
+		if (!*arg)
+			return fail(state, "invalid --textfile '': expected a file name");
+		o->textfile = arg;
+		break;
+	case OPT_MAX_TASKS:
+		if (cli__parse_u64(arg, &o->max_tasks) || !o->max_tasks || o->max_tasks > 100000000)
+			return fail(state, "invalid --max-tasks '%s': expected 1 to 100000000", arg);
+		break;
+	case OPT_MAX_TASK_TYPES:
+		if (cli__parse_u64(arg, &o->max_task_types) || !o->max_task_types)
+			return fail(state, "invalid --max-task-types '%s': expected a positive number",
+				    arg);
+		break;
 	case OPT_NO_UPROBE_MULTI:
 		o->no_uprobe_multi = true;
 		break;
@@ -163,6 +214,10 @@ int cli__parse(int argc, char **argv, unsigned int flags, struct cli_options *re
 		.ring_size = MS_DEFAULT_RING_SIZE,
 		.max_allocations = 10000000,
 		.max_threads = 100000,
+		.max_tasks = 1000000,
+		.max_task_types = 50,
+		.stuck_after = 30,
+		.runtime = "auto",
 	};
 
 	char **args;

@@ -19,6 +19,12 @@ struct cli_options {
 	uint64_t ring_size;	 /* bytes, power of two */
 	uint64_t max_allocations; /* live blocks tracked per process */
 	uint64_t max_threads;	 /* threads tracked per process */
+	uint64_t max_tasks;	 /* tasks tracked per process */
+	uint64_t max_task_types; /* task_type label values per runtime in metrics */
+	double stuck_after;	 /* seconds idle (or busy) before a live task is a suspect */
+	const char *runtime;	 /* "auto", "none" or a runtime name */
+	const char *listen;	 /* [ADDR:]PORT for /metrics, NULL = off */
+	const char *textfile;	 /* metrics file for node_exporter, NULL = off */
 	bool no_uprobe_multi;	 /* one perf-event link per probe */
 	int verbose;
 };

@@ -6,11 +6,6 @@
 
 _Static_assert(sizeof(struct ms_event) == 64, "struct ms_event is shared with BPF");
 
-static uint32_t seconds_since(const struct event_decoder *d, uint64_t ts)
-{
-	return ts > d->start_ns ? (uint32_t)((ts - d->start_ns) / 1000000000ull) : 0;
-}
-
 int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 {
 	struct ms_event e;
@@ -30,13 +25,12 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 	switch (e.type) {
 	case MS_EV_ALLOC:
 		if (e.old_addr && (e.func == MS_FN_REALLOC || e.func == MS_FN_REALLOCARRAY))
-			process__realloc_end(p, e.tid, e.old_addr, e.addr, e.size, 0,
-					     seconds_since(d, e.ts));
+			process__realloc_end(p, e.tid, e.old_addr, e.addr, e.size, 0, e.ts);
 		else
-			process__alloc(p, e.tid, e.addr, e.size, 0, seconds_since(d, e.ts));
+			process__alloc(p, e.tid, e.addr, e.size, 0, e.ts);
 		return 0;
 	case MS_EV_FREE:
-		process__free(p, e.tid, e.addr);
+		process__free(p, e.tid, e.addr, e.ts);
 		return 0;
 	case MS_EV_REALLOC_BEGIN:
 		process__realloc_begin(p, e.tid, e.addr);

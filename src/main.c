@@ -2,6 +2,7 @@
 /* memscoped: attach to running processes and attribute their heap, with eBPF. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,6 +18,8 @@
 #include "attach.h"
 #include "cli.h"
 #include "event_decoder.h"
+#include "exporter_prometheus.h"
+#include "http_server.h"
 #include "probe_plan.h"
 #include "proc.h"
 #include "report.h"
@@ -32,14 +35,28 @@
 #define DRAIN_PERIOD_NS 10000000L
 /* Targets are checked for exit this often. */
 #define ALIVE_CHECK_NS 100000000L
+/* Scrapes see metrics at most this old: rendering stays off the HTTP thread. */
+#define METRICS_PERIOD_NS 1000000000L
+/* The textfile is rewritten every --interval, or this often without one. */
+#define TEXTFILE_PERIOD_S 10
+/* Task types tracked per process; metrics cap their labels lower (--max-task-types). */
+#define MAX_TASK_TYPES 10000
 
 static volatile sig_atomic_t exiting;
+static volatile sig_atomic_t report_requested;
 static int verbose;
 
 static void on_signal(int sig)
 {
 	(void)sig;
 	exiting = 1;
+}
+
+/* SIGUSR1: print the reports now, keep running. */
+static void on_report_signal(int sig)
+{
+	(void)sig;
+	report_requested = 1;
 }
 
 static void log_err(const char *fmt, ...)
@@ -138,7 +155,8 @@ static int check_target(int pid)
 	return 0;
 }
 
-static int check_report_path(const char *path)
+/* Fails early, before attaching, if an output file cannot be created. */
+static int check_writable(const char *path, const char *what)
 {
 	int fd;
 
@@ -146,37 +164,57 @@ static int check_report_path(const char *path)
 		return 0;
 	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		log_err("cannot write report '%s': %s", path, strerror(errno));
+		log_err("cannot write %s '%s': %s", what, path, strerror(errno));
 		return -errno;
 	}
 	close(fd);
 	return 0;
 }
 
-static int write_json_report(const char *path, const struct report_input *in)
+/* Readers never see a partial file: write a temporary one beside it, then rename. */
+static int write_file_atomically(const char *path, const char *data, size_t len)
 {
-	char tmp[4096];
+	char tmp[PATH_MAX];
 	FILE *f;
-	int err;
+	int err = 0;
 
-	if (!strcmp(path, "-"))
-		return report_json__write(stdout, in);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -(errno = ENAMETOOLONG);
 	f = fopen(tmp, "we");
-	if (!f) {
-		err = -errno;
-		log_err("cannot write report '%s': %s", tmp, strerror(-err));
-		return err;
-	}
-	err = report_json__write(f, in);
+	if (!f)
+		return -errno;
+	if (fwrite(data, 1, len, f) != len)
+		err = -EIO;
 	if (fclose(f) && !err)
 		err = -errno;
 	if (!err && rename(tmp, path))
 		err = -errno;
 	if (err) {
-		log_err("cannot write report '%s': %s", path, strerror(-err));
 		unlink(tmp);
+		errno = -err;
 	}
+	return err;
+}
+
+static int write_json_report(const char *path, const struct report_input *in)
+{
+	char *data = NULL;
+	size_t len = 0;
+	FILE *f;
+	int err;
+
+	if (!strcmp(path, "-"))
+		return report_json__write(stdout, in);
+	f = open_memstream(&data, &len);
+	if (!f)
+		return -ENOMEM;
+	err = report_json__write(f, in);
+	fclose(f);
+	if (!err)
+		err = write_file_atomically(path, data, len);
+	free(data);
+	if (err)
+		log_err("cannot write report '%s': %s", path, strerror(-err));
 	return err;
 }
 
@@ -228,7 +266,8 @@ static void sleep_ns(long ns)
 
 /* Loads the BPF programs and attaches them to every target; logs what fails. */
 static int load_and_attach(const struct cli_options *opts, bool multi,
-			   struct memscoped_bpf **ret_skel, struct attachment *links)
+			   struct process_table *procs, struct memscoped_bpf **ret_skel,
+			   struct attachment *links)
 {
 	struct memscoped_bpf *skel;
 	struct probe_plan *plan;
@@ -290,6 +329,8 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 			log_err("pid %d: %s", pid, proc__alive(pid) ? msg : "exited during attach");
 			break;
 		}
+		process_table__find(procs, (uint32_t)pid)->probes_attached =
+			(uint32_t)(links->nprobes - before);
 		log_err("attached %zu probes to pid %d in '%s'%s", links->nprobes - before, pid,
 			plan->object, multi ? "" : " (one link per probe)");
 	}
@@ -298,77 +339,208 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 	return err;
 }
 
+/* Everything the main loop owns. */
+struct daemon {
+	struct cli_options opts;
+	struct memscoped_bpf *skel;
+	struct ring_buffer *rb;
+	struct attachment links;
+	struct event_decoder decoder;
+	struct http_server *http;
+	struct prom_text *metrics;
+	uint64_t start;
+};
+
+static void fill_report(struct daemon *d, struct report_input *r)
+{
+	uint64_t now = now_ns();
+
+	r->duration_seconds = (double)(now - d->start) / 1e9;
+	r->events_received = d->decoder.stats.received;
+	r->events_lost = lost_events(d->skel);
+	r->procs = d->decoder.procs;
+	r->now_ns = now;
+	r->stuck_after_ns = (uint64_t)(d->opts.stuck_after * 1e9);
+}
+
+/* Renders the metrics once for both the HTTP endpoint and the textfile. */
+static int render_metrics(struct daemon *d)
+{
+	struct proc_self_stats self;
+	struct report_input r;
+	struct exporter_input in = { 0 };
+
+	fill_report(d, &r);
+	in.procs = r.procs;
+	in.events_received = r.events_received;
+	in.events_lost = r.events_lost;
+	in.now_ns = r.now_ns;
+	in.stuck_after_ns = r.stuck_after_ns;
+	in.max_task_types = d->opts.max_task_types;
+	in.self = proc__self_stats(&self) ? NULL : &self;
+	return exporter_prometheus__render(d->metrics, &in);
+}
+
+static void publish_metrics(struct daemon *d, bool textfile)
+{
+	const char *text;
+	size_t len;
+
+	if (!d->metrics || render_metrics(d))
+		return;
+	text = prom_text__data(d->metrics, &len);
+	if (d->http)
+		http_server__publish(d->http, text, len);
+	if (textfile && d->opts.textfile && write_file_atomically(d->opts.textfile, text, len))
+		log_err("cannot write metrics to '%s': %s, ignoring", d->opts.textfile,
+			strerror(errno));
+}
+
+static int write_reports(struct daemon *d)
+{
+	struct report_input r;
+
+	fill_report(d, &r);
+	report_text__write(stdout, &r);
+	return d->opts.report ? write_json_report(d->opts.report, &r) : 0;
+}
+
+static uint64_t period_ns(double seconds)
+{
+	return (uint64_t)(seconds * 1e9);
+}
+
+static void run(struct daemon *d)
+{
+	const struct cli_options *o = &d->opts;
+	uint64_t now, next_alive, next_metrics, next_textfile, next_summary = 0, deadline = 0;
+	struct report_input r;
+
+	next_alive = d->start + ALIVE_CHECK_NS;
+	next_metrics = d->start;
+	next_textfile = d->start + period_ns(o->interval > 0 ? o->interval : TEXTFILE_PERIOD_S);
+	if (o->duration > 0)
+		deadline = d->start + period_ns(o->duration);
+	if (o->interval > 0)
+		next_summary = d->start + period_ns(o->interval);
+
+	while (!exiting) {
+		ring_buffer__consume(d->rb);
+		now = now_ns();
+		if (deadline && now >= deadline)
+			break;
+		if (now >= next_alive) {
+			next_alive = now + ALIVE_CHECK_NS;
+			/* Drain first: a target's last events precede its exit. */
+			ring_buffer__consume(d->rb);
+			if (!update_alive(d->decoder.procs))
+				break;
+		}
+		if (report_requested) {
+			report_requested = 0;
+			write_reports(d);
+		}
+		if (now >= next_metrics) {
+			next_metrics = now + METRICS_PERIOD_NS;
+			publish_metrics(d, now >= next_textfile);
+			if (now >= next_textfile)
+				next_textfile = now + period_ns(o->interval > 0 ? o->interval :
+										 TEXTFILE_PERIOD_S);
+		}
+		if (next_summary && now >= next_summary) {
+			next_summary = now + period_ns(o->interval);
+			fill_report(d, &r);
+			report_text__summary(stderr, &r);
+		}
+		sleep_ns(DRAIN_PERIOD_NS);
+	}
+}
+
+static int add_targets(struct daemon *d)
+{
+	char comm[PROC_COMM_LEN], *exe;
+	struct process *p;
+	size_t i;
+
+	for (i = 0; i < d->opts.npids; i++) {
+		comm[0] = '\0';
+		exe = NULL;
+		proc__comm(d->opts.pids[i], 0, comm);
+		proc__exe(d->opts.pids[i], &exe);
+		p = process_table__add(d->decoder.procs, (uint32_t)d->opts.pids[i], comm, exe);
+		free(exe);
+		if (!p)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	struct daemon d = { 0 };
 	struct process_limits limits;
-	struct cli_options opts;
-	struct memscoped_bpf *skel = NULL;
-	struct ring_buffer *rb = NULL;
-	struct attachment links = { 0 };
-	struct event_decoder decoder = { 0 };
-	struct report_input report = { 0 };
-	uint64_t start, now, next_alive, next_summary = 0, deadline = 0;
+	struct cli_options *o = &d.opts;
 	char msg[512];
 	size_t i, j;
-	int err = 1;
+	int err;
 
-	if (cli__parse(argc, argv, 0, &opts))
+	if (cli__parse(argc, argv, 0, o))
 		return EXIT_USAGE;
-	verbose = opts.verbose;
+	verbose = o->verbose;
 	libbpf_set_print(libbpf_print);
 
-	for (i = 0; i < opts.npids; i++)
+	for (i = 0; i < o->npids; i++)
 		for (j = 0; j < i; j++)
-			if (opts.pids[i] == opts.pids[j]) {
-				log_err("pid %d given twice", opts.pids[i]);
+			if (o->pids[i] == o->pids[j]) {
+				log_err("pid %d given twice", o->pids[i]);
 				return EXIT_USAGE;
 			}
 	if (missing_capabilities(msg, sizeof(msg))) {
 		log_err("missing capabilities: %s (run as root)", msg);
 		return 1;
 	}
-	if (check_report_path(opts.report))
+	if (check_writable(o->report, "report") || check_writable(o->textfile, "textfile"))
 		return 1;
-	for (i = 0; i < opts.npids; i++)
-		if (check_target(opts.pids[i]))
+	for (i = 0; i < o->npids; i++)
+		if (check_target(o->pids[i]))
 			return 1;
+	/* Listen before attaching anything: a bad address must not touch the targets. */
+	if (o->listen) {
+		err = http_server__start(o->listen, &d.http);
+		if (err) {
+			log_err("cannot listen on '%s': %s", o->listen,
+				err == -EINVAL ? "expected [ADDR:]PORT" : strerror(-err));
+			return 1;
+		}
+	}
 
-	limits.max_allocations = opts.max_allocations;
-	limits.max_threads = opts.max_threads;
-	decoder.procs = process_table__new(&limits, name_thread);
-	if (!decoder.procs) {
+	err = 1;
+	limits.max_allocations = o->max_allocations;
+	limits.max_threads = o->max_threads;
+	limits.max_tasks = o->max_tasks;
+	limits.max_task_types = MAX_TASK_TYPES;
+	d.decoder.procs = process_table__new(&limits, name_thread);
+	d.metrics = (o->listen || o->textfile) ? prom_text__new() : NULL;
+	if (!d.decoder.procs || ((o->listen || o->textfile) && !d.metrics) || add_targets(&d)) {
 		log_err("out of memory");
 		goto cleanup;
 	}
 
-	err = load_and_attach(&opts, !opts.no_uprobe_multi, &skel, &links);
+	err = load_and_attach(o, !o->no_uprobe_multi, d.decoder.procs, &d.skel, &d.links);
 	if (err == -EOPNOTSUPP) {
 		if (verbose)
 			log_err("the kernel has no uprobe_multi links, using one link per probe");
-		attach__destroy(&links);
-		memscoped_bpf__destroy(skel);
-		err = load_and_attach(&opts, false, &skel, &links);
+		attach__destroy(&d.links);
+		memscoped_bpf__destroy(d.skel);
+		err = load_and_attach(o, false, d.decoder.procs, &d.skel, &d.links);
 	}
 	if (err) {
 		err = 1;
 		goto cleanup;
 	}
-	for (i = 0; i < opts.npids; i++) {
-		char comm[PROC_COMM_LEN] = "", *exe = NULL;
-		struct process *p;
-
-		proc__comm(opts.pids[i], 0, comm);
-		proc__exe(opts.pids[i], &exe);
-		p = process_table__add(decoder.procs, (uint32_t)opts.pids[i], comm, exe);
-		free(exe);
-		if (!p) {
-			log_err("out of memory");
-			goto cleanup;
-		}
-	}
-
-	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), handle_event, &decoder, NULL);
-	if (!rb) {
+	err = 1;
+	d.rb = ring_buffer__new(bpf_map__fd(d.skel->maps.events), handle_event, &d.decoder, NULL);
+	if (!d.rb) {
 		log_err("failed to create ring buffer: %s", strerror(errno));
 		goto cleanup;
 	}
@@ -376,54 +548,27 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	sigaction(SIGINT, &(struct sigaction){ .sa_handler = on_signal }, NULL);
 	sigaction(SIGTERM, &(struct sigaction){ .sa_handler = on_signal }, NULL);
+	sigaction(SIGUSR1, &(struct sigaction){ .sa_handler = on_report_signal }, NULL);
 
-	start = now_ns();
-	decoder.start_ns = start;
-	report.procs = decoder.procs;
-	next_alive = start + ALIVE_CHECK_NS;
-	if (opts.duration > 0)
-		deadline = start + (uint64_t)(opts.duration * 1e9);
-	if (opts.interval > 0)
-		next_summary = start + (uint64_t)(opts.interval * 1e9);
-
-	while (!exiting) {
-		ring_buffer__consume(rb);
-		now = now_ns();
-		if (deadline && now >= deadline)
-			break;
-		if (now >= next_alive) {
-			next_alive = now + ALIVE_CHECK_NS;
-			/* Drain first: a target's last events precede its exit. */
-			ring_buffer__consume(rb);
-			if (!update_alive(decoder.procs))
-				break;
-		}
-		if (next_summary && now >= next_summary) {
-			next_summary = now + (uint64_t)(opts.interval * 1e9);
-			report.duration_seconds = (double)(now - start) / 1e9;
-			report.events_received = decoder.stats.received;
-			report.events_lost = lost_events(skel);
-			report_text__summary(stderr, &report);
-		}
-		sleep_ns(DRAIN_PERIOD_NS);
-	}
+	d.start = now_ns();
+	d.decoder.start_ns = d.start;
+	for (i = 0; i < process_table__count(d.decoder.procs); i++)
+		process_table__at(d.decoder.procs, i)->start_ns = d.start;
+	run(&d);
 
 	/* Detach first so a flood of events cannot delay the exit, then take what is left. */
-	attach__destroy(&links);
-	ring_buffer__consume(rb);
-	update_alive(decoder.procs);
-	report.duration_seconds = (double)(now_ns() - start) / 1e9;
-	report.events_received = decoder.stats.received;
-	report.events_lost = lost_events(skel);
-	report_text__write(stdout, &report);
-	err = 0;
-	if (opts.report && write_json_report(opts.report, &report))
-		err = 1;
+	attach__destroy(&d.links);
+	ring_buffer__consume(d.rb);
+	update_alive(d.decoder.procs);
+	publish_metrics(&d, true);
+	err = write_reports(&d) ? 1 : 0;
 
 cleanup:
-	attach__destroy(&links);
-	ring_buffer__free(rb);
-	memscoped_bpf__destroy(skel);
-	process_table__free(decoder.procs);
+	http_server__stop(d.http);
+	attach__destroy(&d.links);
+	ring_buffer__free(d.rb);
+	memscoped_bpf__destroy(d.skel);
+	prom_text__free(d.metrics);
+	process_table__free(d.decoder.procs);
 	return err;
 }

@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include "proc.h"
 
 #define PF_KTHREAD 0x00200000
@@ -112,4 +115,54 @@ int proc__root_path(int pid, const char *path, char *buf, size_t len)
 	int n = snprintf(buf, len, "/proc/%d/root%s", pid, path);
 
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* Boot time in seconds since the epoch, for process start times. */
+static double boot_time(void)
+{
+	struct timespec real, boot;
+
+	clock_gettime(CLOCK_REALTIME, &real);
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	return (double)(real.tv_sec - boot.tv_sec) + (double)(real.tv_nsec - boot.tv_nsec) / 1e9;
+}
+
+int proc__self_stats(struct proc_self_stats *ret)
+{
+	unsigned long utime, stime, vsize;
+	unsigned long long start;
+	long rss, tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	struct rlimit rl;
+	struct dirent *d;
+	char buf[1024], *p;
+	uint64_t fds = 0;
+	size_t n;
+	FILE *f;
+	DIR *dir;
+
+	f = fopen("/proc/self/stat", "re");
+	if (!f)
+		return -errno;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	/* Fields 14, 15 (utime, stime), 22 (starttime), 23 (vsize), 24 (rss). */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d "
+				"%*d %*d %llu %lu %ld", &utime, &stime, &start, &vsize, &rss) != 5)
+		return -EIO;
+	dir = opendir("/proc/self/fd");
+	if (dir) {
+		while ((d = readdir(dir)))
+			fds += d->d_name[0] != '.';
+		closedir(dir);
+		fds--; /* the directory's own descriptor */
+	}
+	ret->cpu_seconds = (double)(utime + stime) / (double)tick;
+	ret->start_time_seconds = boot_time() + (double)start / (double)tick;
+	ret->resident_bytes = (uint64_t)rss * (uint64_t)page;
+	ret->virtual_bytes = vsize;
+	ret->open_fds = fds;
+	ret->max_fds = getrlimit(RLIMIT_NOFILE, &rl) ? 0 : rl.rlim_cur;
+	return 0;
 }

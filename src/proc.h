@@ -33,4 +33,16 @@ bool proc__parse_maps_line(char *line, struct proc_mapping *ret);
 /* Where the target's file at path can be opened from here: /proc/PID/root/path. */
 int proc__root_path(int pid, const char *path, char *buf, size_t len);
 
+/* The daemon's own figures for the conventional process_* metrics. */
+struct proc_self_stats {
+	double cpu_seconds;
+	double start_time_seconds; /* since the epoch */
+	uint64_t resident_bytes;
+	uint64_t virtual_bytes;
+	uint64_t open_fds;
+	uint64_t max_fds;
+};
+
+int proc__self_stats(struct proc_self_stats *ret);
+
 #endif

@@ -27,6 +27,7 @@ static void process_free(struct process *p)
 	if (!p)
 		return;
 	heap_table__free(p->blocks);
+	task_table__free(p->tasks);
 	free(p->threads);
 	free(p->thread_index);
 	free(p->exe);
@@ -61,11 +62,12 @@ struct process *process_table__add(struct process_table *pt, uint32_t pid, const
 	strncpy(p->comm, comm ? comm : "", COMM_LEN - 1);
 	p->exe = strdup(exe ? exe : "");
 	p->blocks = heap_table__new(pt->limits.max_allocations);
+	p->tasks = task_table__new(pt->limits.max_tasks, pt->limits.max_task_types);
 	p->thread_index_mask = 63;
 	p->thread_index = calloc(p->thread_index_mask + 1, sizeof(*p->thread_index));
 	p->max_threads = pt->limits.max_threads;
 	p->namer = pt->namer;
-	if (!p->exe || !p->blocks || !p->thread_index) {
+	if (!p->exe || !p->blocks || !p->tasks || !p->thread_index) {
 		process_free(p);
 		return NULL;
 	}
@@ -158,35 +160,37 @@ struct thread_stats *process__thread(struct process *p, uint32_t tid)
 	return t;
 }
 
-/* The live block b leaves the heap: undo its share of the live figures. */
-static void unaccount(struct process *p, const struct heap_block *b)
+/* The live block b enters (live true) or leaves the heap: its share of the live figures. */
+static void account(struct process *p, const struct heap_block *b, bool live)
 {
 	struct thread_stats *owner = thread_find(p, b->tid);
+	int64_t sign = live ? 1 : -1;
 
-	p->heap.live_bytes -= b->size;
-	p->heap.live_allocations--;
+	p->heap.live_bytes += (uint64_t)sign * b->size;
+	p->heap.live_allocations += (uint64_t)sign;
 	if (owner) {
-		owner->live_bytes -= b->size;
-		owner->live_allocations--;
+		owner->live_bytes += (uint64_t)sign * b->size;
+		owner->live_allocations += (uint64_t)sign;
 	}
+	if (b->task & TASK_CELL_BIT)
+		p->heap.cell_live_bytes += (uint64_t)sign * b->size;
+	else if (b->task)
+		task_table__live(p->tasks, b->task, b->size, live);
+	else
+		p->heap.untasked_live_bytes += (uint64_t)sign * b->size;
 }
 
-static void account(struct process *p, const struct heap_block *b)
-{
-	struct thread_stats *owner = thread_find(p, b->tid);
+static void release(struct process *p, const struct heap_block *b, uint64_t ts);
 
-	p->heap.live_bytes += b->size;
-	p->heap.live_allocations++;
-	if (owner) {
-		owner->live_bytes += b->size;
-		owner->live_allocations++;
-	}
+static uint32_t seconds_since_attach(const struct process *p, uint64_t ts)
+{
+	return ts > p->start_ns ? (uint32_t)((ts - p->start_ns) / 1000000000ull) : 0;
 }
 
 void process__alloc(struct process *p, uint32_t tid, uint64_t addr, uint64_t size, uint32_t task,
-		    uint32_t ts_s)
+		    uint64_t ts)
 {
-	struct heap_block b = { .addr = addr, .size = size, .tid = tid, .task = task, .time_s = ts_s };
+	struct heap_block b = { .addr = addr, .size = size, .tid = tid, .task = task };
 	struct thread_stats *t = process__thread(p, tid);
 	struct heap_block old;
 	int ret;
@@ -195,12 +199,17 @@ void process__alloc(struct process *p, uint32_t tid, uint64_t addr, uint64_t siz
 		process__alloc_failed(p);
 		return;
 	}
+	b.time_s = seconds_since_attach(p, ts);
 	p->heap.allocations_total++;
 	p->heap.allocated_bytes_total += size;
 	if (t) {
 		t->allocations_total++;
 		t->allocated_bytes_total += size;
 	}
+	if (task)
+		task_table__alloc(p->tasks, task, size);
+	else
+		p->heap.untasked_allocated_bytes_total += size;
 	ret = heap_table__insert(p->blocks, &b, &old);
 	if (ret < 0) {
 		p->blocks_dropped++;
@@ -208,12 +217,25 @@ void process__alloc(struct process *p, uint32_t tid, uint64_t addr, uint64_t siz
 	}
 	if (ret == 1) {
 		p->blocks_replaced++;
-		unaccount(p, &old);
+		release(p, &old, ts);
 	}
-	account(p, &b);
+	account(p, &b, true);
 }
 
-void process__free(struct process *p, uint32_t tid, uint64_t addr)
+/* A block left the heap (freed, or replaced because its free was lost). */
+static void release(struct process *p, const struct heap_block *b, uint64_t ts)
+{
+	struct task *task;
+
+	account(p, b, false);
+	if (b->task & TASK_CELL_BIT) {
+		task = task_table__at(p->tasks, b->task & ~TASK_CELL_BIT);
+		if (task)
+			task_table__dealloc(p->tasks, task, ts);
+	}
+}
+
+void process__free(struct process *p, uint32_t tid, uint64_t addr, uint64_t ts)
 {
 	struct heap_block old;
 
@@ -223,7 +245,7 @@ void process__free(struct process *p, uint32_t tid, uint64_t addr)
 		return;
 	}
 	p->heap.frees_total++;
-	unaccount(p, &old);
+	release(p, &old, ts);
 }
 
 void process__realloc_begin(struct process *p, uint32_t tid, uint64_t old_addr)
@@ -231,19 +253,19 @@ void process__realloc_begin(struct process *p, uint32_t tid, uint64_t old_addr)
 	struct thread_stats *t = process__thread(p, tid);
 
 	if (!t) {
-		process__free(p, tid, old_addr);
+		process__free(p, tid, old_addr, 0);
 		return;
 	}
 	t->realloc_pending = true;
 	t->realloc_tracked = heap_table__remove(p->blocks, old_addr, &t->realloc_old);
 	if (t->realloc_tracked)
-		unaccount(p, &t->realloc_old);
+		account(p, &t->realloc_old, false);
 	else
 		t->realloc_old.addr = old_addr;
 }
 
 void process__realloc_end(struct process *p, uint32_t tid, uint64_t old_addr, uint64_t new_addr,
-			  uint64_t size, uint32_t task, uint32_t ts_s)
+			  uint64_t size, uint32_t task, uint64_t ts)
 {
 	struct thread_stats *t = process__thread(p, tid);
 	bool pending = t && t->realloc_pending && t->realloc_old.addr == old_addr;
@@ -256,26 +278,51 @@ void process__realloc_end(struct process *p, uint32_t tid, uint64_t old_addr, ui
 			process__alloc_failed(p);
 			return;
 		}
-		process__free(p, tid, old_addr);
+		process__free(p, tid, old_addr, ts);
 		if (new_addr)
-			process__alloc(p, tid, new_addr, size, task, ts_s);
+			process__alloc(p, tid, new_addr, size, task, ts);
 		return;
 	}
 	/* A failed realloc leaves the old block untouched. */
 	if (!new_addr && size) {
 		if (t->realloc_tracked &&
 		    heap_table__insert(p->blocks, &t->realloc_old, NULL) == 0)
-			account(p, &t->realloc_old);
+			account(p, &t->realloc_old, true);
 		process__alloc_failed(p);
 		return;
 	}
-	if (t->realloc_tracked)
+	if (t->realloc_tracked) {
 		p->heap.frees_total++;
-	else
+		/* Its live share was taken at the begin; a moved task cell ends its task. */
+		if (t->realloc_old.task & TASK_CELL_BIT) {
+			struct task *cell = task_table__at(p->tasks,
+							   t->realloc_old.task & ~TASK_CELL_BIT);
+
+			if (cell)
+				task_table__dealloc(p->tasks, cell, ts);
+		}
+	} else {
 		p->heap.frees_untracked_total++;
+	}
 	/* realloc(p, 0) frees p and returns NULL on glibc. */
 	if (new_addr)
-		process__alloc(p, tid, new_addr, size, task, ts_s);
+		process__alloc(p, tid, new_addr, size, task, ts);
+}
+
+bool process__claim_cell(struct process *p, uint64_t addr, uint32_t task,
+			 struct heap_block *ret_block)
+{
+	struct heap_block b;
+
+	if (!heap_table__lookup(p->blocks, addr, &b))
+		return false;
+	account(p, &b, false);
+	b.task = task | TASK_CELL_BIT;
+	heap_table__insert(p->blocks, &b, NULL);
+	account(p, &b, true);
+	if (ret_block)
+		*ret_block = b;
+	return true;
 }
 
 void process__alloc_failed(struct process *p)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "heap_table.h"
+#include "task_table.h"
 
 #define COMM_LEN 16
 
@@ -21,6 +22,9 @@ struct heap_stats {
 	uint64_t frees_total;
 	uint64_t frees_untracked_total;
 	uint64_t allocation_failures_total;
+	uint64_t untasked_live_bytes;
+	uint64_t untasked_allocated_bytes_total;
+	uint64_t cell_live_bytes; /* task cells (future state) still live */
 };
 
 struct thread_stats {
@@ -41,7 +45,10 @@ struct process {
 	char comm[COMM_LEN];
 	char *exe;
 	bool exited;
+	uint64_t start_ns; /* attach time, CLOCK_MONOTONIC */
+	uint32_t probes_attached;
 	struct heap_stats heap;
+	struct task_table *tasks;
 	struct heap_table *blocks;
 	struct thread_stats *threads; /* in order of first appearance */
 	size_t nthreads;
@@ -59,6 +66,8 @@ struct process {
 struct process_limits {
 	size_t max_allocations; /* per process; 0 = unbounded */
 	size_t max_threads;	/* per process; 0 = unbounded */
+	size_t max_tasks;	/* per process; 0 = unbounded */
+	size_t max_task_types;	/* per process; 0 = unbounded */
 };
 
 struct process_table;
@@ -71,13 +80,16 @@ struct process *process_table__find(struct process_table *pt, uint32_t pid);
 size_t process_table__count(const struct process_table *pt);
 struct process *process_table__at(struct process_table *pt, size_t i);
 
-/* The allocator's view of one process; ts_s is seconds since attach. */
+/* The allocator's view of one process; task is a task index (0 = untasked); ts in ns. */
 void process__alloc(struct process *p, uint32_t tid, uint64_t addr, uint64_t size, uint32_t task,
-		    uint32_t ts_s);
-void process__free(struct process *p, uint32_t tid, uint64_t addr);
+		    uint64_t ts);
+void process__free(struct process *p, uint32_t tid, uint64_t addr, uint64_t ts);
 void process__realloc_begin(struct process *p, uint32_t tid, uint64_t old_addr);
 void process__realloc_end(struct process *p, uint32_t tid, uint64_t old_addr, uint64_t new_addr,
-			  uint64_t size, uint32_t task, uint32_t ts_s);
+			  uint64_t size, uint32_t task, uint64_t ts);
+/* The live block at addr becomes the cell of task index; false if no such block. */
+bool process__claim_cell(struct process *p, uint64_t addr, uint32_t task,
+			 struct heap_block *ret_block);
 void process__alloc_failed(struct process *p);
 
 struct thread_stats *process__thread(struct process *p, uint32_t tid);

@@ -12,6 +12,8 @@ struct report_input {
 	uint64_t events_received;
 	uint64_t events_lost;
 	struct process_table *procs;
+	uint64_t now_ns;	 /* CLOCK_MONOTONIC at the report */
+	uint64_t stuck_after_ns; /* --stuck-after */
 };
 
 /* Writes the JSON report; returns 0 or -errno. */
