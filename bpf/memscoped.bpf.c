@@ -26,13 +26,15 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
-/* tgids being traced (value unused). */
+/* tgids being traced; value bit 0: tokio headers failed validation, stop reading them. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MS_MAX_TARGETS);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, __u32);
 } targets SEC(".maps");
+
+#define TARGET_TOKIO_INVALID 1
 
 #define MS_TASK_STACK 8
 
@@ -212,4 +214,66 @@ SEC("uretprobe")
 int alloc_return(struct pt_regs *ctx)
 {
 	return alloc_return_common(PT_REGS_RC(ctx));
+}
+
+/*
+ * tokio::runtime::task::raw::poll<T, S>(header) — one copy per future type, all attached to
+ * this program. The header is trusted only if its vtable's poll slot is the probed function.
+ */
+SEC("uprobe")
+int task_poll_enter(struct pt_regs *ctx)
+{
+	__u64 hdr = PT_REGS_PARM1(ctx), vtable = 0, poll = 0, id_off = 0, id = 0, state = 0;
+	__u64 owner = 0, ip = bpf_get_func_ip(ctx);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct thread_state *ts;
+	__u32 *flags;
+
+	flags = bpf_map_lookup_elem(&targets, &tgid);
+	if (!flags || (*flags & TARGET_TOKIO_INVALID))
+		return 0;
+	if (bpf_probe_read_user(&vtable, sizeof(vtable), (void *)(hdr + TOKIO_HDR_VTABLE)) ||
+	    bpf_probe_read_user(&poll, sizeof(poll), (void *)(vtable + TOKIO_VT_POLL)) ||
+	    poll != ip) {
+		/* Say so once; the daemon keeps tracking the heap without tasks. */
+		*flags |= TARGET_TOKIO_INVALID; /* idempotent: a race loses nothing */
+		return emit(MS_EV_TASK_INVALID, 0, hdr, vtable, ip, 0, 0);
+	}
+	bpf_probe_read_user(&id_off, sizeof(id_off), (void *)(vtable + TOKIO_VT_ID_OFFSET));
+	if (id_off < 4096)
+		bpf_probe_read_user(&id, sizeof(id), (void *)(hdr + id_off));
+	bpf_probe_read_user(&state, sizeof(state), (void *)(hdr + TOKIO_HDR_STATE));
+	bpf_probe_read_user(&owner, sizeof(owner), (void *)(hdr + TOKIO_HDR_OWNER_ID));
+	ts = thread_state();
+	if (ts) {
+		/* Polls nest: a multi-thread worker runs inside its launch task's poll. */
+		if (ts->ntasks < MS_TASK_STACK)
+			ts->tasks[ts->ntasks & (MS_TASK_STACK - 1)] = hdr;
+		ts->ntasks++;
+	}
+	return emit(MS_EV_TASK_ENTER, 0, hdr, vtable, state, owner, id);
+}
+
+SEC("uretprobe")
+int task_poll_return(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct thread_state *ts;
+	__u64 hdr, state = 0;
+	__u32 *flags;
+
+	flags = bpf_map_lookup_elem(&targets, &tgid);
+	if (!flags || (*flags & TARGET_TOKIO_INVALID))
+		return 0;
+	ts = bpf_task_storage_get(&thread_states, bpf_get_current_task_btf(), NULL, 0);
+	/* No entry seen: the poll began before we attached. */
+	if (!ts || ts->ntasks == 0)
+		return 0;
+	ts->ntasks--;
+	if (ts->ntasks >= MS_TASK_STACK)
+		return 0;
+	hdr = ts->tasks[ts->ntasks & (MS_TASK_STACK - 1)];
+	/* The cell may be freed by now: a failed read leaves state 0 and the heap table decides. */
+	bpf_probe_read_user(&state, sizeof(state), (void *)(hdr + TOKIO_HDR_STATE));
+	return emit(MS_EV_TASK_EXIT, 0, hdr, 0, state, 0, 0);
 }

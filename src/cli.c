@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <argp.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -79,10 +80,11 @@ int cli__parse_u64(const char *s, uint64_t *ret)
 	unsigned long long v;
 	char *end;
 
-	if (!*s || *s == '-' || *s == '+')
+	/* Decimal digits only: strtoull would skip spaces, take a sign, and read 010 as 8. */
+	if (!isdigit((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
-	v = strtoull(s, &end, 0);
+	v = strtoull(s, &end, 10);
 	if (errno || end == s || *end)
 		return -EINVAL;
 	*ret = v;
@@ -142,9 +144,8 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_RING_SIZE:
 		if (cli__parse_u64(arg, &o->ring_size) || o->ring_size < 4096 ||
 		    o->ring_size > (1ull << 30) || (o->ring_size & (o->ring_size - 1)))
-			argp_error(state,
-				   "invalid --ring-size '%s': expected a power of two from 4096 to 1073741824",
-				   arg);
+			return fail(state, "invalid --ring-size '%s': expected a power of two from "
+					   "4096 to 1073741824", arg);
 		break;
 	case OPT_MAX_ALLOCATIONS:
 		if (cli__parse_u64(arg, &o->max_allocations) || !o->max_allocations)

@@ -4,6 +4,7 @@
 #include <gelf.h>
 #include <libelf.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -144,4 +145,103 @@ ssize_t elf_symbols__read(struct elf_symbols *e, uint64_t offset, void *buf, siz
 	ssize_t n = pread(e->fd, buf, len, (off_t)offset);
 
 	return n < 0 ? -errno : n;
+}
+
+int elf_symbols__foreach_relative(struct elf_symbols *e, elf_reloc_cb cb, void *ctx)
+{
+	Elf_Scn *scn = NULL;
+	Elf_Data *data;
+	GElf_Shdr sh;
+	GElf_Rela r;
+	size_t i, n;
+	int ret;
+
+	while ((scn = elf_nextscn(e->elf, scn))) {
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA ||
+		    sh.sh_entsize != sizeof(Elf64_Rela))
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data)
+			continue;
+		n = data->d_size / sizeof(Elf64_Rela);
+		for (i = 0; i < n; i++) {
+			if (!gelf_getrela(data, (int)i, &r) ||
+			    GELF_R_TYPE(r.r_info) != R_X86_64_RELATIVE)
+				continue;
+			ret = cb(r.r_offset, (uint64_t)r.r_addend, ctx);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+bool elf_symbols__is_text(struct elf_symbols *e, uint64_t vaddr)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	while ((scn = elf_nextscn(e->elf, scn)))
+		if (gelf_getshdr(scn, &sh) && (sh.sh_flags & SHF_EXECINSTR) &&
+		    sh.sh_type == SHT_PROGBITS && vaddr >= sh.sh_addr &&
+		    vaddr - sh.sh_addr < sh.sh_size)
+			return true;
+	return false;
+}
+
+int elf_symbols__read_vaddr(struct elf_symbols *e, uint64_t vaddr, void *buf, size_t len)
+{
+	uint64_t offset;
+	ssize_t n;
+	int err;
+
+	err = elf_symbols__offset(e, vaddr, &offset);
+	if (err)
+		return err;
+	n = elf_symbols__read(e, offset, buf, len);
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+int elf_symbols__build_id(struct elf_symbols *e, char *buf, size_t len)
+{
+	Elf_Scn *scn = NULL;
+	Elf_Data *data;
+	GElf_Shdr sh;
+	GElf_Nhdr nh;
+	size_t off = 0, name_off, desc_off, i;
+	const uint8_t *desc;
+
+	while ((scn = elf_nextscn(e->elf, scn))) {
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
+			continue;
+		data = elf_getdata(scn, NULL);
+		for (off = 0; data && (off = gelf_getnote(data, off, &nh, &name_off, &desc_off));) {
+			if (nh.n_type != NT_GNU_BUILD_ID || nh.n_namesz != 4 ||
+			    memcmp((char *)data->d_buf + name_off, "GNU", 4))
+				continue;
+			if (nh.n_descsz * 2 + 1 > len || !nh.n_descsz)
+				return -ENOSPC;
+			desc = (const uint8_t *)data->d_buf + desc_off;
+			for (i = 0; i < nh.n_descsz; i++)
+				snprintf(buf + 2 * i, 3, "%02x", desc[i]);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+uint64_t elf_symbols__base_vaddr(struct elf_symbols *e)
+{
+	uint64_t base = UINT64_MAX;
+	GElf_Phdr ph;
+	size_t i, n;
+
+	if (elf_getphdrnum(e->elf, &n))
+		return 0;
+	for (i = 0; i < n; i++)
+		if (gelf_getphdr(e->elf, (int)i, &ph) && ph.p_type == PT_LOAD && ph.p_vaddr < base)
+			base = ph.p_vaddr & ~0xfffull;
+	return base == UINT64_MAX ? 0 : base;
 }

@@ -3,6 +3,7 @@
 #ifndef MEMSCOPED_ELF_SYMBOLS_H
 #define MEMSCOPED_ELF_SYMBOLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,5 +31,17 @@ ssize_t elf_symbols__read(struct elf_symbols *e, uint64_t offset, void *buf, siz
 /* Calls cb for every defined symbol (.symtab, then .dynsym); a nonzero return stops the walk. */
 typedef int (*elf_sym_cb)(const struct elf_sym *sym, void *ctx);
 int elf_symbols__foreach(struct elf_symbols *e, elf_sym_cb cb, void *ctx);
+
+/* Calls cb(r_offset, addend) for every R_X86_64_RELATIVE relocation, in file order. */
+typedef int (*elf_reloc_cb)(uint64_t offset, uint64_t addend, void *ctx);
+int elf_symbols__foreach_relative(struct elf_symbols *e, elf_reloc_cb cb, void *ctx);
+/* True if vaddr lies in an executable section. */
+bool elf_symbols__is_text(struct elf_symbols *e, uint64_t vaddr);
+/* Reads len bytes at a virtual address (file-backed part only); 0 or -errno. */
+int elf_symbols__read_vaddr(struct elf_symbols *e, uint64_t vaddr, void *buf, size_t len);
+/* The GNU build-id as lowercase hex; -ENOENT if none. */
+int elf_symbols__build_id(struct elf_symbols *e, char *buf, size_t len);
+/* The lowest PT_LOAD virtual address (page-aligned), for the load bias. */
+uint64_t elf_symbols__base_vaddr(struct elf_symbols *e);
 
 #endif

@@ -3,6 +3,7 @@
 #include <string.h>
 #include "memscoped/events.h"
 #include "event_decoder.h"
+#include "runtime_tokio.h"
 
 _Static_assert(sizeof(struct ms_event) == 64, "struct ms_event is shared with BPF");
 
@@ -10,6 +11,7 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 {
 	struct ms_event e;
 	struct process *p;
+	uint32_t task;
 
 	d->stats.received++;
 	if (len != sizeof(e)) {
@@ -24,10 +26,23 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 	}
 	switch (e.type) {
 	case MS_EV_ALLOC:
+		task = tokio_process__task_of(p, e.task);
 		if (e.old_addr && (e.func == MS_FN_REALLOC || e.func == MS_FN_REALLOCARRAY))
-			process__realloc_end(p, e.tid, e.old_addr, e.addr, e.size, 0, e.ts);
+			process__realloc_end(p, e.tid, e.old_addr, e.addr, e.size, task, e.ts);
 		else
-			process__alloc(p, e.tid, e.addr, e.size, 0, e.ts);
+			process__alloc(p, e.tid, e.addr, e.size, task, e.ts);
+		return 0;
+	case MS_EV_TASK_ENTER:
+		tokio_process__poll_enter(p, &e);
+		return 0;
+	case MS_EV_TASK_EXIT:
+		tokio_process__poll_exit(p, &e);
+		return 0;
+	case MS_EV_TASK_INVALID:
+		if (p->tokio && !p->tokio->invalid) {
+			p->tokio->invalid = true;
+			d->stats.tokio_invalid++;
+		}
 		return 0;
 	case MS_EV_FREE:
 		process__free(p, e.tid, e.addr, e.ts);

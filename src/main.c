@@ -272,7 +272,7 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 	struct memscoped_bpf *skel;
 	struct probe_plan *plan;
 	char msg[512];
-	uint8_t one = 1;
+	uint32_t flags = 0;
 	size_t i, j;
 	int err;
 
@@ -315,7 +315,7 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 		for (j = 0; j < plan->nnotes && verbose && multi != opts->no_uprobe_multi; j++)
 			log_err("pid %d: %s: %s", pid, plan->object, plan->notes[j]);
 		if (bpf_map_update_elem(bpf_map__fd(skel->maps.targets), &(uint32_t){ (uint32_t)pid },
-					&one, BPF_ANY)) {
+					&flags, BPF_ANY)) {
 			err = -errno;
 			log_err("pid %d: failed to add target: %s", pid, strerror(-err));
 			break;

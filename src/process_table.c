@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "process_table.h"
+#include "runtime_tokio.h"
 
 struct process_table {
 	struct process **procs;
@@ -27,6 +28,7 @@ static void process_free(struct process *p)
 	if (!p)
 		return;
 	heap_table__free(p->blocks);
+	tokio_process__free(p->tokio);
 	task_table__free(p->tasks);
 	free(p->threads);
 	free(p->thread_index);
@@ -134,7 +136,7 @@ struct thread_stats *process__thread(struct process *p, uint32_t tid)
 	if (p->thread_index[slot])
 		return &p->threads[p->thread_index[slot] - 1];
 	if (p->max_threads && p->nthreads >= p->max_threads) {
-		p->threads_dropped++;
+		p->thread_events_dropped++;
 		return NULL;
 	}
 	if ((p->nthreads + 1) * 2 > p->thread_index_mask + 1) {
@@ -270,8 +272,19 @@ void process__realloc_end(struct process *p, uint32_t tid, uint64_t old_addr, ui
 	struct thread_stats *t = process__thread(p, tid);
 	bool pending = t && t->realloc_pending && t->realloc_old.addr == old_addr;
 
-	if (t)
-		t->realloc_pending = false;
+	if (!t) {
+		/* A thread over --max-threads: its begin already freed the old block. */
+		if (new_addr)
+			process__alloc(p, tid, new_addr, size, task, ts);
+		else if (size)
+			process__alloc_failed(p);
+		return;
+	}
+	t->realloc_pending = false;
+	if (!old_addr) {
+		process__alloc(p, tid, new_addr, size, task, ts);
+		return;
+	}
 	if (!pending) {
 		/* The begin event was lost or dropped: settle the old block now. */
 		if (!new_addr && size) {
@@ -332,5 +345,5 @@ void process__alloc_failed(struct process *p)
 
 bool process__complete(const struct process *p)
 {
-	return !p->blocks_dropped && !p->threads_dropped && !p->blocks_replaced;
+	return !p->blocks_dropped && !p->thread_events_dropped && !p->blocks_replaced;
 }

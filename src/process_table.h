@@ -40,6 +40,8 @@ struct thread_stats {
 	struct heap_block realloc_old;
 };
 
+struct tokio_process;
+
 struct process {
 	uint32_t pid;
 	char comm[COMM_LEN];
@@ -49,6 +51,7 @@ struct process {
 	uint32_t probes_attached;
 	struct heap_stats heap;
 	struct task_table *tasks;
+	struct tokio_process *tokio; /* NULL unless tokio was found */
 	struct heap_table *blocks;
 	struct thread_stats *threads; /* in order of first appearance */
 	size_t nthreads;
@@ -59,7 +62,7 @@ struct process {
 	thread_namer namer;
 	/* Bounds hit and inconsistencies seen; nonzero means the figures are lower bounds. */
 	uint64_t blocks_dropped;  /* --max-allocations reached */
-	uint64_t threads_dropped; /* --max-threads reached */
+	uint64_t thread_events_dropped; /* events of threads past --max-threads */
 	uint64_t blocks_replaced; /* allocation at a live address: a free was lost */
 };
 

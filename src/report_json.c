@@ -49,7 +49,7 @@ static struct json_object *limits_json(const struct process *p)
 	struct json_object *l = json_object_new_object();
 
 	put_u64(l, "allocations_dropped", p->blocks_dropped);
-	put_u64(l, "threads_dropped", p->threads_dropped);
+	put_u64(l, "thread_events_dropped", p->thread_events_dropped);
 	put_u64(l, "allocations_replaced", p->blocks_replaced);
 	return l;
 }

@@ -43,9 +43,9 @@ int report_text__write(FILE *f, const struct report_input *in)
 			fprintf(f, "  failed         %" PRIu64 " allocations returned NULL\n",
 				p->heap.allocation_failures_total);
 		if (!process__complete(p))
-			fprintf(f, "  incomplete     %" PRIu64 " allocations and %" PRIu64
-				   " threads over the limits, %" PRIu64 " frees missed\n",
-				p->blocks_dropped, p->threads_dropped, p->blocks_replaced);
+			fprintf(f, "  incomplete     %" PRIu64 " allocations over --max-allocations, %" PRIu64
+				   " events of threads over --max-threads, %" PRIu64 " frees missed\n",
+				p->blocks_dropped, p->thread_events_dropped, p->blocks_replaced);
 		fprintf(f, "  %-8s %-16s %14s %10s %14s %10s\n", "TID", "COMM", "LIVE", "LIVE#",
 			"ALLOCATED", "ALLOCS");
 		for (j = 0; j < p->nthreads; j++) {

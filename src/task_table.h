@@ -9,7 +9,8 @@
 
 enum task_kind { TASK_ASYNC, TASK_BLOCKING };
 enum task_state { TASK_RUNNING, TASK_IDLE, TASK_COMPLETED, TASK_CANCELLED, TASK_DEALLOCATED };
-enum task_discovery { TASK_FOUND_SPAWN, TASK_FOUND_ATTACH_SCAN };
+/* Spawned since attach; found in memory at attach; first seen polling (made before attach). */
+enum task_discovery { TASK_FOUND_SPAWN, TASK_FOUND_ATTACH_SCAN, TASK_FOUND_FIRST_POLL };
 
 /* A heap block's task field: 0 untasked, else task index, with this bit for a task's cell. */
 #define TASK_CELL_BIT 0x80000000u

@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <errno.h>
+#include <gelf.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libiberty/demangle.h>
+#include "memscoped/events.h"
+#include "process_table.h"
+#include "runtime_tokio.h"
+
+#define LEGACY_POLL "_ZN5tokio7runtime4task3raw4poll17h"
+#define V0_POLL "5tokio7runtime4task3raw4poll"
+/* A vtable's offsets are small: anything larger is not a vtable. */
+#define MAX_CELL_OFFSET 0x10000
+
+void runtime_tokio__clear(struct tokio_info *info)
+{
+	size_t i;
+
+	for (i = 0; i < info->npolls; i++)
+		free(info->polls[i].type_name);
+	free(info->polls);
+	free(info->vtables);
+	memset(info, 0, sizeof(*info));
+}
+
+char *runtime_tokio__type_from_demangled(const char *d)
+{
+	const char *p = strstr(d, "raw::poll::<"), *q;
+	int depth = 0;
+
+	if (!p)
+		p = strstr(d, "raw::poll<");
+	if (!p)
+		return NULL;
+	p = strchr(p, '<') + 1;
+	/* The first generic argument ends at the ',' or '>' of depth 0. */
+	for (q = p; *q; q++) {
+		if (*q == '<' || *q == '(' || *q == '[')
+			depth++;
+		else if (*q == '>' || *q == ')' || *q == ']')
+			depth--;
+		if (depth < 0 || (depth == 0 && *q == ','))
+			break;
+	}
+	if (q == p || !*q)
+		return NULL;
+	return strndup(p, (size_t)(q - p));
+}
+
+static bool is_poll_symbol(const char *name)
+{
+	const char *p;
+
+	if (!strncmp(name, LEGACY_POLL, strlen(LEGACY_POLL)))
+		return true;
+	if (strncmp(name, "_R", 2))
+		return false;
+	/* v0: the path ends in "4poll" followed by generic arguments, not "4poll_…". */
+	p = strstr(name, V0_POLL);
+	return p && p[strlen(V0_POLL)] != '_' &&
+	       (p[strlen(V0_POLL)] < '0' || p[strlen(V0_POLL)] > '9');
+}
+
+static char *name_for_copy(const char *symbol, uint64_t vaddr)
+{
+	char *demangled = cplus_demangle(symbol, DMGL_PARAMS | DMGL_RUST), *type = NULL, *s;
+	const char *hash;
+
+	if (demangled) {
+		type = runtime_tokio__type_from_demangled(demangled);
+		free(demangled);
+		if (type)
+			return type;
+	}
+	/* Legacy mangling has no generic arguments: the hash tells the copies apart. */
+	hash = strstr(symbol, "17h");
+	if (hash && asprintf(&s, "tokio::runtime::task::raw::poll::h%.16s", hash + 3) >= 0)
+		return s;
+	return asprintf(&s, "poll@0x%llx", (unsigned long long)vaddr) >= 0 ? s : NULL;
+}
+
+static int add_poll(struct tokio_info *info, struct elf_symbols *e, uint64_t vaddr,
+		    const char *symbol)
+{
+	struct tokio_poll *polls;
+	uint64_t offset;
+	size_t i;
+
+	for (i = 0; i < info->npolls; i++)
+		if (info->polls[i].vaddr == vaddr)
+			return 0;
+	if (elf_symbols__offset(e, vaddr, &offset))
+		return 0;
+	polls = realloc(info->polls, (info->npolls + 1) * sizeof(*polls));
+	if (!polls)
+		return -ENOMEM;
+	info->polls = polls;
+	polls[info->npolls].vaddr = vaddr;
+	polls[info->npolls].offset = offset;
+	polls[info->npolls].type_name = name_for_copy(symbol ? symbol : "", vaddr);
+	if (!polls[info->npolls].type_name)
+		return -ENOMEM;
+	info->npolls++;
+	return 0;
+}
+
+struct sym_ctx {
+	struct tokio_info *info;
+	struct elf_symbols *e;
+	int err;
+};
+
+static int on_symbol(const struct elf_sym *sym, void *ctx)
+{
+	struct sym_ctx *c = ctx;
+
+	if (sym->type != STT_FUNC || !is_poll_symbol(sym->name))
+		return 0;
+	c->err = add_poll(c->info, c->e, sym->vaddr, sym->name);
+	return c->err;
+}
+
+struct reloc {
+	uint64_t offset, addend;
+};
+
+struct reloc_list {
+	struct reloc *r;
+	size_t n, cap;
+};
+
+static int collect(uint64_t offset, uint64_t addend, void *ctx)
+{
+	struct reloc_list *l = ctx;
+	struct reloc *r;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 1024;
+		r = realloc(l->r, l->cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		l->r = r;
+	}
+	l->r[l->n].offset = offset;
+	l->r[l->n++].addend = addend;
+	return 0;
+}
+
+static int by_offset(const void *a, const void *b)
+{
+	const struct reloc *x = a, *y = b;
+
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/*
+ * A vtable in a PIE: 7 consecutive R_X86_64_RELATIVE slots pointing into code, then three
+ * plain words (no relocation) with scheduler_offset <= id_offset < trailer_offset.
+ */
+int runtime_tokio__find_vtables(struct elf_symbols *e, struct tokio_info *info)
+{
+	struct reloc_list l = { 0 };
+	struct tokio_vtable *vt;
+	uint64_t words[3];
+	size_t i, k;
+	int err;
+
+	err = elf_symbols__foreach_relative(e, collect, &l);
+	if (err)
+		goto out;
+	qsort(l.r, l.n, sizeof(*l.r), by_offset);
+	for (i = 0; i + 7 <= l.n; i++) {
+		for (k = 0; k < 7; k++)
+			if (l.r[i + k].offset != l.r[i].offset + 8 * k ||
+			    !elf_symbols__is_text(e, l.r[i + k].addend))
+				break;
+		if (k < 7)
+			continue;
+		if (i + 7 < l.n && l.r[i + 7].offset < l.r[i].offset + 80)
+			continue;
+		if (elf_symbols__read_vaddr(e, l.r[i].offset + 56, words, sizeof(words)))
+			continue;
+		if (!(words[1] <= words[2] && words[2] < words[0] && words[0] < MAX_CELL_OFFSET &&
+		      words[1] >= 32))
+			continue;
+		vt = realloc(info->vtables, (info->nvtables + 1) * sizeof(*vt));
+		if (!vt) {
+			err = -ENOMEM;
+			goto out;
+		}
+		info->vtables = vt;
+		vt += info->nvtables++;
+		vt->vaddr = l.r[i].offset;
+		vt->poll = l.r[i].addend;
+		vt->trailer_offset = words[0];
+		vt->scheduler_offset = words[1];
+		vt->id_offset = words[2];
+		i += 6;
+	}
+out:
+	free(l.r);
+	return err;
+}
+
+int runtime_tokio__discover(struct elf_symbols *e, struct elf_symbols *syms,
+			    struct tokio_info *ret)
+{
+	struct sym_ctx c = { ret, e, 0 };
+	size_t i;
+	int err;
+
+	memset(ret, 0, sizeof(*ret));
+	elf_symbols__foreach(syms ? syms : e, on_symbol, &c);
+	err = c.err;
+	if (!err)
+		err = runtime_tokio__find_vtables(e, ret);
+	ret->source = ret->npolls ? "symbols" : "vtables";
+	/* Stripped: every vtable's slot 0 is a poll copy. With symbols, they must agree. */
+	for (i = 0; !err && i < ret->nvtables; i++)
+		if (!ret->npolls || !strcmp(ret->source, "vtables"))
+			err = add_poll(ret, e, ret->vtables[i].poll, NULL);
+	if (!err && (!ret->npolls || !ret->nvtables))
+		err = -ENOENT;
+	if (err)
+		runtime_tokio__clear(ret);
+	return err;
+}
+
+const struct tokio_vtable *runtime_tokio__vtable(const struct tokio_info *info, uint64_t vaddr)
+{
+	size_t i;
+
+	for (i = 0; i < info->nvtables; i++)
+		if (info->vtables[i].vaddr == vaddr)
+			return &info->vtables[i];
+	return NULL;
+}
+
+const struct tokio_poll *runtime_tokio__poll(const struct tokio_info *info, uint64_t vaddr)
+{
+	size_t i;
+
+	for (i = 0; i < info->npolls; i++)
+		if (info->polls[i].vaddr == vaddr)
+			return &info->polls[i];
+	return NULL;
+}
+
+static int by_vaddr(const void *a, const void *b)
+{
+	const struct tokio_vtable *x = a, *y = b;
+
+	return x->vaddr < y->vaddr ? -1 : x->vaddr > y->vaddr;
+}
+
+struct tokio_process *tokio_process__new(struct process *p, struct tokio_info *info,
+					 uint64_t bias)
+{
+	struct tokio_process *t = calloc(1, sizeof(*t));
+	const struct tokio_poll *poll;
+	size_t i;
+
+	if (!t)
+		return NULL;
+	t->vt_types = calloc(info->nvtables + 1, sizeof(*t->vt_types));
+	if (!t->vt_types) {
+		free(t);
+		return NULL;
+	}
+	t->info = *info;
+	memset(info, 0, sizeof(*info));
+	t->bias = bias;
+	qsort(t->info.vtables, t->info.nvtables, sizeof(*t->info.vtables), by_vaddr);
+	for (i = 0; i < t->info.nvtables; i++) {
+		poll = runtime_tokio__poll(&t->info, t->info.vtables[i].poll);
+		t->vt_types[i] = task_table__type(p->tasks, "tokio",
+						  poll ? poll->type_name : "unknown");
+	}
+	return t;
+}
+
+void tokio_process__free(struct tokio_process *t)
+{
+	if (!t)
+		return;
+	runtime_tokio__clear(&t->info);
+	free(t->vt_types);
+	free(t);
+}
+
+static const struct tokio_vtable *find_vtable(const struct tokio_process *t, uint64_t rt_addr)
+{
+	struct tokio_vtable key = { .vaddr = rt_addr - t->bias };
+
+	return bsearch(&key, t->info.vtables, t->info.nvtables, sizeof(key), by_vaddr);
+}
+
+uint32_t tokio_process__task_of(struct process *p, uint64_t header)
+{
+	struct task *task;
+
+	if (!header || !p->tokio)
+		return 0;
+	task = task_table__find(p->tasks, header);
+	return task ? task_table__index(p->tasks, task) : 0;
+}
+
+/* The live lifetime at this header, unless its cell was freed and reused unseen. */
+static struct task *current(struct process *p, uint64_t hdr, const struct heap_block *cell,
+			    bool have_cell)
+{
+	struct task *task = task_table__find(p->tasks, hdr);
+	uint32_t idx;
+
+	if (!task)
+		return NULL;
+	idx = task_table__index(p->tasks, task);
+	if (have_cell && cell->task != (idx | TASK_CELL_BIT) &&
+	    task->discovered == TASK_FOUND_SPAWN && task->spawn_ns)
+		return NULL;
+	return task;
+}
+
+void tokio_process__poll_enter(struct process *p, const struct ms_event *e)
+{
+	struct tokio_process *t = p->tokio;
+	const struct tokio_vtable *vt;
+	struct heap_block cell;
+	struct task *task;
+	bool have_cell;
+	uint32_t idx;
+
+	if (!t || t->invalid)
+		return;
+	vt = find_vtable(t, e->poll.vtable);
+	if (!vt) {
+		t->unknown_vtables++;
+		return;
+	}
+	have_cell = heap_table__lookup(p->blocks, e->addr, &cell);
+	task = current(p, e->addr, &cell, have_cell);
+	if (!task) {
+		/* The first poll of an unseen header: a task spawned since attach (or before). */
+		task = task_table__spawn(p->tasks, e->addr, t->vt_types[vt - t->info.vtables],
+					 e->poll.owner_id ? TASK_ASYNC : TASK_BLOCKING,
+					 TASK_FOUND_SPAWN,
+					 have_cell ? p->start_ns + cell.time_s * 1000000000ull : 0);
+		if (!task)
+			return;
+		idx = task_table__index(p->tasks, task);
+		task->runtime_id = e->poll.id;
+		if (have_cell) {
+			task->parent = cell.task & TASK_CELL_BIT ? 0 : cell.task;
+			task->future_size = cell.size;
+			process__claim_cell(p, e->addr, idx, NULL);
+		} else {
+			task->discovered = TASK_FOUND_FIRST_POLL;
+			/* Allocated before attach: the cell's size is at least this. */
+			task->future_size = vt->trailer_offset + 32;
+		}
+		p->tasks->types[task->type].future_size = task->future_size;
+	}
+	task->detached = !(e->poll.state & TOKIO_STATE_JOIN_INTEREST);
+	task_table__poll_begin(p->tasks, task, e->ts);
+}
+
+void tokio_process__poll_exit(struct process *p, const struct ms_event *e)
+{
+	struct task *task;
+	enum task_state ended = TASK_IDLE;
+
+	if (!p->tokio || p->tokio->invalid)
+		return;
+	/* Gone already: the cell was freed inside the poll, which ended the task. */
+	task = task_table__find(p->tasks, e->addr);
+	if (!task)
+		return;
+	if (e->poll.state & TOKIO_STATE_CANCELLED)
+		ended = TASK_CANCELLED;
+	else if (e->poll.state & TOKIO_STATE_COMPLETE)
+		ended = TASK_COMPLETED;
+	task->detached = !(e->poll.state & TOKIO_STATE_JOIN_INTEREST);
+	task_table__poll_end(p->tasks, task, e->ts, ended);
+}

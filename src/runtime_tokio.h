@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Finding tokio in an ELF object: its per-future poll functions and task vtables. */
+#ifndef MEMSCOPED_RUNTIME_TOKIO_H
+#define MEMSCOPED_RUNTIME_TOKIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "elf_symbols.h"
+
+/* A task vtable: 7 function pointers then trailer, scheduler and id offsets. */
+struct tokio_vtable {
+	uint64_t vaddr;
+	uint64_t poll; /* slot 0: raw::poll<T, S> of this future type */
+	uint64_t trailer_offset, scheduler_offset, id_offset;
+};
+
+/* One copy of tokio::runtime::task::raw::poll<T, S>: one future type. */
+struct tokio_poll {
+	uint64_t vaddr;
+	uint64_t offset; /* in the file, for the probe */
+	char *type_name; /* the future type (v0 symbols), or a name for the copy */
+};
+
+struct tokio_info {
+	struct tokio_poll *polls;
+	size_t npolls;
+	struct tokio_vtable *vtables;
+	size_t nvtables;
+	const char *source; /* "symbols" or "vtables" (stripped) */
+};
+
+/*
+ * Looks for tokio in an object: poll copies from its symbols (or from syms, a separate debug
+ * file's symbols, when not NULL) and task vtables from its dynamic relocations. A stripped
+ * object is covered by the vtables alone. Returns 0, -ENOENT if there is no tokio, -ENOMEM.
+ */
+int runtime_tokio__discover(struct elf_symbols *e, struct elf_symbols *syms,
+			    struct tokio_info *ret);
+void runtime_tokio__clear(struct tokio_info *info);
+
+/* Scans vtables from relocations only (exposed for tests and the fuzzer). */
+int runtime_tokio__find_vtables(struct elf_symbols *e, struct tokio_info *info);
+/* The future type of a demangled poll copy: "tokio::...::poll::<T, S>" gives T (malloc'd). */
+char *runtime_tokio__type_from_demangled(const char *demangled);
+
+const struct tokio_vtable *runtime_tokio__vtable(const struct tokio_info *info, uint64_t vaddr);
+const struct tokio_poll *runtime_tokio__poll(const struct tokio_info *info, uint64_t vaddr);
+
+struct process;
+struct ms_event;
+
+/* tokio in one traced process: where its vtables are loaded and what each one's type is. */
+struct tokio_process {
+	struct tokio_info info; /* vtables sorted by vaddr */
+	uint64_t bias;		/* runtime address - ELF vaddr */
+	uint32_t *vt_types;	/* task type of each vtable */
+	bool invalid;		/* a header failed validation: tasks no longer tracked */
+	uint64_t unknown_vtables; /* polls whose vtable is not one of ours */
+};
+
+/* Takes ownership of info; registers each future type in the process's task table. */
+struct tokio_process *tokio_process__new(struct process *p, struct tokio_info *info,
+					 uint64_t bias);
+void tokio_process__free(struct tokio_process *t);
+
+/* Lifecycle events from the poll probes. */
+void tokio_process__poll_enter(struct process *p, const struct ms_event *e);
+void tokio_process__poll_exit(struct process *p, const struct ms_event *e);
+/* The task index for an allocation made while header task was current (0: none known). */
+uint32_t tokio_process__task_of(struct process *p, uint64_t header);
+
+#endif
