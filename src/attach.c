@@ -42,30 +42,19 @@ static int grow(void **arr, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
-static int attach_multi(struct bpf_program *prog, int pid, const struct probe_plan *plan,
-			bool retprobe, struct attachment *a)
+static int attach_multi(struct bpf_program *prog, int pid, const char *path,
+			const uint64_t *offsets, const uint64_t *cookies, uint32_t n, bool retprobe,
+			struct attachment *a)
 {
-	uint64_t offsets[PROBE_PLAN_MAX], cookies[PROBE_PLAN_MAX];
 	struct uprobe_multi_attr attr;
-	uint32_t n = 0;
-	size_t i;
 	int fd;
 
-	for (i = 0; i < plan->nprobes; i++) {
-		if (plan->probes[i].retprobe != retprobe ||
-		    strcmp(plan->probes[i].prog, bpf_program__name(prog)))
-			continue;
-		offsets[n] = plan->probes[i].offset;
-		cookies[n++] = plan->probes[i].cookie;
-	}
-	if (!n)
-		return 0;
 	if (grow((void **)&a->fds, &a->fds_cap, a->nfds, sizeof(*a->fds)))
 		return -ENOMEM;
 	memset(&attr, 0, sizeof(attr));
 	attr.prog_fd = (uint32_t)bpf_program__fd(prog);
 	attr.attach_type = MS_BPF_TRACE_UPROBE_MULTI;
-	attr.path = (uint64_t)(uintptr_t)plan->open_path;
+	attr.path = (uint64_t)(uintptr_t)path;
 	attr.offsets = (uint64_t)(uintptr_t)offsets;
 	attr.cookies = (uint64_t)(uintptr_t)cookies;
 	attr.cnt = n;
@@ -80,22 +69,59 @@ static int attach_multi(struct bpf_program *prog, int pid, const struct probe_pl
 	return 0;
 }
 
-static int attach_single(struct bpf_program *prog, int pid, const struct probe_plan *plan,
-			 const struct probe_spec *p, struct attachment *a)
+static int attach_single(struct bpf_program *prog, int pid, const char *path, uint64_t offset,
+			 uint64_t cookie, bool retprobe, struct attachment *a)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = p->retprobe, .bpf_cookie = p->cookie);
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = retprobe, .bpf_cookie = cookie);
 	struct bpf_link *link;
 	int err;
 
 	err = grow((void **)&a->links, &a->cap, a->nlinks, sizeof(*a->links));
 	if (err)
 		return err;
-	link = bpf_program__attach_uprobe_opts(prog, pid, plan->open_path, p->offset, &opts);
+	link = bpf_program__attach_uprobe_opts(prog, pid, path, offset, &opts);
 	if (!link)
 		return -errno;
 	a->links[a->nlinks++] = link;
 	a->nprobes++;
 	return 0;
+}
+
+int attach__offsets(struct bpf_program *prog, int pid, const char *path, const uint64_t *offsets,
+		    const uint64_t *cookies, size_t n, bool retprobe, bool multi,
+		    struct attachment *a)
+{
+	size_t i;
+	int err;
+
+	if (!n)
+		return 0;
+	if (multi)
+		return attach_multi(prog, pid, path, offsets, cookies, (uint32_t)n, retprobe, a);
+	for (i = 0; i < n; i++) {
+		err = attach_single(prog, pid, path, offsets[i], cookies ? cookies[i] : 0, retprobe,
+				    a);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* All probes of one program and kind in the plan, as one group. */
+static int attach_group(struct bpf_program *prog, int pid, const struct probe_plan *plan,
+			bool retprobe, bool multi, struct attachment *a)
+{
+	uint64_t offsets[PROBE_PLAN_MAX], cookies[PROBE_PLAN_MAX];
+	size_t i, n = 0;
+
+	for (i = 0; i < plan->nprobes; i++) {
+		if (plan->probes[i].retprobe != retprobe ||
+		    strcmp(plan->probes[i].prog, bpf_program__name(prog)))
+			continue;
+		offsets[n] = plan->probes[i].offset;
+		cookies[n++] = plan->probes[i].cookie;
+	}
+	return attach__offsets(prog, pid, plan->open_path, offsets, cookies, n, retprobe, multi, a);
 }
 
 int attach__plan(struct bpf_object *obj, int pid, const struct probe_plan *plan, bool multi,
@@ -120,16 +146,12 @@ int attach__plan(struct bpf_object *obj, int pid, const struct probe_plan *plan,
 				snprintf(err, errlen, "no BPF program '%s'", p->prog);
 				return -ENOENT;
 			}
-			if (multi) {
-				/* The first probe of each (program, kind) attaches the group. */
-				for (j = 0; j < i; j++)
-					if (plan->probes[j].retprobe == p->retprobe &&
-					    !strcmp(plan->probes[j].prog, p->prog))
-						break;
-				ret = j < i ? 0 : attach_multi(prog, pid, plan, p->retprobe, a);
-			} else {
-				ret = attach_single(prog, pid, plan, p, a);
-			}
+			/* The first probe of each (program, kind) attaches the group. */
+			for (j = 0; j < i; j++)
+				if (plan->probes[j].retprobe == p->retprobe &&
+				    !strcmp(plan->probes[j].prog, p->prog))
+					break;
+			ret = j < i ? 0 : attach_group(prog, pid, plan, p->retprobe, multi, a);
 			if (ret) {
 				snprintf(err, errlen, "failed to attach %s%s to '%s:%s': %s",
 					 p->retprobe ? "uretprobe" : "uprobe",

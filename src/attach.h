@@ -5,10 +5,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "probe_plan.h"
 
 struct bpf_object;
 struct bpf_link;
+struct bpf_program;
 
 /* BPF_TRACE_UPROBE_MULTI: in the kernel since 6.6, not in libbpf 1.1's headers. */
 #define MS_BPF_TRACE_UPROBE_MULTI 48
@@ -31,6 +33,13 @@ struct attachment {
  */
 int attach__plan(struct bpf_object *obj, int pid, const struct probe_plan *plan, bool multi,
 		 struct attachment *a, char *err, size_t errlen);
+/*
+ * Attaches prog at n offsets of the object at path (cookies may be NULL): one uprobe_multi
+ * link, or n perf-event links. Returns 0, or -EOPNOTSUPP without uprobe_multi, or -errno.
+ */
+int attach__offsets(struct bpf_program *prog, int pid, const char *path, const uint64_t *offsets,
+		    const uint64_t *cookies, size_t n, bool retprobe, bool multi,
+		    struct attachment *a);
 /* Detaches everything; safe to call twice. */
 void attach__destroy(struct attachment *a);
 

@@ -23,6 +23,7 @@
 #include "probe_plan.h"
 #include "proc.h"
 #include "report.h"
+#include "runtime_tokio.h"
 
 #ifndef CAP_PERFMON
 #define CAP_PERFMON 38
@@ -264,6 +265,50 @@ static void sleep_ns(long ns)
 	nanosleep(&ts, NULL);
 }
 
+/* Finds tokio in the target (as --runtime asks) and probes every poll copy; logs failures. */
+static int attach_tokio(struct memscoped_bpf *skel, const struct cli_options *opts, bool multi,
+			struct process *p, int pid, struct attachment *links)
+{
+	uint64_t *offsets;
+	char msg[512], path[PATH_MAX];
+	size_t i, n;
+	int err;
+
+	if (!strcmp(opts->runtime, "none"))
+		return 0;
+	tokio_process__free(p->tokio);
+	p->tokio = NULL;
+	err = tokio_process__setup(p, pid, msg, sizeof(msg));
+	if (err == -ENOENT && !strcmp(opts->runtime, "auto")) {
+		if (verbose)
+			log_err("pid %d: %s", pid, msg);
+		return 0;
+	}
+	if (err) {
+		log_err("pid %d: %s", pid, msg);
+		return err == -ENOENT ? -EINVAL : err;
+	}
+	n = p->tokio->info.npolls;
+	offsets = calloc(n, sizeof(*offsets));
+	if (!offsets || proc__root_path(pid, p->exe, path, sizeof(path))) {
+		free(offsets);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		offsets[i] = p->tokio->info.polls[i].offset;
+	/* Return probes first, as for the allocator. */
+	err = attach__offsets(skel->progs.task_poll_return, pid, path, offsets, NULL, n, true,
+			      multi, links);
+	if (!err)
+		err = attach__offsets(skel->progs.task_poll_enter, pid, path, offsets, NULL, n,
+				      false, multi, links);
+	free(offsets);
+	if (!err)
+		log_err("pid %d: tokio: %zu poll functions and %zu task vtables (from %s)", pid, n,
+			p->tokio->info.nvtables, p->tokio->info.source);
+	return err;
+}
+
 /* Loads the BPF programs and attaches them to every target; logs what fails. */
 static int load_and_attach(const struct cli_options *opts, bool multi,
 			   struct process_table *procs, struct memscoped_bpf **ret_skel,
@@ -288,6 +333,10 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 		bpf_program__set_expected_attach_type(skel->progs.alloc_entry,
 						      MS_BPF_TRACE_UPROBE_MULTI);
 		bpf_program__set_expected_attach_type(skel->progs.alloc_return,
+						      MS_BPF_TRACE_UPROBE_MULTI);
+		bpf_program__set_expected_attach_type(skel->progs.task_poll_enter,
+						      MS_BPF_TRACE_UPROBE_MULTI);
+		bpf_program__set_expected_attach_type(skel->progs.task_poll_return,
 						      MS_BPF_TRACE_UPROBE_MULTI);
 	}
 	if (memscoped_bpf__load(skel)) {
@@ -331,6 +380,15 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 		}
 		process_table__find(procs, (uint32_t)pid)->probes_attached =
 			(uint32_t)(links->nprobes - before);
+		err = attach_tokio(skel, opts, multi, process_table__find(procs, (uint32_t)pid), pid,
+				   links);
+		if (err == -EOPNOTSUPP && multi)
+			break;
+		if (err) {
+			log_err("pid %d: %s", pid, proc__alive(pid) ? "failed to attach tokio probes" :
+								      "exited during attach");
+			break;
+		}
 		log_err("attached %zu probes to pid %d in '%s'%s", links->nprobes - before, pid,
 			plan->object, multi ? "" : " (one link per probe)");
 	}

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <errno.h>
 #include <json-c/json.h>
+#include <stdlib.h>
 #include "cli.h"
 #include "report.h"
 
@@ -54,7 +55,194 @@ static struct json_object *limits_json(const struct process *p)
 	return l;
 }
 
-static struct json_object *process_json(const struct process *p, bool events_lost)
+static double seconds(uint64_t ns)
+{
+	return (double)ns / 1e9;
+}
+
+static void put_seconds(struct json_object *o, const char *key, double v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%.3f", v);
+	json_object_object_add(o, key, json_object_new_double_s(v, buf));
+}
+
+static void task_id(const struct process *p, uint32_t index, char *buf, size_t len)
+{
+	const struct task *t = task_table__at(p->tasks, index);
+
+	if (t && t->runtime_id)
+		snprintf(buf, len, "tokio:%llu", (unsigned long long)t->runtime_id);
+	else
+		snprintf(buf, len, "tokio:#%u", index);
+}
+
+static const char *const discovered_names[] = {
+	[TASK_FOUND_SPAWN] = "spawn",
+	[TASK_FOUND_ATTACH_SCAN] = "attach_scan",
+	[TASK_FOUND_FIRST_POLL] = "first_poll",
+};
+
+static struct json_object *task_json(const struct process *p, uint32_t index,
+				     const struct report_input *in)
+{
+	const struct task *t = task_table__at(p->tasks, index);
+	const struct task_type *ty = &p->tasks->types[t->type];
+	struct json_object *o = json_object_new_object();
+	uint64_t end = t->dealloc_ns ? t->dealloc_ns : t->end_ns ? t->end_ns : in->now_ns;
+	uint64_t born = t->spawn_ns ? t->spawn_ns : t->first_poll_ns ? t->first_poll_ns : end;
+	uint64_t last = t->running ? end : t->last_poll_end_ns ? t->last_poll_end_ns : born;
+	char buf[64], reason[160] = "";
+	bool suspect = task__suspect(t, in->now_ns, in->stuck_after_ns, reason, sizeof(reason));
+
+	task_id(p, index, buf, sizeof(buf));
+	json_object_object_add(o, "id", json_object_new_string(buf));
+	json_object_object_add(o, "runtime", json_object_new_string(ty->runtime));
+	json_object_object_add(o, "kind", json_object_new_string(t->kind == TASK_BLOCKING ?
+									 "blocking" : "async"));
+	json_object_object_add(o, "type", json_object_new_string(ty->name));
+	json_object_object_add(o, "state", json_object_new_string(task_state__name(t->state)));
+	json_object_object_add(o, "discovered",
+			       json_object_new_string(discovered_names[t->discovered]));
+	json_object_object_add(o, "suspect", json_object_new_boolean(suspect));
+	if (suspect)
+		json_object_object_add(o, "suspect_reason", json_object_new_string(reason));
+	if (t->parent) {
+		task_id(p, t->parent, buf, sizeof(buf));
+		json_object_object_add(o, "parent", json_object_new_string(buf));
+	} else {
+		json_object_object_add(o, "parent", NULL);
+	}
+	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)t->key);
+	json_object_object_add(o, "address", json_object_new_string(buf));
+	put_seconds(o, "age_seconds", seconds(end - born));
+	put_seconds(o, "idle_seconds", task__ended(t) ? 0 : seconds(end - last));
+	put_seconds(o, "busy_seconds", seconds(t->busy_ns + (t->running ? end - t->poll_start_ns : 0)));
+	put_u64(o, "polls", t->polls);
+	put_u64(o, "future_size_bytes", t->future_size);
+	put_u64(o, "live_bytes", t->live_bytes);
+	put_u64(o, "live_allocations", t->live_allocations);
+	put_u64(o, "allocated_bytes_total", t->allocated_bytes_total);
+	put_u64(o, "allocations_total", t->allocations_total);
+	json_object_object_add(o, "detached", json_object_new_boolean(t->detached));
+	if (t->end_ns)
+		put_seconds(o, "ended_at_seconds", seconds(t->end_ns - p->start_ns));
+	if (t->dealloc_ns)
+		put_seconds(o, "deallocated_at_seconds", seconds(t->dealloc_ns - p->start_ns));
+	return o;
+}
+
+struct type_sums {
+	uint64_t live, suspects, live_bytes;
+};
+
+static void add_tasks(struct json_object *o, const struct process *p,
+		      const struct report_input *in)
+{
+	const struct task_table *tt = p->tasks;
+	struct json_object *summary, *types, *tasks, *ty;
+	uint64_t spawned = 0, live = 0, completed = 0, cancelled = 0, suspects = 0;
+	uint64_t async_allocs = 0, async_bytes = 0, async_live = 0, largest = 0, cells = 0;
+	uint64_t cell_bytes = 0, blocking = 0, blocking_live = 0, outlived = 0;
+	struct type_sums *sums = calloc(tt->ntypes + 1, sizeof(*sums));
+	char reason[8];
+	uint32_t i;
+	int pass;
+
+	json_object_object_add(o, "runtimes", json_object_new_array());
+	if (p->tokio)
+		json_object_array_add(json_object_object_get(o, "runtimes"),
+				      json_object_new_string("tokio"));
+	tasks = json_object_new_array();
+	/* Suspects first, then the rest, each in order of discovery. */
+	for (pass = 0; pass < 2; pass++)
+		for (i = 1; i < tt->ntasks; i++) {
+			const struct task *t = &tt->tasks[i];
+
+			if (task__suspect(t, in->now_ns, in->stuck_after_ns, reason,
+					  sizeof(reason)) == (pass == 0))
+				json_object_array_add(tasks, task_json(p, i, in));
+		}
+	for (i = 1; i < tt->ntasks; i++) {
+		const struct task *t = &tt->tasks[i];
+		bool alive = !task__ended(t);
+		bool suspect = task__suspect(t, in->now_ns, in->stuck_after_ns, reason,
+					     sizeof(reason));
+
+		if (sums) {
+			sums[t->type].live += alive;
+			sums[t->type].suspects += suspect;
+			sums[t->type].live_bytes += alive ? t->live_bytes : 0;
+		}
+		if (t->future_size) {
+			cells++;
+			cell_bytes += t->future_size;
+			if (t->future_size > largest)
+				largest = t->future_size;
+		}
+		if (t->kind == TASK_BLOCKING) {
+			blocking++;
+			blocking_live += alive;
+			continue;
+		}
+		spawned++;
+		live += alive;
+		completed += t->end_ns && t->end_state == TASK_COMPLETED;
+		cancelled += t->end_ns && t->end_state == TASK_CANCELLED;
+		suspects += suspect;
+		async_allocs += t->allocations_total;
+		async_bytes += t->allocated_bytes_total;
+		async_live += t->live_bytes;
+	}
+	for (i = 0; i < tt->ntypes; i++)
+		outlived += tt->types[i].outlived_live_bytes;
+	summary = json_object_new_object();
+	put_u64(summary, "spawned", spawned);
+	put_u64(summary, "live", live);
+	put_u64(summary, "completed", completed);
+	put_u64(summary, "cancelled", cancelled);
+	put_u64(summary, "suspects", suspects);
+	put_u64(summary, "blocking_spawned", blocking);
+	put_u64(summary, "blocking_live", blocking_live);
+	put_u64(summary, "async_allocation_count", async_allocs);
+	put_u64(summary, "async_allocated_bytes_total", async_bytes);
+	put_u64(summary, "async_live_bytes", async_live);
+	put_u64(summary, "future_state_overhead_bytes", p->heap.cell_live_bytes);
+	put_u64(summary, "average_future_size_bytes", cells ? cell_bytes / cells : 0);
+	put_u64(summary, "largest_future_size_bytes", largest);
+	put_u64(summary, "untasked_live_bytes", p->heap.untasked_live_bytes);
+	put_u64(summary, "untasked_allocated_bytes_total", p->heap.untasked_allocated_bytes_total);
+	put_u64(summary, "outlived_live_bytes", outlived);
+	put_u64(summary, "tasks_dropped", tt->tasks_dropped);
+	types = json_object_new_array();
+	for (i = 0; i < tt->ntypes; i++) {
+		const struct task_type *t = &tt->types[i];
+
+		if (!t->spawned)
+			continue;
+		ty = json_object_new_object();
+		json_object_object_add(ty, "name", json_object_new_string(t->name));
+		json_object_object_add(ty, "runtime", json_object_new_string(t->runtime));
+		put_u64(ty, "future_size_bytes", t->future_size);
+		put_u64(ty, "spawned", t->spawned);
+		put_u64(ty, "live", sums ? sums[i].live : 0);
+		put_u64(ty, "completed", t->completed);
+		put_u64(ty, "cancelled", t->cancelled);
+		put_u64(ty, "suspects", sums ? sums[i].suspects : 0);
+		put_u64(ty, "live_bytes", sums ? sums[i].live_bytes : 0);
+		put_u64(ty, "allocated_bytes_total", t->allocated_bytes_total);
+		put_u64(ty, "outlived_live_bytes", t->outlived_live_bytes);
+		put_u64(ty, "polls", t->polls);
+		json_object_array_add(types, ty);
+	}
+	free(sums);
+	json_object_object_add(o, "tasks_summary", summary);
+	json_object_object_add(o, "task_types", types);
+	json_object_object_add(o, "tasks", tasks);
+}
+
+static struct json_object *process_json(const struct process *p, const struct report_input *in)
 {
 	struct json_object *o = json_object_new_object();
 
@@ -64,10 +252,11 @@ static struct json_object *process_json(const struct process *p, bool events_los
 	json_object_object_add(o, "exited", json_object_new_boolean(p->exited));
 	/* Lost events or a bound hit make every figure a lower bound. */
 	json_object_object_add(o, "complete",
-			       json_object_new_boolean(!events_lost && process__complete(p)));
+			       json_object_new_boolean(!in->events_lost && process__complete(p)));
 	json_object_object_add(o, "heap", heap_json(p));
 	json_object_object_add(o, "threads", threads_json(p));
 	json_object_object_add(o, "limits", limits_json(p));
+	add_tasks(o, p, in);
 	return o;
 }
 
@@ -93,8 +282,7 @@ int report_json__write(FILE *f, const struct report_input *in)
 	json_object_object_add(root, "events", events);
 	procs = json_object_new_array();
 	for (i = 0; i < n; i++)
-		json_object_array_add(procs, process_json(process_table__at(in->procs, i),
-							  in->events_lost > 0));
+		json_object_array_add(procs, process_json(process_table__at(in->procs, i), in));
 	json_object_object_add(root, "processes", procs);
 
 	s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |

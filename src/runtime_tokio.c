@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <errno.h>
+#include <limits.h>
 #include <gelf.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <libiberty/demangle.h>
 #include "memscoped/events.h"
+#include "proc.h"
 #include "process_table.h"
 #include "runtime_tokio.h"
 
@@ -384,4 +386,74 @@ void tokio_process__poll_exit(struct process *p, const struct ms_event *e)
 		ended = TASK_COMPLETED;
 	task->detached = !(e->poll.state & TOKIO_STATE_JOIN_INTEREST);
 	task_table__poll_end(p->tasks, task, e->ts, ended);
+}
+
+struct bias_ctx {
+	const char *path;
+	uint64_t start;
+	bool found;
+};
+
+static int find_first_mapping(const struct proc_mapping *m, void *ctx)
+{
+	struct bias_ctx *b = ctx;
+
+	if (m->offset != 0 || strcmp(m->path, b->path))
+		return 0;
+	b->start = m->start;
+	b->found = true;
+	return 1;
+}
+
+/* A separate debug file found by build-id, as gdb and debuginfod lay them out. */
+static struct elf_symbols *open_debug_file(int pid, struct elf_symbols *e)
+{
+	char id[128], rel[256], path[PATH_MAX];
+
+	if (elf_symbols__build_id(e, id, sizeof(id)) || strlen(id) < 3)
+		return NULL;
+	snprintf(rel, sizeof(rel), "/usr/lib/debug/.build-id/%.2s/%s.debug", id, id + 2);
+	if (proc__root_path(pid, rel, path, sizeof(path)))
+		return NULL;
+	return elf_symbols__open(path);
+}
+
+int tokio_process__setup(struct process *p, int pid, char *err, size_t errlen)
+{
+	struct bias_ctx b = { .path = p->exe };
+	struct elf_symbols *e, *debug;
+	struct tokio_info info;
+	char path[PATH_MAX];
+	int ret;
+
+	ret = proc__root_path(pid, p->exe, path, sizeof(path));
+	if (ret)
+		return ret;
+	e = elf_symbols__open(path);
+	if (!e) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot read '%s': %s", p->exe, strerror(errno));
+		return ret;
+	}
+	debug = open_debug_file(pid, e);
+	ret = runtime_tokio__discover(e, debug, &info);
+	if (ret == -ENOENT)
+		snprintf(err, errlen, "no tokio in '%s': no tokio::runtime::task::raw::poll "
+				      "symbols%s and no task vtables in its relocations",
+			 p->exe, debug ? " (nor in its debug file)" : "");
+	if (!ret && (proc__mappings(pid, find_first_mapping, &b) < 0 || !b.found)) {
+		snprintf(err, errlen, "'%s' is not mapped by pid %d", p->exe, pid);
+		runtime_tokio__clear(&info);
+		ret = -ESRCH;
+	}
+	if (!ret) {
+		p->tokio = tokio_process__new(p, &info, b.start - elf_symbols__base_vaddr(e));
+		if (!p->tokio) {
+			runtime_tokio__clear(&info);
+			ret = -ENOMEM;
+		}
+	}
+	elf_symbols__close(debug);
+	elf_symbols__close(e);
+	return ret;
 }

@@ -64,6 +64,13 @@ struct tokio_process *tokio_process__new(struct process *p, struct tokio_info *i
 					 uint64_t bias);
 void tokio_process__free(struct tokio_process *t);
 
+/*
+ * Finds tokio in the executable of process pid (with its build-id debug file under
+ * /usr/lib/debug/.build-id when present) and sets p->tokio. Returns 0, -ENOENT when the
+ * executable has no tokio (err says what was searched), or -errno.
+ */
+int tokio_process__setup(struct process *p, int pid, char *err, size_t errlen);
+
 /* Lifecycle events from the poll probes. */
 void tokio_process__poll_enter(struct process *p, const struct ms_event *e);
 void tokio_process__poll_exit(struct process *p, const struct ms_event *e);

@@ -187,6 +187,7 @@ static void end(struct task_table *t, struct task *task, enum task_state state, 
 	if (task__ended(task))
 		return;
 	task->state = state;
+	task->end_state = state;
 	task->end_ns = ts;
 	if (!t->ntypes)
 		return;

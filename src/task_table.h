@@ -22,6 +22,7 @@ struct task {
 	uint32_t parent;     /* task index, 0 none */
 	enum task_kind kind;
 	enum task_state state;
+	enum task_state end_state; /* TASK_COMPLETED or TASK_CANCELLED once ended */
 	enum task_discovery discovered;
 	bool running;	     /* inside a poll now */
 	bool detached;	     /* JoinHandle dropped */
