@@ -2,6 +2,7 @@
 /* memscoped: attach to running processes and attribute their heap, with eBPF. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <linux/capability.h>
 #include <signal.h>
@@ -514,6 +515,28 @@ static void run(struct daemon *d)
 	}
 }
 
+/* Tasks alive before attach that may never run again: found in memory, once. */
+static void scan_tasks(struct daemon *d)
+{
+	struct tokio_scan_stats st;
+	struct process *p;
+	size_t i;
+	int err;
+
+	for (i = 0; i < process_table__count(d->decoder.procs); i++) {
+		p = process_table__at(d->decoder.procs, i);
+		if (!p->tokio)
+			continue;
+		err = tokio_process__scan(p, (int)p->pid, now_ns(), &st);
+		if (err)
+			log_err("pid %u: attach scan failed: %s, ignoring", p->pid, strerror(-err));
+		else
+			log_err("pid %u: attach scan: %" PRIu64 " tokio tasks in %.1f MiB in %.1f ms",
+				p->pid, st.found, (double)st.bytes / (1 << 20),
+				(double)st.elapsed_ns / 1e6);
+	}
+}
+
 static int add_targets(struct daemon *d)
 {
 	char comm[PROC_COMM_LEN], *exe;
@@ -612,6 +635,7 @@ int main(int argc, char **argv)
 	d.decoder.start_ns = d.start;
 	for (i = 0; i < process_table__count(d.decoder.procs); i++)
 		process_table__at(d.decoder.procs, i)->start_ns = d.start;
+	scan_tasks(&d);
 	run(&d);
 
 	/* Detach first so a flood of events cannot delay the exit, then take what is left. */

@@ -90,9 +90,8 @@ bool proc__parse_maps_line(char *line, struct proc_mapping *ret)
 	return true;
 }
 
-int proc__mappings(int pid, proc_mapping_cb cb, void *ctx)
+int proc__maps_lines(int pid, int (*cb)(const char *line, void *ctx), void *ctx)
 {
-	struct proc_mapping m;
 	char path[64], *line = NULL;
 	size_t cap = 0;
 	int ret = 0;
@@ -103,11 +102,32 @@ int proc__mappings(int pid, proc_mapping_cb cb, void *ctx)
 	if (!f)
 		return -errno;
 	while (!ret && getline(&line, &cap, f) > 0)
-		if (proc__parse_maps_line(line, &m))
-			ret = cb(&m, ctx);
+		ret = cb(line, ctx);
 	free(line);
 	fclose(f);
 	return ret;
+}
+
+struct mapping_ctx {
+	proc_mapping_cb cb;
+	void *ctx;
+	char line[PATH_MAX + 128];
+};
+
+static int parse_mapping(const char *line, void *ctx)
+{
+	struct mapping_ctx *m = ctx;
+	struct proc_mapping map;
+
+	snprintf(m->line, sizeof(m->line), "%s", line);
+	return proc__parse_maps_line(m->line, &map) ? m->cb(&map, m->ctx) : 0;
+}
+
+int proc__mappings(int pid, proc_mapping_cb cb, void *ctx)
+{
+	struct mapping_ctx m = { .cb = cb, .ctx = ctx };
+
+	return proc__maps_lines(pid, parse_mapping, &m);
 }
 
 int proc__root_path(int pid, const char *path, char *buf, size_t len)

@@ -27,6 +27,8 @@ bool proc__alive(int pid);
 typedef int (*proc_mapping_cb)(const struct proc_mapping *m, void *ctx);
 /* Walks file-backed mappings; a nonzero cb return stops the walk and is returned. */
 int proc__mappings(int pid, proc_mapping_cb cb, void *ctx);
+/* Calls cb for every line of /proc/PID/maps; a nonzero return stops and is returned. */
+int proc__maps_lines(int pid, int (*cb)(const char *line, void *ctx), void *ctx);
 /* Parses one maps line; false if it is not a file-backed mapping. */
 bool proc__parse_maps_line(char *line, struct proc_mapping *ret);
 

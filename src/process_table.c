@@ -240,10 +240,15 @@ static void release(struct process *p, const struct heap_block *b, uint64_t ts)
 void process__free(struct process *p, uint32_t tid, uint64_t addr, uint64_t ts)
 {
 	struct heap_block old;
+	struct task *task;
 
 	(void)tid;
 	if (!heap_table__remove(p->blocks, addr, &old)) {
 		p->heap.frees_untracked_total++;
+		/* The cell of a task from before attach (found by the scan or polling). */
+		task = task_table__find(p->tasks, addr);
+		if (task && task->discovered != TASK_FOUND_SPAWN)
+			task_table__dealloc(p->tasks, task, ts);
 		return;
 	}
 	p->heap.frees_total++;

@@ -77,4 +77,32 @@ void tokio_process__poll_exit(struct process *p, const struct ms_event *e);
 /* The task index for an allocation made while header task was current (0: none known). */
 uint32_t tokio_process__task_of(struct process *p, uint64_t header);
 
+/* A task header found in memory, validated against the vtables. */
+struct tokio_found {
+	uint64_t header;
+	uint64_t state, owner_id, id;
+	uint64_t cell_size; /* from the vtable and the allocator's chunk header */
+	const struct tokio_vtable *vt;
+};
+
+/*
+ * Scans buf, a copy of the target's memory at addr, for task headers pointing at one of t's
+ * vtables; calls found for each valid one. read(ctx, addr, buf, len) fetches more target
+ * memory when a header's fields cross the end of buf (0 or -errno). Pure: the fuzzer runs it.
+ */
+typedef int (*tokio_read_fn)(void *ctx, uint64_t addr, void *buf, size_t len);
+typedef void (*tokio_found_fn)(void *ctx, const struct tokio_found *f);
+size_t tokio_scan__buffer(const struct tokio_process *t, uint64_t addr, const uint8_t *buf,
+			  size_t len, tokio_read_fn read, tokio_found_fn found, void *ctx);
+
+struct tokio_scan_stats {
+	uint64_t bytes;	 /* memory read */
+	uint64_t found;	 /* tasks added */
+	uint64_t elapsed_ns;
+};
+
+/* Finds the tasks alive at attach time in pid's writable memory and adds them to p. */
+int tokio_process__scan(struct process *p, int pid, uint64_t now_ns,
+			struct tokio_scan_stats *ret);
+
 #endif
