@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include "report.h"
 
 static const char *human(uint64_t bytes, char buf[32])
@@ -18,6 +19,68 @@ static const char *human(uint64_t bytes, char buf[32])
 	else
 		snprintf(buf, 32, "%.1f %s", v, units[u]);
 	return buf;
+}
+
+/* Text rows shown per process; the JSON report has every task. */
+#define TEXT_MAX_TASKS 40
+
+static void task_row(FILE *f, const struct process *p, const struct task *t,
+		     const struct report_input *in, const char *reason)
+{
+	uint64_t now = in->now_ns, last = t->running ? now : t->last_poll_end_ns;
+	char id[32], b1[32], b2[32];
+
+	if (t->runtime_id)
+		snprintf(id, sizeof(id), "tokio:%" PRIu64, t->runtime_id);
+	else
+		snprintf(id, sizeof(id), "#%u", task_table__index(p->tasks, t));
+	fprintf(f, "  %-12s %-8s %-11s %7" PRIu64 " %8.3f %8.1f %10s %12s  %s%s%s\n", id,
+		t->kind == TASK_BLOCKING ? "blocking" : "async", task_state__name(t->state),
+		t->polls, (double)(t->busy_ns + (t->running ? now - t->poll_start_ns : 0)) / 1e9,
+		task__ended(t) || !last ? 0.0 : (double)(now - last) / 1e9,
+		human(t->future_size, b1), human(t->live_bytes, b2), p->tasks->types[t->type].name,
+		reason ? "\n      suspect: " : "", reason ? reason : "");
+}
+
+static void tasks_text(FILE *f, const struct process *p, const struct report_input *in)
+{
+	const struct task_table *tt = p->tasks;
+	char reason[160], b1[32], b2[32];
+	size_t shown = 0, i;
+	int pass;
+
+	if (tt->ntasks <= 1)
+		return;
+	fprintf(f, "\n  tasks (suspects first; busy and idle in seconds)\n");
+	fprintf(f, "  %-12s %-8s %-11s %7s %8s %8s %10s %12s  %s\n", "ID", "KIND", "STATE",
+		"POLLS", "BUSY", "IDLE", "FUTURE", "LIVE", "TYPE");
+	for (pass = 0; pass < 2; pass++)
+		for (i = 1; i < tt->ntasks; i++) {
+			const struct task *t = &tt->tasks[i];
+			bool suspect = task__suspect(t, in->now_ns, in->stuck_after_ns, reason,
+						     sizeof(reason));
+
+			if (suspect != (pass == 0) || (pass == 1 && task__ended(t)))
+				continue;
+			if (shown++ < TEXT_MAX_TASKS)
+				task_row(f, p, t, in, suspect ? reason : NULL);
+		}
+	if (shown > TEXT_MAX_TASKS)
+		fprintf(f, "  ... %zu more live tasks in the JSON report\n", shown - TEXT_MAX_TASKS);
+	fprintf(f, "\n  task types\n  %8s %8s %10s %10s %12s %12s  %s\n", "SPAWNED", "DONE",
+		"CANCELLED", "FUTURE", "ALLOCATED", "OUTLIVED", "TYPE");
+	for (i = 0; i < tt->ntypes; i++) {
+		const struct task_type *ty = &tt->types[i];
+
+		if (!ty->spawned)
+			continue;
+		fprintf(f, "  %8" PRIu64 " %8" PRIu64 " %10" PRIu64 " %10s %12s %12s  %s\n",
+			ty->spawned, ty->completed, ty->cancelled, human(ty->future_size, b1),
+			human(ty->allocated_bytes_total, b2), human(ty->outlived_live_bytes, reason),
+			ty->name);
+	}
+	fprintf(f, "  untasked live %s, task cells live %s\n",
+		human(p->heap.untasked_live_bytes, b1), human(p->heap.cell_live_bytes, b2));
 }
 
 int report_text__write(FILE *f, const struct report_input *in)
@@ -55,6 +118,7 @@ int report_text__write(FILE *f, const struct report_input *in)
 				t->tid, t->comm, human(t->live_bytes, b1), t->live_allocations,
 				human(t->allocated_bytes_total, b2), t->allocations_total);
 		}
+		tasks_text(f, p, in);
 	}
 	return fflush(f) ? -errno : 0;
 }
