@@ -25,7 +25,7 @@ TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGET_BINS := $(patsubst tests/targets/%.c,$(BUILD)/targets/%,$(TARGET_SRCS))
 BENCH_BINS := $(patsubst scripts/bench/%.c,$(BUILD)/bench/%,$(wildcard scripts/bench/*.c))
 
-.PHONY: all deps demo check unit e2e bench install format clean
+.PHONY: all deps demo check unit e2e bench install format clean tokio-targets
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/memscoped
@@ -73,13 +73,22 @@ $(BUILD)/fixtures/fixture.so: tests/unit/fixture_elf.c
 
 unit: $(UNIT_BINS) $(BUILD)/fixtures/fixture.so
 
+# Rust tokio targets, built offline against Debian's crate sources (librust-tokio-dev).
+TOKIO_SRCS := $(wildcard tests/targets/tokio/src/*.rs) tests/targets/tokio/Cargo.toml \
+	tests/targets/tokio/Cargo.lock tests/targets/tokio/build.sh
+$(BUILD)/tokio-out/.built: $(TOKIO_SRCS)
+	CARGO_TARGET_DIR=$(abspath $(BUILD))/tokio tests/targets/tokio/build.sh $(BUILD)/tokio-out
+	touch $@
+
+tokio-targets: $(BUILD)/tokio-out/.built
+
 demo: deps all $(BUILD)/targets/demo_alloc
 	scripts/demo.sh
 
-check: deps all unit $(TARGET_BINS)
+check: deps all unit $(TARGET_BINS) tokio-targets
 	BUILD=$(BUILD) scripts/run-tests.sh
 
-e2e: all $(TARGET_BINS)
+e2e: all $(TARGET_BINS) tokio-targets
 	BUILD=$(BUILD) scripts/run-tests.sh e2e
 
 bench: deps all $(BENCH_BINS)

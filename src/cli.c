@@ -24,6 +24,7 @@ enum {
 	OPT_RUNTIME,
 	OPT_LISTEN,
 	OPT_TEXTFILE,
+	OPT_DEBUG_DIR,
 };
 
 static const char *const runtimes[] = { "auto", "none", "tokio" };
@@ -48,6 +49,9 @@ static const struct argp_option options[] = {
 	  "Serve Prometheus metrics at http://ADDR:PORT/metrics (default address 127.0.0.1)", 0 },
 	{ "textfile", OPT_TEXTFILE, "PATH", 0,
 	  "Also write the metrics to PATH atomically every interval (node_exporter textfile)", 0 },
+	{ "debug-dir", OPT_DEBUG_DIR, "DIR", 0,
+	  "Look for separate debug files in DIR/.build-id (default: the target's /usr/lib/debug)",
+	  0 },
 	{ "max-tasks", OPT_MAX_TASKS, "N", 0, "Tasks tracked per process (default 1000000)", 0 },
 	{ "max-task-types", OPT_MAX_TASK_TYPES, "N", 0,
 	  "task_type label values per runtime in metrics; the rest are \"other\" (default 50)", 0 },
@@ -179,6 +183,11 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		if (!*arg)
 			return fail(state, "invalid --textfile '': expected a file name");
 		o->textfile = arg;
+		break;
+	case OPT_DEBUG_DIR:
+		if (!*arg)
+			return fail(state, "invalid --debug-dir '': expected a directory");
+		o->debug_dir = arg;
 		break;
 	case OPT_MAX_TASKS:
 		if (cli__parse_u64(arg, &o->max_tasks) || !o->max_tasks || o->max_tasks > 100000000)

@@ -279,7 +279,7 @@ static int attach_tokio(struct memscoped_bpf *skel, const struct cli_options *op
 		return 0;
 	tokio_process__free(p->tokio);
 	p->tokio = NULL;
-	err = tokio_process__setup(p, pid, msg, sizeof(msg));
+	err = tokio_process__setup(p, pid, opts->debug_dir, msg, sizeof(msg));
 	if (err == -ENOENT && !strcmp(opts->runtime, "auto")) {
 		if (verbose)
 			log_err("pid %d: %s", pid, msg);

@@ -405,20 +405,28 @@ static int find_first_mapping(const struct proc_mapping *m, void *ctx)
 	return 1;
 }
 
-/* A separate debug file found by build-id, as gdb and debuginfod lay them out. */
-static struct elf_symbols *open_debug_file(int pid, struct elf_symbols *e)
+/*
+ * A separate debug file found by build-id, as gdb lays them out: under debug_dir as given, or
+ * by default under the target's own /usr/lib/debug (inside its container, if any).
+ */
+static struct elf_symbols *open_debug_file(int pid, const char *debug_dir, struct elf_symbols *e)
 {
-	char id[128], rel[256], path[PATH_MAX];
+	char id[128], rel[PATH_MAX], path[PATH_MAX];
 
 	if (elf_symbols__build_id(e, id, sizeof(id)) || strlen(id) < 3)
 		return NULL;
-	snprintf(rel, sizeof(rel), "/usr/lib/debug/.build-id/%.2s/%s.debug", id, id + 2);
+	if (snprintf(rel, sizeof(rel), "%s/.build-id/%.2s/%s.debug",
+		     debug_dir ? debug_dir : "/usr/lib/debug", id, id + 2) >= (int)sizeof(rel))
+		return NULL;
+	if (debug_dir)
+		return elf_symbols__open(rel);
 	if (proc__root_path(pid, rel, path, sizeof(path)))
 		return NULL;
 	return elf_symbols__open(path);
 }
 
-int tokio_process__setup(struct process *p, int pid, char *err, size_t errlen)
+int tokio_process__setup(struct process *p, int pid, const char *debug_dir, char *err,
+			 size_t errlen)
 {
 	struct bias_ctx b = { .path = p->exe };
 	struct elf_symbols *e, *debug;
@@ -435,8 +443,10 @@ int tokio_process__setup(struct process *p, int pid, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot read '%s': %s", p->exe, strerror(errno));
 		return ret;
 	}
-	debug = open_debug_file(pid, e);
+	debug = open_debug_file(pid, debug_dir, e);
 	ret = runtime_tokio__discover(e, debug, &info);
+	if (!ret && debug && !strcmp(info.source, "symbols"))
+		info.source = "its build-id debug file";
 	if (ret == -ENOENT)
 		snprintf(err, errlen, "no tokio in '%s': no tokio::runtime::task::raw::poll "
 				      "symbols%s and no task vtables in its relocations",

@@ -66,10 +66,11 @@ void tokio_process__free(struct tokio_process *t);
 
 /*
  * Finds tokio in the executable of process pid (with its build-id debug file under
- * /usr/lib/debug/.build-id when present) and sets p->tokio. Returns 0, -ENOENT when the
- * executable has no tokio (err says what was searched), or -errno.
+ * debug_dir/.build-id, or the target's /usr/lib/debug when NULL) and sets p->tokio. Returns 0,
+ * -ENOENT when the executable has no tokio (err says what was searched), or -errno.
  */
-int tokio_process__setup(struct process *p, int pid, char *err, size_t errlen);
+int tokio_process__setup(struct process *p, int pid, const char *debug_dir, char *err,
+			 size_t errlen);
 
 /* Lifecycle events from the poll probes. */
 void tokio_process__poll_enter(struct process *p, const struct ms_event *e);
