@@ -82,7 +82,11 @@ $(BUILD)/tokio-out/.built: $(TOKIO_SRCS)
 
 tokio-targets: $(BUILD)/tokio-out/.built
 
-demo: deps all $(BUILD)/targets/demo_alloc
+# The demo needs only the v0-mangled variant (its task types have readable names).
+$(BUILD)/tokio-out/tokio-target-v0: $(TOKIO_SRCS)
+	CARGO_TARGET_DIR=$(abspath $(BUILD))/tokio tests/targets/tokio/build.sh $(BUILD)/tokio-out v0
+
+demo: deps all $(BUILD)/tokio-out/tokio-target-v0
 	scripts/demo.sh
 
 check: deps all unit $(TARGET_BINS) tokio-targets

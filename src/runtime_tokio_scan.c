@@ -43,21 +43,24 @@ static const struct tokio_vtable *vtable_at(const struct tokio_process *t, uint6
 
 /*
  * The cell's requested size: the trailer's offset + its 32 bytes, rounded up to the future's
- * alignment. glibc's chunk tells which rounding: a heap chunk's usable size exceeds the request
- * by less than 24 bytes (an mmapped chunk's by less than a page). Smallest fit wins.
+ * alignment. glibc's chunk tells which rounding: a malloc chunk's usable size exceeds the
+ * request by less than 24 bytes, a posix_memalign one's by less than 56 (a remainder under
+ * MINSIZE is not split off), an mmapped one's by less than a page. Smallest fit wins.
  */
 static uint64_t cell_size(const struct tokio_vtable *vt, uint64_t chunk_word)
 {
-	uint64_t chunk = chunk_word & ~7ull, size = vt->trailer_offset + 32, align, usable, slack;
+	static const uint64_t heap_slack[] = { 24, 56 };
+	uint64_t chunk = chunk_word & ~7ull, size = vt->trailer_offset + 32, align, usable, s;
+	size_t pass;
 
 	usable = chunk - (chunk_word & 2 ? 16 : 8);
-	slack = chunk_word & 2 ? 4096 : 24;
-	for (align = 8; align <= 4096; align *= 2) {
-		uint64_t s = (size + align - 1) & ~(align - 1);
-
-		if (s <= usable && usable - s < slack)
-			return s;
-	}
+	for (pass = 0; pass < 2; pass++)
+		for (align = 8; align <= 4096; align *= 2) {
+			s = (size + align - 1) & ~(align - 1);
+			if (s <= usable &&
+			    usable - s < (chunk_word & 2 ? 4096 : heap_slack[pass]))
+				return s;
+		}
 	return size;
 }
 
@@ -149,6 +152,7 @@ static void add_found(void *ctx, const struct tokio_found *f)
 		return;
 	task->runtime_id = f->id;
 	task->future_size = f->cell_size;
+	s->p->tasks->types[task->type].future_size = f->cell_size;
 	task->detached = !(f->state & TOKIO_STATE_JOIN_INTEREST);
 	/* Idle at least since attach: that is when it was last known not to run. */
 	task->last_poll_end_ns = s->p->start_ns ? s->p->start_ns : s->now_ns;
