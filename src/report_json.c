@@ -126,6 +126,8 @@ static struct json_object *task_json(const struct process *p, uint32_t index,
 	put_u64(o, "allocated_bytes_total", t->allocated_bytes_total);
 	put_u64(o, "allocations_total", t->allocations_total);
 	json_object_object_add(o, "detached", json_object_new_boolean(t->detached));
+	json_object_object_add(o, "ended", !t->end_ns ? NULL :
+				  json_object_new_string(task_state__name(t->end_state)));
 	if (t->end_ns)
 		put_seconds(o, "ended_at_seconds", seconds(t->end_ns - p->start_ns));
 	if (t->dealloc_ns)

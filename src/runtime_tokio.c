@@ -366,6 +366,7 @@ void tokio_process__poll_enter(struct process *p, const struct ms_event *e)
 		p->tasks->types[task->type].future_size = task->future_size;
 	}
 	task->detached = !(e->poll.state & TOKIO_STATE_JOIN_INTEREST);
+	task->cancel_seen |= !!(e->poll.state & TOKIO_STATE_CANCELLED);
 	task_table__poll_begin(p->tasks, task, e->ts);
 }
 

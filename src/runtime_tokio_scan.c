@@ -64,12 +64,15 @@ static uint64_t cell_size(const struct tokio_vtable *vt, uint64_t chunk_word)
 	return size;
 }
 
-/* Bits of a live task: referenced (count from bit 6), neither complete nor cancelled. */
-static bool plausible(uint64_t state, uint64_t id)
+/*
+ * A live task: a few references (count from bit 6), neither complete nor cancelled, small
+ * sequential ids. A freed cell fails here: glibc writes its free-list pointer over the state.
+ */
+static bool plausible(uint64_t state, uint64_t owner_id, uint64_t id)
 {
-	return (state >> 6) != 0 && (state >> 6) < (1ull << 40) &&
+	return (state >> 6) != 0 && state < (1ull << 16) &&
 	       !(state & (TOKIO_STATE_COMPLETE | TOKIO_STATE_CANCELLED)) && id != 0 &&
-	       id < (1ull << 48);
+	       id < (1ull << 48) && owner_id < (1ull << 48);
 }
 
 size_t tokio_scan__buffer(const struct tokio_process *t, uint64_t addr, const uint8_t *buf,
@@ -109,7 +112,7 @@ size_t tokio_scan__buffer(const struct tokio_process *t, uint64_t addr, const ui
 			if (read(ctx, hdr + TOKIO_HDR_OWNER_ID, &f.owner_id, sizeof(f.owner_id)))
 				continue;
 		}
-		if (!plausible(f.state, f.id) || (chunk_word & ~7ull) < vt->trailer_offset + 40)
+		if (!plausible(f.state, f.owner_id, f.id) || (chunk_word & ~7ull) < vt->trailer_offset + 40)
 			continue;
 		f.header = hdr;
 		f.vt = vt;

@@ -178,6 +178,10 @@ void task_table__poll_begin(struct task_table *t, struct task *task, uint64_t ts
 		task->first_poll_ns = ts;
 	task->poll_start_ns = ts;
 	task->running = true;
+	/* Counted here: a poll that frees its own cell never reports its exit. */
+	task->polls++;
+	if (t->ntypes)
+		t->types[task->type].polls++;
 	if (!task__ended(task))
 		task->state = TASK_RUNNING;
 }
@@ -199,8 +203,8 @@ static void end(struct task_table *t, struct task *task, enum task_state state, 
 	t->types[task->type].outlived_live_bytes += task->live_bytes;
 }
 
-void task_table__poll_end(struct task_table *t, struct task *task, uint64_t ts,
-			  enum task_state ended)
+/* Closes the poll in progress: busy time and the poll duration histogram. */
+static void close_poll(struct task_table *t, struct task *task, uint64_t ts)
 {
 	uint64_t d;
 	size_t b;
@@ -212,12 +216,16 @@ void task_table__poll_end(struct task_table *t, struct task *task, uint64_t ts,
 			;
 		t->poll_counts[b]++;
 		t->poll_sum_seconds += (double)d / 1e9;
+		task->last_poll_end_ns = ts;
 	}
 	task->running = false;
-	task->polls++;
+}
+
+void task_table__poll_end(struct task_table *t, struct task *task, uint64_t ts,
+			  enum task_state ended)
+{
+	close_poll(t, task, ts);
 	task->last_poll_end_ns = ts;
-	if (t->ntypes)
-		t->types[task->type].polls++;
 	if (ended == TASK_COMPLETED || ended == TASK_CANCELLED)
 		end(t, task, ended, ts);
 	else if (!task__ended(task))
@@ -228,9 +236,9 @@ void task_table__dealloc(struct task_table *t, struct task *task, uint64_t ts)
 {
 	if (task->state == TASK_DEALLOCATED)
 		return;
+	close_poll(t, task, ts);
 	/* A cell freed without a completion seen: it ended with the free. */
-	end(t, task, TASK_COMPLETED, ts);
-	task->running = false;
+	end(t, task, task->cancel_seen ? TASK_CANCELLED : TASK_COMPLETED, ts);
 	task->state = TASK_DEALLOCATED;
 	task->dealloc_ns = ts;
 	key_remove(t, task->key);

@@ -26,6 +26,7 @@ struct task {
 	enum task_discovery discovered;
 	bool running;	     /* inside a poll now */
 	bool detached;	     /* JoinHandle dropped */
+	bool cancel_seen;    /* its state had CANCELLED: an end without a poll exit is a cancel */
 	uint64_t spawn_ns;   /* 0 unknown (found by the attach scan) */
 	uint64_t first_poll_ns, poll_start_ns, last_poll_end_ns;
 	uint64_t end_ns;     /* completed or cancelled */

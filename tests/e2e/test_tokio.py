@@ -1,0 +1,211 @@
+"""tokio tasks on unmodified release binaries, against the target's own ground truth.
+
+tests/targets/tokio prints one JSON record per task it spawned (tokio id, parent, cell size,
+every allocation and whether it is still live) after its runtime returns; memscoped's report
+must agree exactly, on every build variant and both runtimes."""
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+from harness import BUILD, Memscoped, check, check_eq, process_of, wait_line
+
+VARIANTS = ("release", "strip", "lto", "v0", "debuglink")
+
+
+def tokio_binary(variant):
+    return os.path.join(BUILD, "tokio-out", f"tokio-target-{variant}")
+
+
+class TokioTarget:
+    def __init__(self, variant, scenario, rt="current", *extra):
+        self.dir = tempfile.TemporaryDirectory(prefix="memscoped-tokio-")
+        self.go_file = os.path.join(self.dir.name, "go")
+        argv = [tokio_binary(variant), scenario, "--rt", rt, "--go-file", self.go_file, *extra]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        wait_line(self.proc.stdout, '{"type":"ready"', 10, self.proc)
+
+    def go(self, timeout=60):
+        """Starts the scenario; returns (task records, summaries, root record)."""
+        open(self.go_file, "w").close()
+        records, summaries, root = [], {}, None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            check(line, "tokio target ended before printing its ground truth")
+            rec = json.loads(line)
+            if rec["type"] == "task":
+                records.append(rec)
+            elif rec["type"] == "summary":
+                summaries[rec["scenario"]] = rec
+            elif rec["type"] == "root":
+                root = rec
+            elif rec["type"] == "done":
+                return records, summaries, root
+        raise AssertionError("no 'done' from the tokio target")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.dir.cleanup()
+
+
+def tasks_by_id(proc):
+    return {t["id"]: t for t in proc["tasks"]}
+
+
+def run(variant, scenario, rt="current", attach="before", stuck_after="1", extra=()):
+    """Runs a scenario under memscoped; attach 'before' the go signal or 'after' done."""
+    target = TokioTarget(variant, scenario, rt)
+    args = ["--stuck-after", stuck_after, "--runtime", "tokio", *extra]
+    if variant == "debuglink":
+        args += ["--debug-dir", os.path.join(BUILD, "tokio-out", "debug")]
+    try:
+        if attach == "before":
+            ms = Memscoped([target.pid], *args)
+            truth = target.go()
+        else:
+            truth = target.go()
+            ms = Memscoped([target.pid], *args)
+        # Past --stuck-after, so that sleepers are suspects.
+        time.sleep(float(stuck_after) + 0.3)
+        report, text, err = ms.stop()
+    finally:
+        target.stop()
+    return truth, process_of(report, target.pid), text, err
+
+
+def check_task(task, rec, spawned_here=True):
+    what = f"task tokio:{rec['id']} ({rec['kind']})"
+    check_eq(task["runtime"], "tokio", f"{what} runtime")
+    check_eq(task["kind"], "async", f"{what} kind")
+    if spawned_here:
+        check_eq(task["future_size_bytes"], rec["cell_size"], f"{what} cell size")
+        check(task["future_size_bytes"] >= rec["future_size"], f"{what} cell below future size")
+        # A parent's total includes the cells of the tasks it spawned (it allocated them).
+        check_eq(task["allocated_bytes_total"], rec["alloc_bytes"] + rec["spawned_cell_bytes"],
+                 f"{what} allocated bytes")
+        check_eq(task["allocations_total"], rec["alloc_count"] + rec["spawned_cells"],
+                 f"{what} allocations")
+        check_eq(task["live_bytes"], rec["live_bytes"], f"{what} live bytes")
+        parent = f"tokio:{rec['parent_id']}" if rec["parent_id"] is not None else None
+        check_eq(task["parent"], parent, f"{what} parent")
+        check_eq(task["discovered"], "spawn", f"{what} discovered")
+    if rec["cancelled"]:
+        check_eq(task["ended"], "cancelled", f"{what} end")
+    elif rec["completes"]:
+        check_eq(task["ended"], "completed", f"{what} end")
+        check_eq(task["suspect"], False, f"{what} suspect")
+    else:
+        check(task["state"] in ("idle", "running"), f"{what} state {task['state']}")
+        check_eq(task["suspect"], True, f"{what} suspect (never completes)")
+        check(str(task["live_bytes"] + task["future_size_bytes"]) in task["suspect_reason"],
+              f"{what} reason {task['suspect_reason']!r} lacks the bytes held")
+    if rec["polls"] is not None and spawned_here:
+        check_eq(task["polls"], rec["polls"], f"{what} polls")
+
+
+def check_all_records(proc, records):
+    tasks = tasks_by_id(proc)
+    for rec in records:
+        task = tasks.get(f"tokio:{rec['id']}")
+        check(task is not None, f"task tokio:{rec['id']} ({rec['kind']}) missing from the report")
+        check_task(task, rec)
+
+
+def check_summary(proc, records, summaries, rt):
+    s = proc["tasks_summary"]
+    check_eq(proc["runtimes"], ["tokio"], "runtimes")
+    check_eq(s["spawned"], sum(x["tasks"] for x in summaries.values()), "async tasks spawned")
+    check_eq(s["completed"], sum(r["completes"] and not r["cancelled"] for r in records) +
+             summaries.get("churn", {}).get("tasks", 0), "completed")
+    check_eq(s["cancelled"], sum(r["cancelled"] for r in records), "cancelled")
+    check_eq(s["live"], sum(not r["completes"] for r in records), "live")
+    check_eq(s["suspects"], s["live"], "every live task of these scenarios is a suspect")
+    # Multi-thread workers each run inside a blocking launch task for the runtime's life.
+    check_eq(s["blocking_spawned"], 2 if rt == "multi" else 0, "blocking tasks")
+    check_eq(s["async_live_bytes"], sum(r["live_bytes"] for r in records), "async live bytes")
+    check(s["untasked_live_bytes"] >= 99999, "the block_on root's buffer is untasked")
+
+
+def scenario_test(variant, rt):
+    def test():
+        records, summaries, root = None, None, None
+        (records, summaries, root), proc, _, err = run(variant, "all", rt)
+        check(f"tokio: 33 poll functions" in err, f"discovery: {err!r}")
+        check_all_records(proc, records)
+        check_summary(proc, records, summaries, rt)
+        if variant == "v0":
+            # v0 symbols name the future type.
+            for rec in records:
+                task = tasks_by_id(proc)[f"tokio:{rec['id']}"]
+                check("tokio_target::t_" in task["type"], f"type name {task['type']!r}")
+        if variant == "debuglink":
+            check("debug file" in err, f"symbols not taken from the debug file: {err!r}")
+        if variant == "strip":
+            check("(from vtables)" in err, f"stripped binary not read from vtables: {err!r}")
+    return test
+
+
+for _v in VARIANTS:
+    for _rt in ("current", "multi"):
+        globals()[f"test_tokio_{_v}_{_rt}_attached_before"] = scenario_test(_v, _rt)
+
+
+def late_test(variant):
+    def test():
+        (records, _, _), proc, _, err = run(variant, "all", "multi", attach="after")
+        tasks = tasks_by_id(proc)
+        sleepers = [r for r in records if not r["completes"]]
+        check(len(sleepers) >= 10, f"only {len(sleepers)} sleepers in the scenario")
+        for rec in sleepers:
+            task = tasks.get(f"tokio:{rec['id']}")
+            check(task is not None, f"sleeper tokio:{rec['id']} ({rec['kind']}) not found")
+            check_eq(task["discovered"], "attach_scan", "discovered")
+            # Found in memory: the cell size comes from the vtable and glibc's chunk.
+            check_eq(task["future_size_bytes"], rec["cell_size"], f"tokio:{rec['id']} cell")
+            check_task(task, rec, spawned_here=False)
+        # Nothing that had ended before attach is reported as alive.
+        done = {f"tokio:{r['id']}" for r in records if r["completes"]}
+        check(not any(t["id"] in done and t["state"] in ("idle", "running")
+                      for t in proc["tasks"]), "a finished task was found alive")
+        check_eq(proc["tasks_summary"]["blocking_spawned"], 2, "worker launch tasks found")
+        check("attach scan: " in err, "scan not reported")
+    return test
+
+
+for _v in ("release", "strip", "v0"):
+    globals()[f"test_tokio_{_v}_attached_after_tasks_sleep"] = late_test(_v)
+
+
+def test_tokio_runtime_none_tracks_heap_only():
+    (records, _, _), proc, _, err = run("release", "leak", extra=("--runtime", "none"))
+    check_eq(proc["tasks"], [], "tasks with --runtime none")
+    check("tokio:" not in err, "tokio probed with --runtime none")
+    check(proc["heap"]["live_bytes"] >= sum(r["live_bytes"] for r in records), "heap figures")
+
+
+def test_tokio_required_but_absent_is_an_error():
+    from harness import Target, run_memscoped, target_path
+    target = Target([target_path("alloc_pattern"), "1"])
+    try:
+        code, _, err = run_memscoped("-p", str(target.pid), "--runtime", "tokio", "-d", "1")
+    finally:
+        target.stop()
+    check_eq(code, 1, f"exit status ({err!r})")
+    check("no tokio in" in err and "raw::poll" in err, f"stderr {err!r}")
+
+
+def test_tokio_target_exiting_mid_run_leaves_a_final_report():
+    target = TokioTarget("release", "churn", "multi", "--exit")
+    ms = Memscoped([target.pid], "--runtime", "tokio")
+    target.go()
+    target.proc.wait(30)
+    report, _, _ = ms.wait(timeout=15)
+    target.stop()
+    proc = process_of(report, target.pid)
+    check_eq(proc["exited"], True, "exited")
+    check(proc["tasks_summary"]["spawned"] >= 10000, "churn tasks counted")

@@ -1,0 +1,82 @@
+#!/bin/sh
+# Build every variant of the tokio test target, offline, and copy them to
+#   OUTDIR/tokio-target-{release,strip,lto,v0,selfcheck,debuglink}
+#   OUTDIR/debug/.build-id/xx/yyyy.debug   (debug file of tokio-target-debuglink)
+#
+# Needs: cargo+rustc (rustup, ~/.cargo/bin), apt packages librust-tokio-dev
+# librust-libc-dev (sources in /usr/share/cargo/registry), binutils (objcopy,
+# readelf). No network. Build artefacts go to $CARGO_TARGET_DIR
+# (default: <repo>/build/tokio), never into the source tree.
+#
+# usage: tests/targets/tokio/build.sh OUTDIR [variant...]
+#   variants: release strip lto v0 selfcheck debuglink (default: all)
+set -eu
+
+if [ $# -lt 1 ]; then
+    echo "usage: $0 OUTDIR [release|strip|lto|v0|selfcheck|debuglink ...]" >&2
+    exit 2
+fi
+OUTDIR=$1
+shift
+VARIANTS=${*:-release strip lto v0 selfcheck debuglink}
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../../.." && pwd)
+TD=${CARGO_TARGET_DIR:-$REPO/build/tokio}
+mkdir -p "$OUTDIR" "$TD"
+OUTDIR=$(cd "$OUTDIR" && pwd)
+
+# cargo: PATH, else rustup's default location (root in CI: /root/.cargo/bin)
+if ! command -v cargo >/dev/null 2>&1; then
+    PATH=${CARGO_HOME:-$HOME/.cargo}/bin:/root/.cargo/bin:$PATH
+    export PATH
+fi
+command -v cargo >/dev/null || { echo "build.sh: cargo not found" >&2; exit 1; }
+[ -d /usr/share/cargo/registry/tokio-1.24.2 ] || {
+    echo "build.sh: /usr/share/cargo/registry/tokio-1.24.2 missing (apt-get install librust-tokio-dev librust-libc-dev)" >&2
+    exit 1
+}
+
+cd "$HERE" # .cargo/config.toml here selects the offline Debian source
+# RUSTFLAGS (env) replaces config build.rustflags: always pass the full set.
+BASEFLAGS="--cfg tokio_unstable"
+# Do not let a caller's environment change the build.
+unset CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS RUSTC_WRAPPER 2>/dev/null || true
+
+build() { # name profile subdir rustflags [cargo args...]
+    name=$1 profile=$2 sub=$3 flags=$4
+    shift 4
+    t0=$(date +%s)
+    RUSTFLAGS=$flags CARGO_TARGET_DIR=$TD/$sub \
+        cargo build --locked --offline --profile "$profile" "$@"
+    dir=$profile
+    [ "$profile" = dev ] && dir=debug
+    cp "$TD/$sub/$dir/tokio-target" "$OUTDIR/tokio-target-$name"
+    echo "build.sh: $OUTDIR/tokio-target-$name ($(($(date +%s) - t0)) s)"
+}
+
+for v in $VARIANTS; do
+    case $v in
+    release) build release release legacy "$BASEFLAGS" ;;
+    strip) build strip strip legacy "$BASEFLAGS" ;;
+    lto) build lto lto legacy "$BASEFLAGS" ;;
+    v0) build v0 release v0 "$BASEFLAGS -C symbol-mangling-version=v0" ;;
+    selfcheck) build selfcheck release selfcheck "$BASEFLAGS" --features selfcheck ;;
+    debuglink)
+        build debuglink-full dbgfile legacy "$BASEFLAGS"
+        full=$OUTDIR/tokio-target-debuglink-full
+        bid=$(readelf -n "$full" | sed -n 's/.*Build ID: *\([0-9a-f]*\).*/\1/p' | head -n1)
+        [ -n "$bid" ] || { echo "build.sh: no GNU build-id in $full" >&2; exit 1; }
+        dbg=$OUTDIR/debug/.build-id/$(echo "$bid" | cut -c1-2)/$(echo "$bid" | cut -c3-).debug
+        mkdir -p "$(dirname "$dbg")"
+        objcopy --only-keep-debug "$full" "$dbg"
+        objcopy --strip-all --add-gnu-debuglink="$dbg" "$full" "$OUTDIR/tokio-target-debuglink"
+        rm -f "$full"
+        echo "build.sh: $OUTDIR/tokio-target-debuglink (stripped) + $dbg"
+        ;;
+    *)
+        echo "build.sh: unknown variant $v" >&2
+        exit 2
+        ;;
+    esac
+done
