@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -122,6 +123,28 @@ static int missing_capabilities(char *buf, size_t len)
 			break;
 	}
 	return missing;
+}
+
+/*
+ * Everything privileged is done once probes are attached, maps are open and the attach scan
+ * has run: drop every capability (and the ability to regain any), so that a bug in the HTTP
+ * or report path cannot act as root. Output files are still written as uid 0 without
+ * CAP_DAC_OVERRIDE, so only where root may write by plain permissions.
+ */
+static int drop_capabilities(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2] = { 0 };
+	int cap;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -errno;
+	for (cap = 0; cap <= CAP_LAST_CAP; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) && errno != EINVAL)
+			return -errno;
+	if (syscall(SYS_capset, &hdr, data))
+		return -errno;
+	return 0;
 }
 
 static void name_thread(uint32_t pid, uint32_t tid, char comm[COMM_LEN])
@@ -244,13 +267,20 @@ static uint64_t lost_events(struct memscoped_bpf *skel)
 	return sum;
 }
 
-/* Marks targets that are gone; returns how many are still alive. */
+/* Marks targets that are gone; returns how many are still alive. Says once if tokio broke. */
 static size_t update_alive(struct process_table *procs)
 {
 	size_t i, alive = 0;
 
 	for (i = 0; i < process_table__count(procs); i++) {
 		struct process *p = process_table__at(procs, i);
+
+		if (p->tokio && p->tokio->invalid && !p->tokio->invalid_logged) {
+			p->tokio->invalid_logged = true;
+			log_err("pid %u: a tokio task header failed validation against its vtable "
+				"(unsupported tokio layout?); tasks are no longer tracked, the heap is",
+				p->pid);
+		}
 
 		if (!p->exited && !proc__alive((int)p->pid))
 			p->exited = true;
@@ -636,6 +666,11 @@ int main(int argc, char **argv)
 	for (i = 0; i < process_table__count(d.decoder.procs); i++)
 		process_table__at(d.decoder.procs, i)->start_ns = d.start;
 	scan_tasks(&d);
+	err = drop_capabilities();
+	if (err)
+		log_err("cannot drop capabilities: %s, ignoring", strerror(-err));
+	else if (verbose)
+		log_err("dropped all capabilities");
 	run(&d);
 
 	/* Detach first so a flood of events cannot delay the exit, then take what is left. */

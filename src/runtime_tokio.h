@@ -56,6 +56,7 @@ struct tokio_process {
 	uint64_t bias;		/* runtime address - ELF vaddr */
 	uint32_t *vt_types;	/* task type of each vtable */
 	bool invalid;		/* a header failed validation: tasks no longer tracked */
+	bool invalid_logged;	/* the daemon said so */
 	uint64_t unknown_vtables; /* polls whose vtable is not one of ours */
 };
 

@@ -212,3 +212,25 @@ def test_threads_busy_in_the_allocator_during_attach_stay_tracked():
     allocs = proc["heap"]["allocations_total"]
     check(proc["heap"]["live_allocations"] <= allocs // 10 + 4,
           f"{proc['heap']['live_allocations']} live of {allocs}: frees were missed")
+
+
+def test_capabilities_are_dropped_once_attached():
+    target = Target([target_path("alloc_pattern"), "1"])
+    try:
+        ms = Memscoped([target.pid], "-v")
+        # The drop follows the attach scan, just after the 'attached' line.
+        for _ in range(100):
+            with open(f"/proc/{ms.proc.pid}/status") as f:
+                caps = dict(line.split(":\t", 1) for line in f if line.startswith("Cap"))
+            if int(caps["CapEff"], 16) == 0:
+                break
+            time.sleep(0.02)
+        # Still working without them: the run completes and reports exactly.
+        truth = target.go()
+        report, _, err = ms.stop()
+    finally:
+        target.stop()
+    for name in ("CapEff", "CapPrm", "CapBnd"):
+        check_eq(int(caps[name], 16), 0, name)
+    check("dropped all capabilities" in err, "not said with -v")
+    check_threads_exact(process_of(report, target.pid), truth)
