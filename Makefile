@@ -23,9 +23,10 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGET_BINS := $(patsubst tests/targets/%.c,$(BUILD)/targets/%,$(TARGET_SRCS))
+TARGET_BINS += $(BUILD)/targets/coro_fcontext
 BENCH_BINS := $(patsubst scripts/bench/%.c,$(BUILD)/bench/%,$(wildcard scripts/bench/*.c))
 
-.PHONY: all deps demo check unit e2e bench install format clean tokio-targets
+.PHONY: all deps demo check unit e2e bench fuzz install format clean tokio-targets
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/memscoped
@@ -63,6 +64,16 @@ $(BUILD)/targets/%: tests/targets/%.c
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread $< -o $@
 
+# libpcl coroutines (Debian libpcl1-dev).
+$(BUILD)/targets/coro_pcl: tests/targets/coro_pcl.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread $< -lpcl -o $@
+
+# boost.context coroutines, in C++ (Debian g++, libboost-context-dev).
+$(BUILD)/targets/coro_fcontext: tests/targets/coro_fcontext.cc
+	@mkdir -p $(@D)
+	$(CXX) -O1 -g -fno-builtin -Wall -Wextra -pthread $< -lboost_context -o $@
+
 $(BUILD)/bench/%: scripts/bench/%.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -g -Wall -Wextra -pthread $< -o $@
@@ -89,14 +100,22 @@ $(BUILD)/tokio-out/tokio-target-v0: $(TOKIO_SRCS)
 demo: deps all $(BUILD)/tokio-out/tokio-target-v0
 	scripts/demo.sh
 
+# Every test, then again with ASan+UBSan builds of the daemon and unit tests, then fuzzing.
 check: deps all unit $(TARGET_BINS) tokio-targets
-	BUILD=$(BUILD) scripts/run-tests.sh
+	$(MAKE) --no-print-directory BUILD=$(BUILD)-asan SANITIZE=1 all unit
+	BUILD=$(BUILD) ASAN_BUILD=$(BUILD)-asan scripts/run-tests.sh
 
 e2e: all $(TARGET_BINS) tokio-targets
 	BUILD=$(BUILD) scripts/run-tests.sh e2e
 
 bench: deps all $(BENCH_BINS)
 	BUILD=$(BUILD) scripts/bench/run.sh
+
+FUZZ_SECONDS ?= 60
+
+# libFuzzer harnesses (clang, ASan + UBSan) built into $(BUILD)/fuzz/; CI smoke: FUZZ_SECONDS=10.
+fuzz:
+	BUILD=$(BUILD) CLANG=$(CLANG) scripts/fuzz.sh $(FUZZ_SECONDS)
 
 install: all
 	install -D -m 0755 $(BUILD)/memscoped $(DESTDIR)$(PREFIX)/sbin/memscoped

@@ -218,13 +218,14 @@ int alloc_return(struct pt_regs *ctx)
 
 /*
  * tokio::runtime::task::raw::poll<T, S>(header) — one copy per future type, all attached to
- * this program. The header is trusted only if its vtable's poll slot is the probed function.
+ * this program. The header is trusted only if its vtable's poll slot is the probed function,
+ * whose run-time address is the probe's cookie (bpf_get_func_ip needs kernel 6.6 in uprobes).
  */
 SEC("uprobe")
 int task_poll_enter(struct pt_regs *ctx)
 {
 	__u64 hdr = PT_REGS_PARM1(ctx), vtable = 0, poll = 0, id_off = 0, id = 0, state = 0;
-	__u64 owner = 0, ip = bpf_get_func_ip(ctx);
+	__u64 owner = 0, ip = bpf_get_attach_cookie(ctx);
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct thread_state *ts;
 	__u32 *flags;
@@ -276,4 +277,108 @@ int task_poll_return(struct pt_regs *ctx)
 	/* The cell may be freed by now: a failed read leaves state 0 and the heap table decides. */
 	bpf_probe_read_user(&state, sizeof(state), (void *)(hdr + TOKIO_HDR_STATE));
 	return emit(MS_EV_TASK_EXIT, 0, hdr, 0, state, 0, 0);
+}
+
+/*
+ * makecontext(ucp, func, argc, ...): a stackful coroutine is created on ucp->uc_stack. Read at
+ * entry: makecontext only writes the registers and the top of the stack.
+ */
+SEC("uprobe")
+int coro_create(struct pt_regs *ctx)
+{
+	__u64 ucp = PT_REGS_PARM1(ctx), stack = 0, size = 0, link = 0;
+
+	if (!is_target())
+		return 0;
+	bpf_probe_read_user(&stack, sizeof(stack), (void *)(ucp + UCTX_STACK_SP));
+	bpf_probe_read_user(&size, sizeof(size), (void *)(ucp + UCTX_STACK_SIZE));
+	bpf_probe_read_user(&link, sizeof(link), (void *)(ucp + UCTX_LINK));
+	return emit(MS_EV_CORO_CREATE, (__u16)bpf_get_attach_cookie(ctx), ucp, stack, size,
+		    PT_REGS_PARM2(ctx), link);
+}
+
+/*
+ * swapcontext(oucp, ucp) and setcontext(ucp): entry only, they return on another stack. The
+ * stack pointer saved in ucp names what runs next; the one at the call names what stops.
+ */
+SEC("uprobe")
+int coro_switch(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx), target_sp = 0, target_ip = 0, oucp_sp = 0;
+	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
+	__u64 a6 = ctx->r9 /* sixth argument */, sp = PT_REGS_SP(ctx), ucp;
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	if (!is_target())
+		return 0;
+	ucp = cookie == MS_CORO_SWAPCONTEXT ? a2 : a1;
+	/*
+	 * Probed at glibc's `push %rcx` once the target's registers are loaded (emulated, where
+	 * the entry is single-stepped at ~20 us): ucp is in rdx, oucp in r9, and the stack
+	 * pointer at the call is the one saved in oucp, less the return address.
+	 */
+	if (cookie == MS_CORO_SWAPCONTEXT_LATE) {
+		ucp = a3;
+		bpf_probe_read_user(&oucp_sp, sizeof(oucp_sp), (void *)(a6 + UCTX_RSP));
+		sp = oucp_sp - 8;
+		cookie = MS_CORO_SWAPCONTEXT;
+	}
+	bpf_probe_read_user(&target_sp, sizeof(target_sp), (void *)(ucp + UCTX_RSP));
+	bpf_probe_read_user(&target_ip, sizeof(target_ip), (void *)(ucp + UCTX_RIP));
+	return emit(MS_EV_CORO_SWITCH, (__u16)cookie, ucp, target_sp, target_ip, sp,
+		    task->thread.fsbase);
+}
+
+/*
+ * libpcl's co_create, co_exit_to and co_delete at entry (the cookie names the function), and
+ * co_create's return: its switches go through swapcontext, probed above.
+ */
+SEC("uprobe")
+int pcl_enter(struct pt_regs *ctx)
+{
+	__u64 sp = PT_REGS_SP(ctx), ret = 0;
+
+	if (!is_target())
+		return 0;
+	bpf_probe_read_user(&ret, sizeof(ret), (void *)sp);
+	return emit(MS_EV_PCL, (__u16)bpf_get_attach_cookie(ctx), PT_REGS_PARM1(ctx),
+		    PT_REGS_PARM2(ctx), PT_REGS_PARM3(ctx), sp, ret);
+}
+
+SEC("uretprobe")
+int pcl_return(struct pt_regs *ctx)
+{
+	if (!is_target())
+		return 0;
+	return emit(MS_EV_PCL, MS_PCL_CREATE_RETURN, PT_REGS_RC(ctx), 0, 0, PT_REGS_SP(ctx), 0);
+}
+
+/*
+ * boost.context: make_fcontext(sp, size, fn) creates on [sp - size, sp); jump_fcontext(to, vp)
+ * and ontop_fcontext(to, vp, fn) switch to the context saved at to, inside the target's stack.
+ * Reported as the ucontext events, the cookie saying which function it was.
+ */
+SEC("uprobe")
+int fcontext_enter(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx), a1 = PT_REGS_PARM1(ctx);
+	__u64 a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	if (!is_target())
+		return 0;
+	if (cookie == MS_CORO_MAKE_FCONTEXT)
+		return emit(MS_EV_CORO_CREATE, (__u16)cookie, a1, a1 - a2, a2, a3, 0);
+	return emit(MS_EV_CORO_SWITCH, (__u16)cookie, a1, a1, 0, PT_REGS_SP(ctx),
+		    task->thread.fsbase);
+}
+
+/* munmap(addr, len): a coroutine stack of its own (mmap'd, guard pages) ends with it. */
+SEC("uprobe")
+int coro_unmap(struct pt_regs *ctx)
+{
+	if (!is_target())
+		return 0;
+	return emit(MS_EV_CORO_UNMAP, MS_CORO_MUNMAP, PT_REGS_PARM1(ctx), 0, PT_REGS_PARM2(ctx),
+		    PT_REGS_SP(ctx), 0);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "http_server.h"
 
 const char *argp_program_version = "memscoped " MEMSCOPED_VERSION;
 const char *argp_program_bug_address = "<https://github.com/memscoped/memscoped/issues>";
@@ -27,7 +28,7 @@ enum {
 	OPT_DEBUG_DIR,
 };
 
-static const char *const runtimes[] = { "auto", "none", "tokio" };
+static const char *const runtimes[] = { "auto", "none", "tokio", "ucontext", "pcl", "fcontext" };
 
 static const struct argp_option options[] = {
 	{ "pid", 'p', "PID", 0, "Attach to this process (repeatable)", 0 },
@@ -44,7 +45,8 @@ static const struct argp_option options[] = {
 	  0 },
 	{ "stuck-after", OPT_STUCK_AFTER, "SECONDS", 0,
 	  "A live task idle (or polled nonstop) this long is a suspect (default 30)", 0 },
-	{ "runtime", OPT_RUNTIME, "NAME", 0, "Task runtime: auto (default), tokio or none", 0 },
+	{ "runtime", OPT_RUNTIME, "NAME", 0,
+	  "Task runtime: auto (default), tokio, ucontext, pcl, fcontext or none", 0 },
 	{ "listen", OPT_LISTEN, "[ADDR:]PORT", 0,
 	  "Serve Prometheus metrics at http://ADDR:PORT/metrics (default address 127.0.0.1)", 0 },
 	{ "textfile", OPT_TEXTFILE, "PATH", 0,
@@ -121,6 +123,8 @@ static error_t fail(struct argp_state *state, const char *fmt, ...)
 static error_t parse_opt(int key, char *arg, struct argp_state *state)
 {
 	struct cli_options *o = state->input;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
 	size_t i;
 	int pid;
 
@@ -170,13 +174,13 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 			if (!strcmp(arg, runtimes[i]))
 				break;
 		if (i == sizeof(runtimes) / sizeof(runtimes[0]))
-			return fail(state, "invalid --runtime '%s': expected auto, tokio or none",
-				    arg);
+			return fail(state, "invalid --runtime '%s': expected auto, tokio, "
+					   "ucontext, pcl, fcontext or none", arg);
 		o->runtime = runtimes[i];
 		break;
 	case OPT_LISTEN:
-		if (!*arg)
-			return fail(state, "invalid --listen '': expected [ADDR:]PORT");
+		if (http_server__parse_addr(arg, &addr, &addr_len))
+			return fail(state, "invalid --listen '%s': expected [ADDR:]PORT", arg);
 		o->listen = arg;
 		break;
 	case OPT_TEXTFILE:

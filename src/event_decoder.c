@@ -3,6 +3,7 @@
 #include <string.h>
 #include "memscoped/events.h"
 #include "event_decoder.h"
+#include "runtime_coro.h"
 #include "runtime_tokio.h"
 
 _Static_assert(sizeof(struct ms_event) == 64, "struct ms_event is shared with BPF");
@@ -26,7 +27,10 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 	}
 	switch (e.type) {
 	case MS_EV_ALLOC:
-		task = tokio_process__task_of(p, e.task);
+		/* A coroutine's stack holds the stack pointer: exact across threads and switches. */
+		task = coro_process__task_of(p, e.sp);
+		if (!task)
+			task = tokio_process__task_of(p, e.task);
 		if (e.old_addr && (e.func == MS_FN_REALLOC || e.func == MS_FN_REALLOCARRAY))
 			process__realloc_end(p, e.tid, e.old_addr, e.addr, e.size, task, e.ts);
 		else
@@ -45,10 +49,24 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 		}
 		return 0;
 	case MS_EV_FREE:
+		coro_process__block_freed(p, e.addr, e.ts);
 		process__free(p, e.tid, e.addr, e.ts);
 		return 0;
 	case MS_EV_REALLOC_BEGIN:
+		coro_process__block_freed(p, e.addr, e.ts);
 		process__realloc_begin(p, e.tid, e.addr);
+		return 0;
+	case MS_EV_CORO_CREATE:
+		coro_process__create(p, &e);
+		return 0;
+	case MS_EV_CORO_SWITCH:
+		coro_process__switch(p, &e);
+		return 0;
+	case MS_EV_PCL:
+		coro_process__pcl(p, &e);
+		return 0;
+	case MS_EV_CORO_UNMAP:
+		coro_process__unmapped(p, e.addr, e.size, e.ts);
 		return 0;
 	default:
 		d->stats.malformed++;

@@ -136,8 +136,9 @@ static struct type_agg *agg_for(struct proc_view *v, const char *runtime, const 
 }
 
 /*
- * Sums the types of one process into label values: the first max_types type names keep their
- * own label, in order of appearance, so a label never changes meaning while memscoped runs.
+ * Sums the types of one process into label values: the first max_types types to have a task
+ * keep their own label, so a label never changes meaning while memscoped runs; types that
+ * never had a task get none.
  */
 static int aggregate(struct proc_view *v, const struct exporter_input *in)
 {
@@ -156,7 +157,9 @@ static int aggregate(struct proc_view *v, const struct exporter_input *in)
 	for (i = 0; i < t->ntypes; i++) {
 		const struct task_type *ty = &t->types[i];
 
-		label = (!in->max_task_types || i < in->max_task_types) ? ty->name : "other";
+		if (!ty->rank)
+			continue;
+		label = (!in->max_task_types || ty->rank <= in->max_task_types) ? ty->name : "other";
 		a = agg_for(v, ty->runtime, label);
 		if (!a) {
 			a = &v->aggs[v->naggs++];
@@ -175,7 +178,7 @@ static int aggregate(struct proc_view *v, const struct exporter_input *in)
 	for (i = 1; i < t->ntasks; i++) {
 		const struct task *task = &t->tasks[i];
 
-		if (task__ended(task) || task->type >= t->ntypes)
+		if (task__ended(task) || task->type >= t->ntypes || !t->types[task->type].rank)
 			continue;
 		a = &v->aggs[label_of[task->type]];
 		a->live++;

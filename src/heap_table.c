@@ -10,8 +10,8 @@
 
 struct slot {
 	uint64_t addr; /* 0 = empty: malloc never returns 0 for a live block */
-	uint64_t size : 40;
-	uint64_t time_s : 24;
+	uint64_t size : 36;
+	uint64_t time_cs : 28;
 	uint32_t tid;
 	uint32_t task;
 };
@@ -63,14 +63,14 @@ static void to_block(const struct slot *s, struct heap_block *b)
 	b->size = s->size;
 	b->tid = s->tid;
 	b->task = s->task;
-	b->time_s = s->time_s;
+	b->time_cs = s->time_cs;
 }
 
 static void to_slot(const struct heap_block *b, struct slot *s)
 {
 	s->addr = b->addr;
 	s->size = b->size > HEAP_TABLE_MAX_SIZE ? HEAP_TABLE_MAX_SIZE : b->size;
-	s->time_s = b->time_s > 0xffffff ? 0xffffff : b->time_s;
+	s->time_cs = b->time_cs > HEAP_TABLE_MAX_TIME ? HEAP_TABLE_MAX_TIME : b->time_cs;
 	s->tid = b->tid;
 	s->task = b->task;
 }

@@ -12,10 +12,12 @@ struct heap_block {
 	uint64_t size;
 	uint32_t tid;
 	uint32_t task;	 /* task table index + 1 (0 = untasked) */
-	uint32_t time_s; /* seconds since attach */
+	uint32_t time_cs; /* centiseconds since attach (saturates after 31 days) */
 };
 
-#define HEAP_TABLE_MAX_SIZE ((1ull << 40) - 1)
+/* Sizes saturate here (64 GiB): the slot keeps 36 bits of size and 28 of time. */
+#define HEAP_TABLE_MAX_SIZE ((1ull << 36) - 1)
+#define HEAP_TABLE_MAX_TIME ((1u << 28) - 1)
 
 struct heap_table;
 

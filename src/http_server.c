@@ -41,6 +41,7 @@ struct http_server {
 	pthread_mutex_t lock; /* guards cur and the gz fields of every snapshot */
 	struct snapshot *cur;
 	int port;
+	bool published; /* until the first publish, /metrics answers 503 */
 };
 
 static int parse_port(const char *s, in_port_t *ret_port)
@@ -340,7 +341,16 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 
 	switch (route) {
 	case HTTP_ROUTE_METRICS:
-		resp = metrics_response(srv, gzip);
+		/* Not an empty 200: Prometheus would take that as every series gone. */
+		pthread_mutex_lock(&srv->lock);
+		if (!srv->published)
+			status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		pthread_mutex_unlock(&srv->lock);
+		if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+			resp = static_response("metrics not rendered yet\n",
+					       "text/plain; charset=utf-8");
+		else
+			resp = metrics_response(srv, gzip);
 		break;
 	case HTTP_ROUTE_INDEX:
 		resp = static_response(index_html, "text/html; charset=utf-8");
@@ -493,6 +503,7 @@ int http_server__publish(struct http_server *srv, const char *text, size_t len)
 	pthread_mutex_lock(&srv->lock);
 	old = srv->cur;
 	srv->cur = s;
+	srv->published = true;
 	pthread_mutex_unlock(&srv->lock);
 	snapshot__put(old);
 	return 0;

@@ -25,6 +25,7 @@
 #include "probe_plan.h"
 #include "proc.h"
 #include "report.h"
+#include "runtime_coro.h"
 #include "runtime_tokio.h"
 
 #ifndef CAP_PERFMON
@@ -180,20 +181,33 @@ static int check_target(int pid)
 	return 0;
 }
 
-/* Fails early, before attaching, if an output file cannot be created. */
+/* Fails early, before attaching, if an output file cannot be written; creates nothing. */
 static int check_writable(const char *path, const char *what)
 {
-	int fd;
+	char dir[PATH_MAX], *slash;
+	int fd, err = 0;
 
 	if (!path || !strcmp(path, "-"))
 		return 0;
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		log_err("cannot write %s '%s': %s", what, path, strerror(errno));
-		return -errno;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
 	}
-	close(fd);
-	return 0;
+	if (errno != ENOENT) {
+		err = -errno;
+	} else {
+		/* Written as PATH.tmp, then renamed: the directory must take new files. */
+		snprintf(dir, sizeof(dir), "%s", path);
+		slash = strrchr(dir, '/');
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		if (access(slash ? dir : ".", W_OK | X_OK))
+			err = -errno;
+	}
+	if (err)
+		log_err("cannot write %s '%s': %s", what, path, strerror(-err));
+	return err;
 }
 
 /* Readers never see a partial file: write a temporary one beside it, then rename. */
@@ -255,7 +269,7 @@ static uint64_t lost_events(struct memscoped_bpf *skel)
 	uint64_t *values, sum = 0;
 	uint32_t zero = 0;
 
-	if (ncpus <= 0)
+	if (ncpus <= 0 || !skel)
 		return 0;
 	values = calloc((size_t)ncpus, sizeof(*values));
 	if (!values)
@@ -300,12 +314,12 @@ static void sleep_ns(long ns)
 static int attach_tokio(struct memscoped_bpf *skel, const struct cli_options *opts, bool multi,
 			struct process *p, int pid, struct attachment *links)
 {
-	uint64_t *offsets;
+	uint64_t *offsets, *cookies;
 	char msg[512], path[PATH_MAX];
 	size_t i, n;
 	int err;
 
-	if (!strcmp(opts->runtime, "none"))
+	if (strcmp(opts->runtime, "auto") && strcmp(opts->runtime, "tokio"))
 		return 0;
 	tokio_process__free(p->tokio);
 	p->tokio = NULL;
@@ -321,22 +335,184 @@ static int attach_tokio(struct memscoped_bpf *skel, const struct cli_options *op
 	}
 	n = p->tokio->info.npolls;
 	offsets = calloc(n, sizeof(*offsets));
-	if (!offsets || proc__root_path(pid, p->exe, path, sizeof(path))) {
+	cookies = calloc(n, sizeof(*cookies));
+	if (!offsets || !cookies || proc__root_path(pid, p->exe, path, sizeof(path))) {
 		free(offsets);
+		free(cookies);
 		return -ENOMEM;
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		offsets[i] = p->tokio->info.polls[i].offset;
+		/* The BPF program checks each header's vtable against this address. */
+		cookies[i] = p->tokio->info.polls[i].vaddr + p->tokio->bias;
+	}
 	/* Return probes first, as for the allocator. */
 	err = attach__offsets(skel->progs.task_poll_return, pid, path, offsets, NULL, n, true,
 			      multi, links);
 	if (!err)
-		err = attach__offsets(skel->progs.task_poll_enter, pid, path, offsets, NULL, n,
+		err = attach__offsets(skel->progs.task_poll_enter, pid, path, offsets, cookies, n,
 				      false, multi, links);
+	free(cookies);
 	free(offsets);
+	if (err && err != -EOPNOTSUPP)
+		log_err("pid %d: %s", pid, proc__alive(pid) ? "failed to attach tokio probes" :
+							      "exited during attach");
 	if (!err)
 		log_err("pid %d: tokio: %zu poll functions and %zu task vtables (from %s)", pid, n,
 			p->tokio->info.nvtables, p->tokio->info.source);
+	return err;
+}
+
+/* libpcl's co_create (entry and return), co_exit_to and co_delete; its switches are ucontext's. */
+static int attach_pcl(struct memscoped_bpf *skel, const struct cli_options *opts, bool multi,
+		      struct process *p, int pid, struct attachment *links)
+{
+	bool requested = !strcmp(opts->runtime, "pcl");
+	struct coro_pcl_plan *plan;
+	char msg[512];
+	int err;
+
+	plan = calloc(1, sizeof(*plan));
+	if (!plan)
+		return -ENOMEM;
+	err = coro_pcl__plan(pid, plan, msg, sizeof(msg));
+	if (err) {
+		if (requested || err != -ENOENT || verbose)
+			log_err("pid %d: %s", pid, msg);
+		free(plan);
+		return requested || err != -ENOENT ? (err == -ENOENT ? -EINVAL : err) : 0;
+	}
+	/* Return probe first, as for the allocator. */
+	err = attach__offsets(skel->progs.pcl_return, pid, plan->probes.open_path,
+			      &plan->create_offset, NULL, 1, true, multi, links);
+	if (!err)
+		err = attach__offsets(skel->progs.pcl_enter, pid, plan->probes.open_path,
+				      plan->probes.offsets, plan->probes.cookies, plan->probes.n,
+				      false, multi, links);
+	if (err && err != -EOPNOTSUPP)
+		log_err("pid %d: failed to attach uprobes to '%s': %s", pid, plan->probes.object,
+			strerror(-err));
+	if (!err) {
+		p->coro->pcl = "pcl";
+		p->coro->pcl_requested = requested;
+		p->coro->pcl_exit_lo = plan->exit_lo;
+		p->coro->pcl_exit_hi = plan->exit_hi;
+		log_err("pid %d: pcl: co_create, co_exit_to and co_delete in '%s'", pid,
+			plan->probes.object);
+	}
+	free(plan);
+	return err;
+}
+
+/* munmap in the libc of plan: stacks of their own end when unmapped. Optional. */
+static int attach_unmap(struct memscoped_bpf *skel, bool multi, int pid,
+			const struct coro_probe_plan *plan, struct attachment *links)
+{
+	uint64_t cookie = MS_CORO_MUNMAP;
+	int err;
+
+	if (!plan->munmap_offset)
+		return 0;
+	err = attach__offsets(skel->progs.coro_unmap, pid, plan->open_path, &plan->munmap_offset,
+			      &cookie, 1, false, multi, links);
+	if (err && err != -EOPNOTSUPP)
+		log_err("pid %d: failed to attach uprobe to '%s:munmap': %s, ignoring", pid,
+			plan->object, strerror(-err));
+	return err == -EOPNOTSUPP ? err : 0;
+}
+
+/* boost.context's make_fcontext, jump_fcontext and ontop_fcontext (one link). */
+static int attach_fcontext(struct memscoped_bpf *skel, const struct cli_options *opts,
+			   bool multi, struct process *p, int pid, struct attachment *links)
+{
+	bool requested = !strcmp(opts->runtime, "fcontext");
+	struct coro_probe_plan *plan;
+	char msg[512];
+	int err;
+
+	plan = calloc(1, sizeof(*plan));
+	if (!plan)
+		return -ENOMEM;
+	err = coro_fcontext__plan(pid, plan, msg, sizeof(msg));
+	if (err) {
+		if (requested || err != -ENOENT || verbose)
+			log_err("pid %d: %s", pid, msg);
+		free(plan);
+		return requested || err != -ENOENT ? (err == -ENOENT ? -EINVAL : err) : 0;
+	}
+	err = attach__offsets(skel->progs.fcontext_enter, pid, plan->open_path, plan->offsets,
+			      plan->cookies, plan->n, false, multi, links);
+	if (err && err != -EOPNOTSUPP)
+		log_err("pid %d: failed to attach uprobes to '%s': %s", pid, plan->object,
+			strerror(-err));
+	if (!err) {
+		p->coro->fcontext = "fcontext";
+		p->coro->fcontext_requested = requested;
+		log_err("pid %d: fcontext: make_fcontext, jump_fcontext and ontop_fcontext in '%s'",
+			pid, plan->object);
+	}
+	free(plan);
+	return err;
+}
+
+/*
+ * Stackful coroutines, as --runtime asks (auto: whichever the target maps). ucontext: probes
+ * makecontext, swapcontext and setcontext (entry only: a switch returns on another stack);
+ * pcl: those and libpcl's own; fcontext: boost.context's.
+ */
+static int attach_ucontext(struct memscoped_bpf *skel, const struct cli_options *opts,
+			   bool multi, struct process *p, int pid, struct attachment *links)
+{
+	bool autodetect = !strcmp(opts->runtime, "auto");
+	bool requested = !strcmp(opts->runtime, "ucontext") || !strcmp(opts->runtime, "pcl");
+	struct coro_probe_plan *plan;
+	char msg[512];
+	size_t i;
+	int err;
+
+	if (!requested && !autodetect && strcmp(opts->runtime, "fcontext"))
+		return 0;
+	coro_process__free(p->coro);
+	p->coro = coro_process__new("ucontext", NULL, pid);
+	if (!p->coro)
+		return -ENOMEM;
+	plan = calloc(1, sizeof(*plan));
+	if (!plan)
+		return -ENOMEM;
+	err = coro_ucontext__plan(pid, plan, msg, sizeof(msg));
+	if (!requested && !autodetect) {
+		/* fcontext alone: only munmap of the libc, if there is one. */
+		err = err ? 0 : attach_unmap(skel, multi, pid, plan, links);
+		free(plan);
+		return err ? err : attach_fcontext(skel, opts, multi, p, pid, links);
+	}
+	if (err) {
+		if (requested || err != -ENOENT || verbose)
+			log_err("pid %d: %s", pid, msg);
+		free(plan);
+		if (requested || err != -ENOENT)
+			return err == -ENOENT ? -EINVAL : err;
+		return attach_fcontext(skel, opts, multi, p, pid, links);
+	}
+	p->coro->requested = !strcmp(opts->runtime, "ucontext");
+	for (i = 0; i < plan->n && !err; i++)
+		err = attach__offsets(i == 0 ? skel->progs.coro_create : skel->progs.coro_switch,
+				      pid, plan->open_path, &plan->offsets[i], &plan->cookies[i], 1,
+				      false, multi, links);
+	if (err && err != -EOPNOTSUPP)
+		log_err("pid %d: failed to attach uprobe to '%s:%s': %s", pid, plan->object,
+			i == 1 ? "makecontext" : i == 2 ? "swapcontext" : "setcontext",
+			strerror(-err));
+	else if (!err && (requested || verbose))
+		log_err("pid %d: ucontext: makecontext, swapcontext and setcontext in '%s'", pid,
+			plan->object);
+	if (!err)
+		err = attach_unmap(skel, multi, pid, plan, links);
+	free(plan);
+	if (!err && strcmp(opts->runtime, "ucontext"))
+		err = attach_pcl(skel, opts, multi, p, pid, links);
+	if (!err && autodetect)
+		err = attach_fcontext(skel, opts, multi, p, pid, links);
 	return err;
 }
 
@@ -368,6 +544,18 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 		bpf_program__set_expected_attach_type(skel->progs.task_poll_enter,
 						      MS_BPF_TRACE_UPROBE_MULTI);
 		bpf_program__set_expected_attach_type(skel->progs.task_poll_return,
+						      MS_BPF_TRACE_UPROBE_MULTI);
+		bpf_program__set_expected_attach_type(skel->progs.coro_create,
+						      MS_BPF_TRACE_UPROBE_MULTI);
+		bpf_program__set_expected_attach_type(skel->progs.coro_switch,
+						      MS_BPF_TRACE_UPROBE_MULTI);
+		bpf_program__set_expected_attach_type(skel->progs.pcl_enter,
+						      MS_BPF_TRACE_UPROBE_MULTI);
+		bpf_program__set_expected_attach_type(skel->progs.pcl_return,
+						      MS_BPF_TRACE_UPROBE_MULTI);
+		bpf_program__set_expected_attach_type(skel->progs.fcontext_enter,
+						      MS_BPF_TRACE_UPROBE_MULTI);
+		bpf_program__set_expected_attach_type(skel->progs.coro_unmap,
 						      MS_BPF_TRACE_UPROBE_MULTI);
 	}
 	if (memscoped_bpf__load(skel)) {
@@ -409,19 +597,30 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 			log_err("pid %d: %s", pid, proc__alive(pid) ? msg : "exited during attach");
 			break;
 		}
-		process_table__find(procs, (uint32_t)pid)->probes_attached =
-			(uint32_t)(links->nprobes - before);
 		err = attach_tokio(skel, opts, multi, process_table__find(procs, (uint32_t)pid), pid,
 				   links);
 		if (err == -EOPNOTSUPP && multi)
 			break;
+		/* attach_tokio said what failed. */
+		if (err)
+			break;
+		err = attach_ucontext(skel, opts, multi, process_table__find(procs, (uint32_t)pid),
+				      pid, links);
+		if (err == -EOPNOTSUPP && multi)
+			break;
 		if (err) {
-			log_err("pid %d: %s", pid, proc__alive(pid) ? "failed to attach tokio probes" :
-								      "exited during attach");
+			log_err("pid %d: %s", pid,
+				proc__alive(pid) ? "failed to attach coroutine probes" :
+						   "exited during attach");
 			break;
 		}
-		log_err("attached %zu probes to pid %d in '%s'%s", links->nprobes - before, pid,
-			plan->object, multi ? "" : " (one link per probe)");
+		process_table__find(procs, (uint32_t)pid)->probes_attached =
+			(uint32_t)(links->nprobes - before);
+		log_err("attached %zu probes to pid %d (allocator in '%s'%s)%s",
+			links->nprobes - before, pid, plan->object,
+			process_table__find(procs, (uint32_t)pid)->tokio ? ", tokio in its executable" :
+									   "",
+			multi ? "" : " (one link per probe)");
 	}
 	probe_plan__clear(plan);
 	free(plan);
@@ -595,6 +794,12 @@ int main(int argc, char **argv)
 	size_t i, j;
 	int err;
 
+	/* Before anything else: a signal during the attach must not kill us half-attached. */
+	signal(SIGPIPE, SIG_IGN);
+	sigaction(SIGINT, &(struct sigaction){ .sa_handler = on_signal }, NULL);
+	sigaction(SIGTERM, &(struct sigaction){ .sa_handler = on_signal }, NULL);
+	sigaction(SIGUSR1, &(struct sigaction){ .sa_handler = on_report_signal }, NULL);
+
 	if (cli__parse(argc, argv, 0, o))
 		return EXIT_USAGE;
 	verbose = o->verbose;
@@ -637,6 +842,9 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 
+	/* A scrape during the attach sees the targets, with nothing counted yet. */
+	d.start = now_ns();
+	publish_metrics(&d, false);
 	err = load_and_attach(o, !o->no_uprobe_multi, d.decoder.procs, &d.skel, &d.links);
 	if (err == -EOPNOTSUPP) {
 		if (verbose)
@@ -655,11 +863,6 @@ int main(int argc, char **argv)
 		log_err("failed to create ring buffer: %s", strerror(errno));
 		goto cleanup;
 	}
-
-	signal(SIGPIPE, SIG_IGN);
-	sigaction(SIGINT, &(struct sigaction){ .sa_handler = on_signal }, NULL);
-	sigaction(SIGTERM, &(struct sigaction){ .sa_handler = on_signal }, NULL);
-	sigaction(SIGUSR1, &(struct sigaction){ .sa_handler = on_report_signal }, NULL);
 
 	d.start = now_ns();
 	d.decoder.start_ns = d.start;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "process_table.h"
+#include "runtime_coro.h"
 #include "runtime_tokio.h"
 
 struct process_table {
@@ -29,6 +30,7 @@ static void process_free(struct process *p)
 		return;
 	heap_table__free(p->blocks);
 	tokio_process__free(p->tokio);
+	coro_process__free(p->coro);
 	task_table__free(p->tasks);
 	free(p->threads);
 	free(p->thread_index);
@@ -184,9 +186,11 @@ static void account(struct process *p, const struct heap_block *b, bool live)
 
 static void release(struct process *p, const struct heap_block *b, uint64_t ts);
 
-static uint32_t seconds_since_attach(const struct process *p, uint64_t ts)
+static uint32_t centiseconds_since_attach(const struct process *p, uint64_t ts)
 {
-	return ts > p->start_ns ? (uint32_t)((ts - p->start_ns) / 1000000000ull) : 0;
+	uint64_t cs = ts > p->start_ns ? (ts - p->start_ns) / 10000000ull : 0;
+
+	return cs > HEAP_TABLE_MAX_TIME ? HEAP_TABLE_MAX_TIME : (uint32_t)cs;
 }
 
 void process__alloc(struct process *p, uint32_t tid, uint64_t addr, uint64_t size, uint32_t task,
@@ -201,7 +205,7 @@ void process__alloc(struct process *p, uint32_t tid, uint64_t addr, uint64_t siz
 		process__alloc_failed(p);
 		return;
 	}
-	b.time_s = seconds_since_attach(p, ts);
+	b.time_cs = centiseconds_since_attach(p, ts);
 	p->heap.allocations_total++;
 	p->heap.allocated_bytes_total += size;
 	if (t) {

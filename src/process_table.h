@@ -41,6 +41,7 @@ struct thread_stats {
 };
 
 struct tokio_process;
+struct coro_process;
 
 struct process {
 	uint32_t pid;
@@ -52,6 +53,7 @@ struct process {
 	struct heap_stats heap;
 	struct task_table *tasks;
 	struct tokio_process *tokio; /* NULL unless tokio was found */
+	struct coro_process *coro;   /* NULL unless stackful coroutines are traced */
 	struct heap_table *blocks;
 	struct thread_stats *threads; /* in order of first appearance */
 	size_t nthreads;

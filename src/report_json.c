@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include "cli.h"
 #include "report.h"
+#include "runtime_coro.h"
 
 /* json-c's setters take ownership of the value and fail only on allocation failure. */
 static void put_u64(struct json_object *o, const char *key, uint64_t v)
@@ -72,10 +73,78 @@ static void task_id(const struct process *p, uint32_t index, char *buf, size_t l
 {
 	const struct task *t = task_table__at(p->tasks, index);
 
-	if (t && t->runtime_id)
+	/* A coroutine is its stack and the how-manieth lifetime on it: reuse stays visible. */
+	if (t && t->stack_size && t->type < p->tasks->ntypes)
+		snprintf(buf, len, "%s:0x%llx/%u", p->tasks->types[t->type].runtime,
+			 (unsigned long long)t->stack_base, t->generation);
+	else if (t && t->runtime_id)
 		snprintf(buf, len, "tokio:%llu", (unsigned long long)t->runtime_id);
 	else
 		snprintf(buf, len, "tokio:#%u", index);
+}
+
+/* Stackful coroutines: the stack apart from the heap it holds, resumes, threads, time. */
+static void add_coroutine_fields(struct json_object *o, const struct task *t, uint64_t end,
+				 uint64_t born)
+{
+	uint64_t running = t->busy_ns + (t->running ? end - t->poll_start_ns : 0);
+
+	put_u64(o, "stack_bytes", t->stack_size);
+	put_u64(o, "generation", t->generation);
+	put_u64(o, "resumes", t->polls);
+	if (t->last_tid)
+		put_u64(o, "last_tid", t->last_tid);
+	else
+		json_object_object_add(o, "last_tid", NULL);
+	put_seconds(o, "running_seconds", seconds(running));
+	put_seconds(o, "suspended_seconds",
+		    end - born > running ? seconds(end - born - running) : 0);
+}
+
+/* What the coroutine runtime saw, and what it could not see. */
+static struct json_object *coroutines_json(const struct coro_process *c)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "runtime", json_object_new_string(c->runtime));
+	put_u64(o, "created", c->created);
+	put_u64(o, "discovered", c->discovered);
+	put_u64(o, "switches", c->switches);
+	put_u64(o, "unknown_switches", c->unknown_switches);
+	put_u64(o, "bad_creates", c->bad_creates);
+	put_u64(o, "ended_returned", c->ended_returned);
+	put_u64(o, "ended_stack_freed", c->ended_freed);
+	put_u64(o, "ended_stack_unmapped", c->ended_unmapped);
+	put_u64(o, "ended_stack_reused", c->ended_reused);
+	put_u64(o, "live_stacks", c->stacks.n);
+	if (c->fcontext)
+		put_u64(o, "fcontext_created", c->fcontext_created);
+	if (c->pcl) {
+		put_u64(o, "pcl_created", c->pcl_created);
+		put_u64(o, "pcl_deleted", c->pcl_ended_deleted);
+	}
+	json_object_object_add(o, "note", json_object_new_string(
+		"coroutines created before attach appear at their first switch (only those on a "
+		"stack mapping of their own; the others count as unknown switches)"));
+	return o;
+}
+
+/* ucontext is listed for coroutines made outside libpcl, pcl for those made by co_create. */
+static bool ucontext_listed(const struct coro_process *c)
+{
+	return c && (c->requested || c->discovered > c->fcontext_discovered ||
+		     c->created > c->pcl_created + c->pcl_internal + c->fcontext_created);
+}
+
+static bool fcontext_listed(const struct coro_process *c)
+{
+	return c && c->fcontext &&
+	       (c->fcontext_requested || c->fcontext_created || c->fcontext_discovered);
+}
+
+static bool pcl_listed(const struct coro_process *c)
+{
+	return c && c->pcl && (c->pcl_requested || c->pcl_created);
 }
 
 static const char *const discovered_names[] = {
@@ -114,9 +183,24 @@ static struct json_object *task_json(const struct process *p, uint32_t index,
 	} else {
 		json_object_object_add(o, "parent", NULL);
 	}
-	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)t->key);
+	snprintf(buf, sizeof(buf), "0x%llx",
+		 (unsigned long long)(t->stack_size ? t->stack_base : t->key));
 	json_object_object_add(o, "address", json_object_new_string(buf));
-	put_seconds(o, "age_seconds", seconds(end - born));
+	if (t->stack_size)
+		add_coroutine_fields(o, t, end, born);
+	/* Made before attach (found in memory, or at a first poll): when is unknown. */
+	if (!t->spawn_ns)
+		json_object_object_add(o, "age_seconds", NULL);
+	else
+		put_seconds(o, "age_seconds", seconds(end - born));
+	if (t->spawn_ns)
+		put_seconds(o, "spawned_at_seconds", seconds(t->spawn_ns - p->start_ns));
+	else
+		json_object_object_add(o, "spawned_at_seconds", NULL);
+	if (t->first_poll_ns)
+		put_seconds(o, "first_poll_at_seconds", seconds(t->first_poll_ns - p->start_ns));
+	else
+		json_object_object_add(o, "first_poll_at_seconds", NULL);
 	put_seconds(o, "idle_seconds", task__ended(t) ? 0 : seconds(end - last));
 	put_seconds(o, "busy_seconds", seconds(t->busy_ns + (t->running ? end - t->poll_start_ns : 0)));
 	put_u64(o, "polls", t->polls);
@@ -146,7 +230,7 @@ static void add_tasks(struct json_object *o, const struct process *p,
 	struct json_object *summary, *types, *tasks, *ty;
 	uint64_t spawned = 0, live = 0, completed = 0, cancelled = 0, suspects = 0;
 	uint64_t async_allocs = 0, async_bytes = 0, async_live = 0, largest = 0, cells = 0;
-	uint64_t cell_bytes = 0, blocking = 0, blocking_live = 0, outlived = 0;
+	uint64_t cell_bytes = 0, blocking = 0, blocking_live = 0, outlived = 0, early_cells = 0;
 	struct type_sums *sums = calloc(tt->ntypes + 1, sizeof(*sums));
 	char reason[8];
 	uint32_t i;
@@ -156,6 +240,17 @@ static void add_tasks(struct json_object *o, const struct process *p,
 	if (p->tokio)
 		json_object_array_add(json_object_object_get(o, "runtimes"),
 				      json_object_new_string("tokio"));
+	if (ucontext_listed(p->coro))
+		json_object_array_add(json_object_object_get(o, "runtimes"),
+				      json_object_new_string(p->coro->runtime));
+	if (pcl_listed(p->coro))
+		json_object_array_add(json_object_object_get(o, "runtimes"),
+				      json_object_new_string(p->coro->pcl));
+	if (fcontext_listed(p->coro))
+		json_object_array_add(json_object_object_get(o, "runtimes"),
+				      json_object_new_string(p->coro->fcontext));
+	if (ucontext_listed(p->coro) || pcl_listed(p->coro) || fcontext_listed(p->coro))
+		json_object_object_add(o, "coroutines", coroutines_json(p->coro));
 	tasks = json_object_new_array();
 	/* Suspects first, then the rest, each in order of discovery. */
 	for (pass = 0; pass < 2; pass++)
@@ -177,6 +272,9 @@ static void add_tasks(struct json_object *o, const struct process *p,
 			sums[t->type].suspects += suspect;
 			sums[t->type].live_bytes += alive ? t->live_bytes : 0;
 		}
+		/* Cells allocated before attach are not in the heap table: count them here. */
+		if (alive && t->discovered != TASK_FOUND_SPAWN && !t->stack_size)
+			early_cells += t->future_size;
 		if (t->future_size) {
 			cells++;
 			cell_bytes += t->future_size;
@@ -210,7 +308,7 @@ static void add_tasks(struct json_object *o, const struct process *p,
 	put_u64(summary, "async_allocation_count", async_allocs);
 	put_u64(summary, "async_allocated_bytes_total", async_bytes);
 	put_u64(summary, "async_live_bytes", async_live);
-	put_u64(summary, "future_state_overhead_bytes", p->heap.cell_live_bytes);
+	put_u64(summary, "future_state_overhead_bytes", p->heap.cell_live_bytes + early_cells);
 	put_u64(summary, "average_future_size_bytes", cells ? cell_bytes / cells : 0);
 	put_u64(summary, "largest_future_size_bytes", largest);
 	put_u64(summary, "untasked_live_bytes", p->heap.untasked_live_bytes);

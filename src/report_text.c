@@ -28,9 +28,12 @@ static void task_row(FILE *f, const struct process *p, const struct task *t,
 		     const struct report_input *in, const char *reason)
 {
 	uint64_t now = in->now_ns, last = t->running ? now : t->last_poll_end_ns;
-	char id[32], b1[32], b2[32];
+	char id[48], b1[32], b2[32];
 
-	if (t->runtime_id)
+	if (t->stack_size)
+		snprintf(id, sizeof(id), "%s:0x%" PRIx64 "/%" PRIu32,
+			 p->tasks->types[t->type].runtime, t->stack_base, t->generation);
+	else if (t->runtime_id)
 		snprintf(id, sizeof(id), "tokio:%" PRIu64, t->runtime_id);
 	else
 		snprintf(id, sizeof(id), "#%u", task_table__index(p->tasks, t));

@@ -173,7 +173,8 @@ int runtime_tokio__find_vtables(struct elf_symbols *e, struct tokio_info *info)
 	err = elf_symbols__foreach_relative(e, collect, &l);
 	if (err)
 		goto out;
-	qsort(l.r, l.n, sizeof(*l.r), by_offset);
+	if (l.n > 1)
+		qsort(l.r, l.n, sizeof(*l.r), by_offset);
 	for (i = 0; i + 7 <= l.n; i++) {
 		for (k = 0; k < 7; k++)
 			if (l.r[i + k].offset != l.r[i].offset + 8 * k ||
@@ -185,8 +186,13 @@ int runtime_tokio__find_vtables(struct elf_symbols *e, struct tokio_info *info)
 			continue;
 		if (elf_symbols__read_vaddr(e, l.r[i].offset + 56, words, sizeof(words)))
 			continue;
+		/*
+		 * The scheduler follows the 32-byte header at the future's alignment: a power of
+		 * two >= 32; all offsets are multiples of 8 (rejects look-alike fmt tables).
+		 */
 		if (!(words[1] <= words[2] && words[2] < words[0] && words[0] < MAX_CELL_OFFSET &&
-		      words[1] >= 32))
+		      words[1] >= 32 && !(words[1] & (words[1] - 1)) &&
+		      !((words[0] | words[2]) & 7)))
 			continue;
 		vt = realloc(info->vtables, (info->nvtables + 1) * sizeof(*vt));
 		if (!vt) {
@@ -349,7 +355,7 @@ void tokio_process__poll_enter(struct process *p, const struct ms_event *e)
 		task = task_table__spawn(p->tasks, e->addr, t->vt_types[vt - t->info.vtables],
 					 e->poll.owner_id ? TASK_ASYNC : TASK_BLOCKING,
 					 TASK_FOUND_SPAWN,
-					 have_cell ? p->start_ns + cell.time_s * 1000000000ull : 0);
+					 have_cell ? p->start_ns + cell.time_cs * 10000000ull : 0);
 		if (!task)
 			return;
 		idx = task_table__index(p->tasks, task);

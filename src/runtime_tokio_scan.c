@@ -175,10 +175,14 @@ static int scan_mapping(struct scan_ctx *s, uint64_t start, uint64_t end)
 	for (addr = start; addr < end; addr += len) {
 		len = end - addr < SCAN_CHUNK ? (size_t)(end - addr) : SCAN_CHUNK;
 		/* Pages can vanish under us (munmap): skip what cannot be read. */
-		if (read_target(s, addr, s->buf, len))
-			continue;
-		s->bytes += len;
-		tokio_scan__buffer(s->p->tokio, addr, s->buf, len, read_target, add_found, s);
+		if (!read_target(s, addr, s->buf, len)) {
+			s->bytes += len;
+			tokio_scan__buffer(s->p->tokio, addr, s->buf, len, read_target, add_found,
+					   s);
+		}
+		/* Overlap chunks by one header's reach so a header at a boundary is seen. */
+		if (addr + len < end)
+			len -= TOKIO_HDR_VTABLE;
 	}
 	return 0;
 }

@@ -166,8 +166,11 @@ struct task *task_table__spawn(struct task_table *t, uint64_t key, uint32_t type
 	task->spawn_ns = spawn_ns;
 	t->by_key[key_slot(t, key)] = (uint32_t)t->ntasks++;
 	t->by_key_count++;
-	if (t->ntypes)
-		t->types[task->type].spawned++;
+	if (t->ntypes) {
+		/* Types are ranked by their first task: metric labels go to those that ran. */
+		if (!t->types[task->type].spawned++)
+			t->types[task->type].rank = ++t->types_ranked;
+	}
 	return task;
 }
 
@@ -303,8 +306,9 @@ bool task__suspect(const struct task *task, uint64_t now_ns, uint64_t stuck_afte
 	since = now_ns - (task->last_poll_end_ns ? task->last_poll_end_ns : task->spawn_ns);
 	if (since < stuck_after_ns)
 		return false;
-	snprintf(reason, len, "not polled for %.1f s while holding %" PRIu64 " bytes",
-		 (double)since / 1e9, task->live_bytes + task->future_size);
+	snprintf(reason, len, "not %s for %.1f s while holding %" PRIu64 " bytes",
+		 task->stack_size ? "resumed" : "polled", (double)since / 1e9,
+		 task->live_bytes + task->future_size);
 	return true;
 }
 

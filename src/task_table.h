@@ -35,12 +35,17 @@ struct task {
 	uint64_t busy_ns;
 	uint64_t future_size; /* task cell bytes */
 	uint64_t live_bytes, live_allocations, allocated_bytes_total, allocations_total;
+	/* Stackful coroutines (stack_size 0 for tokio): polls count resumes. */
+	uint64_t stack_base, stack_size;
+	uint32_t generation; /* lifetimes seen on this stack, from 1 */
+	uint32_t last_tid;   /* the thread it last ran on */
 };
 
 struct task_type {
 	char *name;
 	const char *runtime;
 	uint64_t future_size; /* of the last task seen */
+	uint32_t rank;	      /* 1 + how many types had a task before this one's first; 0 none */
 	/* Counters: only grow. */
 	uint64_t spawned, completed, cancelled, polls, allocated_bytes_total;
 	uint64_t outlived_live_bytes; /* bytes of ended tasks still live */
@@ -60,6 +65,7 @@ struct task_table {
 	uint32_t *by_key; /* open addressing key -> index of the live lifetime */
 	size_t by_key_mask, by_key_count;
 	uint64_t tasks_dropped, types_dropped;
+	uint32_t types_ranked; /* types that had at least one task */
 	uint64_t poll_counts[POLL_BUCKETS + 1];
 	double poll_sum_seconds;
 };

@@ -14,6 +14,30 @@ enum ms_event_type {
 	MS_EV_TASK_ENTER = 4,	 /* a tokio poll began: addr = task header, see poll below */
 	MS_EV_TASK_EXIT = 5,	 /* a tokio poll returned: addr = header, poll.state after it */
 	MS_EV_TASK_INVALID = 6,	 /* a header failed validation: tokio fields no longer read */
+	MS_EV_CORO_CREATE = 7,	 /* makecontext entered: addr = ucp, see coro_create below */
+	MS_EV_CORO_SWITCH = 8,	 /* swapcontext/setcontext entered: addr = ucp, see coro_switch */
+	MS_EV_PCL = 9,		 /* a libpcl function entered or returned: func, addr and pcl */
+	MS_EV_CORO_UNMAP = 10,	 /* munmap(addr, size) entered: a coroutine stack may go */
+};
+
+/* The coroutine function an event came from (ms_event.func); also its probe's BPF cookie. */
+enum ms_coro_func {
+	MS_CORO_MAKECONTEXT = 1,
+	MS_CORO_SWAPCONTEXT,
+	MS_CORO_SETCONTEXT,
+	MS_CORO_MAKE_FCONTEXT, /* make_fcontext(sp, size, fn): stack [sp - size, sp) */
+	MS_CORO_JUMP_FCONTEXT, /* jump_fcontext(to, vp): to points into the target's stack */
+	MS_CORO_ONTOP_FCONTEXT, /* ontop_fcontext(to, vp, fn) */
+	MS_CORO_MUNMAP,	       /* munmap(addr, len): stacks of their own are unmapped */
+	MS_CORO_SWAPCONTEXT_LATE, /* a probe inside swapcontext, see coro_switch; never in events */
+};
+
+/* The libpcl function of an MS_EV_PCL event (ms_event.func); also its probe's BPF cookie. */
+enum ms_pcl_func {
+	MS_PCL_CREATE = 1,    /* co_create(func, data, stack, size) entered: addr = func */
+	MS_PCL_CREATE_RETURN, /* co_create returned: addr = the coroutine handle (0: failed) */
+	MS_PCL_EXIT,	      /* co_exit_to(to) entered: the running coroutine ends */
+	MS_PCL_DELETE,	      /* co_delete(co) entered: addr = co */
 };
 
 /* The allocator function an event came from; also the BPF cookie of its probe. */
@@ -53,6 +77,24 @@ struct ms_event {
 			__u64 owner_id; /* *(header + owner slot): 0 for blocking tasks */
 			__u64 id;	/* the tokio task Id */
 		} poll;
+		struct {
+			__u64 stack;	  /* ucp->uc_stack.ss_sp */
+			__u64 stack_size; /* ucp->uc_stack.ss_size */
+			__u64 entry;	  /* the function the coroutine runs */
+			__u64 link;	  /* ucp->uc_link: resumed when the function returns */
+		} coro_create;
+		struct {
+			__u64 target_sp; /* the stack pointer the switch resumes: what runs next */
+			__u64 target_ip; /* the instruction it resumes at */
+			__u64 sp;	 /* the stack pointer at the switch: what stops */
+			__u64 fsbase;	 /* the thread pointer: finds the thread's own stack */
+		} coro_switch;
+		struct {
+			__u64 arg2;	/* co_create: data */
+			__u64 arg3;	/* co_create: stack */
+			__u64 sp;	/* the stack pointer at entry */
+			__u64 ret;	/* the return address: who called */
+		} pcl;
 	};
 };
 
@@ -68,6 +110,13 @@ struct ms_event {
 #define TOKIO_STATE_COMPLETE 0x02
 #define TOKIO_STATE_JOIN_INTEREST 0x08
 #define TOKIO_STATE_CANCELLED 0x20
+
+/* glibc x86-64 ucontext_t: uc_link, uc_stack.ss_sp/ss_size, uc_mcontext.gregs[REG_RSP/RIP]. */
+#define UCTX_LINK 0x08
+#define UCTX_STACK_SP 0x10
+#define UCTX_STACK_SIZE 0x20
+#define UCTX_RSP 0xa0
+#define UCTX_RIP 0xa8
 
 #define MS_MAX_TARGETS 64
 #define MS_DEFAULT_RING_SIZE (8u << 20)

@@ -8,7 +8,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
-MEMSCOPED = os.path.join(BUILD, "memscoped")
+# MEMSCOPED runs another build of the daemon (the sanitizer one) against the same targets.
+MEMSCOPED = os.environ.get("MEMSCOPED") or os.path.join(BUILD, "memscoped")
 
 
 def target_path(name):

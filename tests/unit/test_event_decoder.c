@@ -139,7 +139,7 @@ static void test_event_decoder_sequence(void **state)
 	assert_true(heap_table__lookup(p->blocks, Z, &b));
 	assert_int_equal(b.size, 300);
 	assert_int_equal(b.tid, 1);
-	assert_int_equal(b.time_s, 2); /* 2.5 s after attach */
+	assert_int_equal(b.time_cs, 250); /* 2.5 s after attach */
 	assert_int_equal(f->d.stats.received, 7);
 	assert_int_equal(f->d.stats.malformed, 0);
 	assert_true(process__complete(p));
@@ -171,7 +171,7 @@ static void test_event_decoder_timestamp_before_attach(void **state)
 
 	assert_int_equal(event_decoder__handle(&f->d, &e, sizeof(e)), 0);
 	assert_true(heap_table__lookup(f->p->blocks, X, &b));
-	assert_int_equal(b.time_s, 0);
+	assert_int_equal(b.time_cs, 0);
 }
 
 /*

@@ -16,7 +16,7 @@
 static struct heap_block block(uint64_t addr, uint64_t size, uint32_t tid)
 {
 	return (struct heap_block){
-	    .addr = addr, .size = size, .tid = tid, .task = tid + 1, .time_s = 7};
+	    .addr = addr, .size = size, .tid = tid, .task = tid + 1, .time_cs = 7};
 }
 
 static uint64_t splitmix64(uint64_t *s)
@@ -62,7 +62,7 @@ static void test_heap_table_insert_lookup_remove(void **state)
 	assert_int_equal(got.size, 64);
 	assert_int_equal(got.tid, 5);
 	assert_int_equal(got.task, 6);
-	assert_int_equal(got.time_s, 7);
+	assert_int_equal(got.time_cs, 7);
 	assert_false(heap_table__lookup(h, 0x1010, &got));
 
 	assert_true(heap_table__remove(h, 0x1000, &got));
@@ -201,7 +201,7 @@ static void test_heap_table_size_and_time_saturate(void **state)
 	b = block(0x200, HEAP_TABLE_MAX_SIZE + 1, 1);
 	assert_int_equal(heap_table__insert(h, &b, NULL), 0);
 	b = block(0x300, UINT64_MAX, 1);
-	b.time_s = UINT32_MAX;
+	b.time_cs = UINT32_MAX;
 	assert_int_equal(heap_table__insert(h, &b, NULL), 0);
 
 	assert_true(heap_table__lookup(h, 0x100, &got));
@@ -211,7 +211,7 @@ static void test_heap_table_size_and_time_saturate(void **state)
 	assert_true(heap_table__lookup(h, 0x300, &got));
 	assert_int_equal(got.size, HEAP_TABLE_MAX_SIZE);
 	/* Saturates rather than wrapping to a small age. */
-	assert_int_equal(got.time_s, 0xffffff);
+	assert_int_equal(got.time_cs, HEAP_TABLE_MAX_TIME);
 	heap_table__free(h);
 }
 

@@ -51,7 +51,9 @@ build() { # name profile subdir rustflags [cargo args...]
         cargo build --locked --offline --profile "$profile" "$@"
     dir=$profile
     [ "$profile" = dev ] && dir=debug
-    cp "$TD/$sub/$dir/tokio-target" "$OUTDIR/tokio-target-$name"
+    # Rename into place: a running copy (a test target) must not block the update.
+    cp "$TD/$sub/$dir/tokio-target" "$OUTDIR/tokio-target-$name.tmp"
+    mv -f "$OUTDIR/tokio-target-$name.tmp" "$OUTDIR/tokio-target-$name"
     echo "build.sh: $OUTDIR/tokio-target-$name ($(($(date +%s) - t0)) s)"
 }
 
@@ -70,7 +72,8 @@ for v in $VARIANTS; do
         dbg=$OUTDIR/debug/.build-id/$(echo "$bid" | cut -c1-2)/$(echo "$bid" | cut -c3-).debug
         mkdir -p "$(dirname "$dbg")"
         objcopy --only-keep-debug "$full" "$dbg"
-        objcopy --strip-all --add-gnu-debuglink="$dbg" "$full" "$OUTDIR/tokio-target-debuglink"
+        objcopy --strip-all --add-gnu-debuglink="$dbg" "$full" "$OUTDIR/tokio-target-debuglink.tmp"
+        mv -f "$OUTDIR/tokio-target-debuglink.tmp" "$OUTDIR/tokio-target-debuglink"
         rm -f "$full"
         echo "build.sh: $OUTDIR/tokio-target-debuglink (stripped) + $dbg"
         ;;

@@ -61,6 +61,7 @@ if len(sys.argv) > 3:
         mem.seek(a)
         return struct.unpack("<Q", mem.read(8))[0]
     nlive = 0
+    owners = set()
     for t in tasks:
         if t["completes"]:
             continue
@@ -74,12 +75,19 @@ if len(sys.argv) > 3:
               and slots[8] <= slots[9] < slots[7])
         if not ok:
             fails.append(f"task {t['id']}: live header/vtable mismatch")
-        # idle and not complete; JoinHandle dropped (no JOIN_INTEREST); refs:
-        # 1 (owned list) + 1 per stored waker (a timer holds one)
-        if st & 0x3f or st >> 6 not in (1, 2):
+        # idle: RUNNING|COMPLETE|NOTIFIED|CANCELLED clear; refs: 1 (owned
+        # list) + 1 per JoinHandle (children held by their parent: also
+        # JOIN_INTEREST 0x8) + 1 per stored waker (a timer holds one)
+        if st & 0x27 or not 1 <= st >> 6 <= 3:
             fails.append(f"task {t['id']}: unexpected live state 0x{st:x}")
+        owners.add(rd(hdr + 0x18))
+        if rd(hdr + 0x08) != 0:
+            fails.append(f"task {t['id']}: queue_next of an idle task not NULL")
         nlive += 1
-    print(f"live tasks read from /proc/PID/mem: {nlive} (vtable slot0 == poll_fn, id at id_offset, offsets ok)")
+    if nlive and (len(owners) != 1 or 0 in owners):
+        fails.append(f"owner ids at +0x18 not one nonzero value: {owners}")
+    print(f"live tasks read from /proc/PID/mem: {nlive} (vtable slot0 == poll_fn, id at id_offset, "
+          f"offsets ok; owner_id(+0x18)={sorted(owners)}; queue_next(+0x08)=0)")
 print("live task states:", dict(Counter(hex(rd(h(t["hdr"]))) for t in tasks if not t["completes"])) if len(sys.argv) > 3 else "")
 print(f"posix_memalign (align,size): {dict(pm)}")
 print("FAIL:\n  " + "\n  ".join(fails[:30]) if fails else "OK: probes agree with ground truth")

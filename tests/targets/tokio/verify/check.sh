@@ -43,7 +43,14 @@ until grep -q '"type":"done"' "$W/truth.jsonl"; do
     [ $i -lt 300 ] || { echo "target did not finish" >&2; kill $TP $BP1 $BP2; exit 1; }
 done
 sleep 1
-kill -INT $BP1 $BP2; wait $BP1 || true; wait $BP2 || true
+kill -INT $BP1 $BP2
+# bpftrace 0.17 sometimes hangs on exit here: give it 10 s, then SIGKILL
+i=0
+while kill -0 $BP1 2>/dev/null || kill -0 $BP2 2>/dev/null; do
+    sleep 0.2; i=$((i + 1))
+    [ $i -lt 50 ] || { echo "bpftrace hung on exit: killed" >&2; kill -9 $BP1 $BP2 2>/dev/null || true; break; }
+done
+wait $BP1 2>/dev/null || true; wait $BP2 2>/dev/null || true
 cat "$W/poll.txt" "$W/alloc.txt" > "$W/probe.txt"
 rc=0
 python3 "$HERE/check.py" "$W/truth.jsonl" "$W/probe.txt" "$TP" || rc=1
