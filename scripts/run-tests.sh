@@ -38,10 +38,14 @@ unit_tests() { # build dir
 }
 
 e2e_tests() { # daemon binary
+	local log
 	echo "# e2e: tests/e2e with $1 (as root, real BPF)"
-	out=$(BUILD="$BUILD" MEMSCOPED="$1" python3 tests/e2e/run.py 2>&1 | tee /dev/stderr)
-	rc=$?
-	tally "e2e ($1)" "$out" "$rc"
+	log=$(mktemp)
+	# Shown as it runs; a file rather than /dev/stderr, which would truncate a redirected log.
+	BUILD="$BUILD" MEMSCOPED="$1" python3 tests/e2e/run.py 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	tally "e2e ($1)" "$(cat "$log")" "$rc"
+	rm -f "$log"
 }
 
 if [ "$what" = all ] || [ "$what" = unit ]; then

@@ -106,7 +106,6 @@ static struct json_object *coroutines_json(const struct coro_process *c)
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "runtime", json_object_new_string(c->runtime));
 	put_u64(o, "created", c->created);
 	put_u64(o, "discovered", c->discovered);
 	put_u64(o, "switches", c->switches);

@@ -22,6 +22,7 @@
 #define MAX_GUARD (1ull << 20)
 /* glibc aligns each thread arena's heap to its 64 MiB maximum: no stack mapping starts there. */
 #define ARENA_HEAP_ALIGN (64ull << 20)
+#define CORO_MAX_ENTRIES 4096
 /*
  * __start_context calls setcontext(uc_link) with its stack pointer a few words under the top
  * of the coroutine's stack (the entry function's frame is gone): uc_link, stack arguments past
@@ -396,6 +397,9 @@ static uint32_t type_of_entry(struct process *p, struct coro_process *c, const c
 	for (i = 0; i < c->ntypes; i++)
 		if (c->types[i].entry == entry && c->types[i].runtime == runtime)
 			return c->types[i].type;
+	/* Symbolizing reads the maps and an ELF file: only for so many functions. */
+	if (c->ntypes >= CORO_MAX_ENTRIES)
+		return task_table__type(p->tasks, runtime, "other");
 	name = entry && c->env.symbolize ? c->env.symbolize(c->env.ctx, entry) : NULL;
 	if (!name && entry && asprintf(&name, "0x%" PRIx64, entry) < 0)
 		name = NULL;
@@ -757,10 +761,12 @@ void coro_process__block_freed(struct process *p, uint64_t addr, uint64_t ts)
 
 void coro_process__unmapped(struct process *p, uint64_t addr, uint64_t size, uint64_t ts)
 {
-	if (!p->coro || !p->coro->stacks.n || !size || addr + size < addr)
+	if (!p->coro || !size || addr + size < addr)
 		return;
-	end_overlapping(p, addr, addr + size, &p->coro->ended_unmapped, ts);
+	/* What lay there (a thread's stack, say) may come back as something else. */
 	forget_regions(p->coro, addr, addr + size);
+	if (p->coro->stacks.n)
+		end_overlapping(p, addr, addr + size, &p->coro->ended_unmapped, ts);
 }
 
 /* ---- where the functions are ---- */

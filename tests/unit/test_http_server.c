@@ -410,6 +410,8 @@ static void test_http_server_publish_while_scraping(void **state)
 
 	(void)state;
 	assert_int_equal(http_server__start("127.0.0.1:0", &pub.srv), 0);
+	/* Scrapes start after a first snapshot, as in the daemon (503 before it). */
+	assert_int_equal(http_server__publish(pub.srv, "x 0\n", 4), 0);
 	assert_int_equal(pthread_create(&thread, NULL, publish_loop, &pub), 0);
 	for (i = 0; i < 200; i++) {
 		fetch(http_server__port(pub.srv), GET_METRICS "Accept-Encoding: gzip\r\n\r\n", &r);
