@@ -110,6 +110,7 @@ e2e: all $(TARGET_BINS) tokio-targets
 
 bench: deps all $(BENCH_BINS)
 	BUILD=$(BUILD) scripts/bench/run.sh
+	BUILD=$(BUILD) scripts/bench/coro.sh
 
 FUZZ_SECONDS ?= 60
 
