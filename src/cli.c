@@ -20,6 +20,7 @@ enum {
 	OPT_MAX_THREADS,
 	OPT_NO_UPROBE_MULTI,
 	OPT_MAX_TASKS,
+	OPT_MAX_ENDED_TASKS,
 	OPT_MAX_TASK_TYPES,
 	OPT_STUCK_AFTER,
 	OPT_RUNTIME,
@@ -55,6 +56,9 @@ static const struct argp_option options[] = {
 	  "Look for separate debug files in DIR/.build-id (default: the target's /usr/lib/debug)",
 	  0 },
 	{ "max-tasks", OPT_MAX_TASKS, "N", 0, "Tasks tracked per process (default 1000000)", 0 },
+	{ "max-ended-tasks", OPT_MAX_ENDED_TASKS, "N", 0,
+	  "Ended tasks that hold no memory kept for the report, per process; older ones are "
+	  "forgotten, their counts kept (default 100000)", 0 },
 	{ "max-task-types", OPT_MAX_TASK_TYPES, "N", 0,
 	  "task_type label values per runtime in metrics; the rest are \"other\" (default 50)", 0 },
 	{ "no-uprobe-multi", OPT_NO_UPROBE_MULTI, NULL, 0,
@@ -197,6 +201,12 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		if (cli__parse_u64(arg, &o->max_tasks) || !o->max_tasks || o->max_tasks > 100000000)
 			return fail(state, "invalid --max-tasks '%s': expected 1 to 100000000", arg);
 		break;
+	case OPT_MAX_ENDED_TASKS:
+		if (cli__parse_u64(arg, &o->max_ended_tasks) || !o->max_ended_tasks ||
+		    o->max_ended_tasks > 100000000)
+			return fail(state, "invalid --max-ended-tasks '%s': expected 1 to 100000000",
+				    arg);
+		break;
 	case OPT_MAX_TASK_TYPES:
 		if (cli__parse_u64(arg, &o->max_task_types) || !o->max_task_types)
 			return fail(state, "invalid --max-task-types '%s': expected a positive number",
@@ -229,6 +239,7 @@ int cli__parse(int argc, char **argv, unsigned int flags, struct cli_options *re
 		.max_allocations = 10000000,
 		.max_threads = 100000,
 		.max_tasks = 1000000,
+		.max_ended_tasks = 100000,
 		.max_task_types = 50,
 		.stuck_after = 30,
 		.runtime = "auto",

@@ -178,7 +178,8 @@ static int aggregate(struct proc_view *v, const struct exporter_input *in)
 	for (i = 1; i < t->ntasks; i++) {
 		const struct task *task = &t->tasks[i];
 
-		if (task__ended(task) || task->type >= t->ntypes || !t->types[task->type].rank)
+		if (task->unused || task__ended(task) || task->type >= t->ntypes ||
+		    !t->types[task->type].rank)
 			continue;
 		a = &v->aggs[label_of[task->type]];
 		a->live++;

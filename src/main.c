@@ -834,6 +834,7 @@ int main(int argc, char **argv)
 	limits.max_allocations = o->max_allocations;
 	limits.max_threads = o->max_threads;
 	limits.max_tasks = o->max_tasks;
+	limits.max_ended_tasks = o->max_ended_tasks;
 	limits.max_task_types = MAX_TASK_TYPES;
 	d.decoder.procs = process_table__new(&limits, name_thread);
 	d.metrics = (o->listen || o->textfile) ? prom_text__new() : NULL;

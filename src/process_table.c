@@ -67,6 +67,10 @@ struct process *process_table__add(struct process_table *pt, uint32_t pid, const
 	p->exe = strdup(exe ? exe : "");
 	p->blocks = heap_table__new(pt->limits.max_allocations);
 	p->tasks = task_table__new(pt->limits.max_tasks, pt->limits.max_task_types);
+	if (p->tasks && task_table__set_max_retired(p->tasks, pt->limits.max_ended_tasks)) {
+		task_table__free(p->tasks);
+		p->tasks = NULL;
+	}
 	p->thread_index_mask = 63;
 	p->thread_index = calloc(p->thread_index_mask + 1, sizeof(*p->thread_index));
 	p->max_threads = pt->limits.max_threads;

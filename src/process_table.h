@@ -73,6 +73,7 @@ struct process_limits {
 	size_t max_threads;	/* per process; 0 = unbounded */
 	size_t max_tasks;	/* per process; 0 = unbounded */
 	size_t max_task_types;	/* per process; 0 = unbounded */
+	size_t max_ended_tasks; /* ended tasks holding nothing kept for the report; 0 = all */
 };
 
 struct process_table;

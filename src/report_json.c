@@ -176,8 +176,8 @@ static struct json_object *task_json(const struct process *p, uint32_t index,
 	json_object_object_add(o, "suspect", json_object_new_boolean(suspect));
 	if (suspect)
 		json_object_object_add(o, "suspect_reason", json_object_new_string(reason));
-	if (t->parent) {
-		task_id(p, t->parent, buf, sizeof(buf));
+	if (t->parent_id) {
+		snprintf(buf, sizeof(buf), "tokio:%llu", (unsigned long long)t->parent_id);
 		json_object_object_add(o, "parent", json_object_new_string(buf));
 	} else {
 		json_object_object_add(o, "parent", NULL);
@@ -228,8 +228,8 @@ static void add_tasks(struct json_object *o, const struct process *p,
 	const struct task_table *tt = p->tasks;
 	struct json_object *summary, *types, *tasks, *ty;
 	uint64_t spawned = 0, live = 0, completed = 0, cancelled = 0, suspects = 0;
-	uint64_t async_allocs = 0, async_bytes = 0, async_live = 0, largest = 0, cells = 0;
-	uint64_t cell_bytes = 0, blocking = 0, blocking_live = 0, outlived = 0, early_cells = 0;
+	uint64_t async_allocs = 0, async_bytes = 0, async_live = 0;
+	uint64_t blocking = 0, blocking_live = 0, outlived = 0, early_cells = 0;
 	struct type_sums *sums = calloc(tt->ntypes + 1, sizeof(*sums));
 	char reason[8];
 	uint32_t i;
@@ -256,16 +256,19 @@ static void add_tasks(struct json_object *o, const struct process *p,
 		for (i = 1; i < tt->ntasks; i++) {
 			const struct task *t = &tt->tasks[i];
 
-			if (task__suspect(t, in->now_ns, in->stuck_after_ns, reason,
+			if (!t->unused && task__suspect(t, in->now_ns, in->stuck_after_ns, reason,
 					  sizeof(reason)) == (pass == 0))
 				json_object_array_add(tasks, task_json(p, i, in));
 		}
+	/* Live figures from the tasks; counters from the types (ended tasks are recycled). */
 	for (i = 1; i < tt->ntasks; i++) {
 		const struct task *t = &tt->tasks[i];
 		bool alive = !task__ended(t);
 		bool suspect = task__suspect(t, in->now_ns, in->stuck_after_ns, reason,
 					     sizeof(reason));
 
+		if (t->unused)
+			continue;
 		if (sums) {
 			sums[t->type].live += alive;
 			sums[t->type].suspects += suspect;
@@ -274,28 +277,28 @@ static void add_tasks(struct json_object *o, const struct process *p,
 		/* Cells allocated before attach are not in the heap table: count them here. */
 		if (alive && t->discovered != TASK_FOUND_SPAWN && !t->stack_size)
 			early_cells += t->future_size;
-		if (t->future_size) {
-			cells++;
-			cell_bytes += t->future_size;
-			if (t->future_size > largest)
-				largest = t->future_size;
-		}
 		if (t->kind == TASK_BLOCKING) {
-			blocking++;
 			blocking_live += alive;
 			continue;
 		}
-		spawned++;
 		live += alive;
-		completed += t->end_ns && t->end_state == TASK_COMPLETED;
-		cancelled += t->end_ns && t->end_state == TASK_CANCELLED;
 		suspects += suspect;
-		async_allocs += t->allocations_total;
-		async_bytes += t->allocated_bytes_total;
 		async_live += t->live_bytes;
 	}
-	for (i = 0; i < tt->ntypes; i++)
-		outlived += tt->types[i].outlived_live_bytes;
+	for (i = 0; i < tt->ntypes; i++) {
+		const struct task_type *tp = &tt->types[i];
+
+		outlived += tp->outlived_live_bytes;
+		if (tp->kind == TASK_BLOCKING) {
+			blocking += tp->spawned;
+			continue;
+		}
+		spawned += tp->spawned;
+		completed += tp->completed;
+		cancelled += tp->cancelled;
+		async_allocs += tp->allocations_total;
+		async_bytes += tp->allocated_bytes_total;
+	}
 	summary = json_object_new_object();
 	put_u64(summary, "spawned", spawned);
 	put_u64(summary, "live", live);
@@ -308,12 +311,14 @@ static void add_tasks(struct json_object *o, const struct process *p,
 	put_u64(summary, "async_allocated_bytes_total", async_bytes);
 	put_u64(summary, "async_live_bytes", async_live);
 	put_u64(summary, "future_state_overhead_bytes", p->heap.cell_live_bytes + early_cells);
-	put_u64(summary, "average_future_size_bytes", cells ? cell_bytes / cells : 0);
-	put_u64(summary, "largest_future_size_bytes", largest);
+	put_u64(summary, "average_future_size_bytes",
+		tt->cells_seen ? tt->cells_bytes / tt->cells_seen : 0);
+	put_u64(summary, "largest_future_size_bytes", tt->largest_cell);
 	put_u64(summary, "untasked_live_bytes", p->heap.untasked_live_bytes);
 	put_u64(summary, "untasked_allocated_bytes_total", p->heap.untasked_allocated_bytes_total);
 	put_u64(summary, "outlived_live_bytes", outlived);
 	put_u64(summary, "tasks_dropped", tt->tasks_dropped);
+	put_u64(summary, "ended_tasks_recycled", tt->tasks_recycled);
 	types = json_object_new_array();
 	for (i = 0; i < tt->ntypes; i++) {
 		const struct task_type *t = &tt->types[i];

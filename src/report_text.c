@@ -63,7 +63,7 @@ static void tasks_text(FILE *f, const struct process *p, const struct report_inp
 			bool suspect = task__suspect(t, in->now_ns, in->stuck_after_ns, reason,
 						     sizeof(reason));
 
-			if (suspect != (pass == 0) || (pass == 1 && task__ended(t)))
+			if (t->unused || suspect != (pass == 0) || (pass == 1 && task__ended(t)))
 				continue;
 			if (shown++ < TEXT_MAX_TASKS)
 				task_row(f, p, t, in, suspect ? reason : NULL);

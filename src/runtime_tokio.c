@@ -337,7 +337,7 @@ void tokio_process__poll_enter(struct process *p, const struct ms_event *e)
 	struct tokio_process *t = p->tokio;
 	const struct tokio_vtable *vt;
 	struct heap_block cell;
-	struct task *task;
+	struct task *task, *parent;
 	bool have_cell;
 	uint32_t idx;
 
@@ -361,15 +361,16 @@ void tokio_process__poll_enter(struct process *p, const struct ms_event *e)
 		idx = task_table__index(p->tasks, task);
 		task->runtime_id = e->poll.id;
 		if (have_cell) {
-			task->parent = cell.task & TASK_CELL_BIT ? 0 : cell.task;
-			task->future_size = cell.size;
+			parent = cell.task & TASK_CELL_BIT ? NULL :
+							     task_table__at(p->tasks, cell.task);
+			task->parent_id = parent ? parent->runtime_id : 0;
+			task_table__cell(p->tasks, task, cell.size);
 			process__claim_cell(p, e->addr, idx, NULL);
 		} else {
 			task->discovered = TASK_FOUND_FIRST_POLL;
 			/* Allocated before attach: the cell's size is at least this. */
-			task->future_size = vt->trailer_offset + 32;
+			task_table__cell(p->tasks, task, vt->trailer_offset + 32);
 		}
-		p->tasks->types[task->type].future_size = task->future_size;
 	}
 	task->detached = !(e->poll.state & TOKIO_STATE_JOIN_INTEREST);
 	task->cancel_seen |= !!(e->poll.state & TOKIO_STATE_CANCELLED);

@@ -154,8 +154,7 @@ static void add_found(void *ctx, const struct tokio_found *f)
 	if (!task)
 		return;
 	task->runtime_id = f->id;
-	task->future_size = f->cell_size;
-	s->p->tasks->types[task->type].future_size = f->cell_size;
+	task_table__cell(s->p->tasks, task, f->cell_size);
 	task->detached = !(f->state & TOKIO_STATE_JOIN_INTEREST);
 	/* Idle at least since attach: that is when it was last known not to run. */
 	task->last_poll_end_ns = s->p->start_ns ? s->p->start_ns : s->now_ns;

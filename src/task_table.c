@@ -40,6 +40,8 @@ void task_table__free(struct task_table *t)
 		free(t->types[i].name);
 	free(t->types);
 	free(t->tasks);
+	free(t->retired);
+	free(t->free_slots);
 	free(t->by_key);
 	free(t);
 }
@@ -134,17 +136,86 @@ struct task *task_table__find(struct task_table *t, uint64_t key)
 	return t->by_key[i] ? &t->tasks[t->by_key[i]] : NULL;
 }
 
+int task_table__set_max_retired(struct task_table *t, size_t n)
+{
+	uint32_t *ring = n ? calloc(n, sizeof(*ring)) : NULL;
+
+	if (n && !ring)
+		return -ENOMEM;
+	free(t->retired);
+	t->retired = ring;
+	t->max_retired = n;
+	t->retired_head = t->retired_count = 0;
+	return 0;
+}
+
+void task_table__cell(struct task_table *t, struct task *task, uint64_t size)
+{
+	task->future_size = size;
+	t->cells_seen++;
+	t->cells_bytes += size;
+	if (size > t->largest_cell)
+		t->largest_cell = size;
+	if (t->ntypes)
+		t->types[task->type].future_size = size;
+}
+
+/*
+ * An ended tokio task whose cell is freed and which holds no block joins the retired ring;
+ * the oldest one past max_retired gives its slot back. Nothing refers to it any more: no key,
+ * no live block (parents are kept by runtime id). Coroutines are kept: stacks refer to them.
+ */
+static void retire(struct task_table *t, struct task *task)
+{
+	uint32_t old;
+	size_t *slots_cap = &t->free_cap;
+
+	if (!t->max_retired || task->retired || task->unused || task->stack_size ||
+	    task->state != TASK_DEALLOCATED || task->live_allocations)
+		return;
+	if (t->retired_count == t->max_retired) {
+		if (t->nfree == *slots_cap) {
+			size_t cap = *slots_cap ? *slots_cap * 2 : 1024;
+			uint32_t *slots = realloc(t->free_slots, cap * sizeof(*slots));
+
+			if (!slots)
+				return;
+			t->free_slots = slots;
+			*slots_cap = cap;
+		}
+		old = t->retired[t->retired_head];
+		t->retired_head = (t->retired_head + 1) % t->max_retired;
+		t->retired_count--;
+		memset(&t->tasks[old], 0, sizeof(t->tasks[old]));
+		t->tasks[old].unused = true;
+		t->tasks[old].state = TASK_DEALLOCATED;
+		t->free_slots[t->nfree++] = old;
+		t->tasks_recycled++;
+	}
+	task->retired = true;
+	t->retired[(t->retired_head + t->retired_count) % t->max_retired] =
+		task_table__index(t, task);
+	t->retired_count++;
+}
+
 struct task *task_table__spawn(struct task_table *t, uint64_t key, uint32_t type,
 			       enum task_kind kind, enum task_discovery how, uint64_t spawn_ns)
 {
 	struct task *old = task_table__find(t, key), *task;
+	uint32_t idx;
 
 	/* Tokio reuses addresses: a new lifetime never continues an old one. */
 	if (old)
 		task_table__dealloc(t, old, old->last_poll_end_ns);
-	if (t->max_tasks && t->ntasks > t->max_tasks) {
+	if (t->max_tasks && t->ntasks - 1 - t->nfree >= t->max_tasks) {
 		t->tasks_dropped++;
 		return NULL;
+	}
+	if ((t->by_key_count + 1) * 2 > t->by_key_mask + 1 && key_grow(t))
+		return NULL;
+	if (t->nfree) {
+		idx = t->free_slots[--t->nfree];
+		goto fill;
 	}
 	if (t->ntasks == t->cap) {
 		struct task *tasks = realloc(t->tasks, t->cap * 2 * sizeof(*tasks));
@@ -154,9 +225,9 @@ struct task *task_table__spawn(struct task_table *t, uint64_t key, uint32_t type
 		t->tasks = tasks;
 		t->cap *= 2;
 	}
-	if ((t->by_key_count + 1) * 2 > t->by_key_mask + 1 && key_grow(t))
-		return NULL;
-	task = &t->tasks[t->ntasks];
+	idx = (uint32_t)t->ntasks++;
+fill:
+	task = &t->tasks[idx];
 	memset(task, 0, sizeof(*task));
 	task->key = key;
 	task->type = type < t->ntypes ? type : 0;
@@ -164,12 +235,14 @@ struct task *task_table__spawn(struct task_table *t, uint64_t key, uint32_t type
 	task->state = TASK_IDLE;
 	task->discovered = how;
 	task->spawn_ns = spawn_ns;
-	t->by_key[key_slot(t, key)] = (uint32_t)t->ntasks++;
+	t->by_key[key_slot(t, key)] = idx;
 	t->by_key_count++;
 	if (t->ntypes) {
 		/* Types are ranked by their first task: metric labels go to those that ran. */
-		if (!t->types[task->type].spawned++)
+		if (!t->types[task->type].spawned++) {
 			t->types[task->type].rank = ++t->types_ranked;
+			t->types[task->type].kind = kind;
+		}
 	}
 	return task;
 }
@@ -245,6 +318,7 @@ void task_table__dealloc(struct task_table *t, struct task *task, uint64_t ts)
 	task->state = TASK_DEALLOCATED;
 	task->dealloc_ns = ts;
 	key_remove(t, task->key);
+	retire(t, task);
 }
 
 void task_table__alloc(struct task_table *t, uint32_t index, uint64_t size)
@@ -255,8 +329,10 @@ void task_table__alloc(struct task_table *t, uint32_t index, uint64_t size)
 		return;
 	task->allocated_bytes_total += size;
 	task->allocations_total++;
-	if (t->ntypes)
+	if (t->ntypes) {
 		t->types[task->type].allocated_bytes_total += size;
+		t->types[task->type].allocations_total++;
+	}
 }
 
 void task_table__live(struct task_table *t, uint32_t index, uint64_t size, bool live)
@@ -272,6 +348,8 @@ void task_table__live(struct task_table *t, uint32_t index, uint64_t size, bool 
 		task->live_bytes -= size;
 		task->live_allocations--;
 	}
+	if (!live)
+		retire(t, task);
 	if (task__ended(task) && t->ntypes) {
 		if (live)
 			t->types[task->type].outlived_live_bytes += size;

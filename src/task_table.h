@@ -19,7 +19,7 @@ struct task {
 	uint64_t key;	     /* runtime identity: tokio header address */
 	uint64_t runtime_id; /* tokio task Id (0 unknown) */
 	uint32_t type;	     /* task_types index */
-	uint32_t parent;     /* task index, 0 none */
+	uint64_t parent_id;  /* the parent's runtime_id, 0 none (indices are recycled) */
 	enum task_kind kind;
 	enum task_state state;
 	enum task_state end_state; /* TASK_COMPLETED or TASK_CANCELLED once ended */
@@ -27,6 +27,8 @@ struct task {
 	bool running;	     /* inside a poll now */
 	bool detached;	     /* JoinHandle dropped */
 	bool cancel_seen;    /* its state had CANCELLED: an end without a poll exit is a cancel */
+	bool retired;	     /* queued for recycling: ended, deallocated, holding nothing */
+	bool unused;	     /* a recycled slot: not a task (skip it when walking the table) */
 	uint64_t spawn_ns;   /* 0 unknown (found by the attach scan) */
 	uint64_t first_poll_ns, poll_start_ns, last_poll_end_ns;
 	uint64_t end_ns;     /* completed or cancelled */
@@ -46,8 +48,9 @@ struct task_type {
 	const char *runtime;
 	uint64_t future_size; /* of the last task seen */
 	uint32_t rank;	      /* 1 + how many types had a task before this one's first; 0 none */
+	enum task_kind kind;  /* of its first task */
 	/* Counters: only grow. */
-	uint64_t spawned, completed, cancelled, polls, allocated_bytes_total;
+	uint64_t spawned, completed, cancelled, polls, allocated_bytes_total, allocations_total;
 	uint64_t outlived_live_bytes; /* bytes of ended tasks still live */
 };
 
@@ -68,9 +71,24 @@ struct task_table {
 	uint32_t types_ranked; /* types that had at least one task */
 	uint64_t poll_counts[POLL_BUCKETS + 1];
 	double poll_sum_seconds;
+	/* Task cells seen, for the average and largest future size. */
+	uint64_t cells_seen, cells_bytes, largest_cell;
+	/*
+	 * Ended tokio tasks that hold nothing are kept for the report, the oldest recycled past
+	 * max_retired: memory stays flat under a churn of short tasks.
+	 */
+	uint32_t *retired;    /* ring of task indices */
+	size_t max_retired, retired_head, retired_count;
+	uint32_t *free_slots; /* recycled indices */
+	size_t nfree, free_cap;
+	uint64_t tasks_recycled;
 };
 
 struct task_table *task_table__new(size_t max_tasks, size_t max_types);
+/* Keep at most n ended tasks that hold nothing (the oldest are recycled); 0 keeps all. */
+int task_table__set_max_retired(struct task_table *t, size_t n);
+/* Records a task's cell size (its future's state) and the running size statistics. */
+void task_table__cell(struct task_table *t, struct task *task, uint64_t size);
 void task_table__free(struct task_table *t);
 
 /* The index of a type by name, added if new; past the bound the "other" type. */

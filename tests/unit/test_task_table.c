@@ -193,6 +193,46 @@ static void test_task_table_cells_through_the_process_table(void **state)
 	process_table__free(pt);
 }
 
+/* A churn of short tasks: the table stops growing, the counters keep counting. */
+static void test_task_table_recycles_ended_tasks_past_the_bound(void **state)
+{
+	struct task_table *small = task_table__new(0, 0);
+	uint32_t ty, held;
+	struct task *task;
+	uint64_t i;
+
+	(void)state;
+	assert_non_null(small);
+	assert_int_equal(task_table__set_max_retired(small, 4), 0);
+	ty = task_table__type(small, "tokio", "short");
+	/* One task keeps a block: it is never recycled. */
+	task = task_table__spawn(small, 0x1000, ty, TASK_ASYNC, TASK_FOUND_SPAWN, 1);
+	task->runtime_id = 1;
+	held = task_table__index(small, task);
+	task_table__alloc(small, held, 10);
+	task_table__live(small, held, 10, true);
+	task_table__dealloc(small, task, 2);
+	for (i = 0; i < 1000; i++) {
+		task = task_table__spawn(small, 0x2000 + 16 * i, ty, TASK_ASYNC, TASK_FOUND_SPAWN, 3);
+		assert_non_null(task);
+		task->runtime_id = 2 + i;
+		task_table__poll_begin(small, task, 4);
+		task_table__poll_end(small, task, 5, TASK_COMPLETED);
+		task_table__dealloc(small, task, 6);
+	}
+	/* The holder, 4 retired tasks and at most one slot in flight. */
+	assert_true(small->ntasks <= 1 + 1 + 4 + 1);
+	assert_int_equal(small->tasks_recycled, 1000 - 4);
+	assert_int_equal(small->types[ty].spawned, 1001);
+	assert_int_equal(small->types[ty].completed, 1001);
+	assert_int_equal(task_table__at(small, held)->runtime_id, 1);
+	assert_int_equal(task_table__at(small, held)->live_bytes, 10);
+	/* Once its block is freed, the holder retires too. */
+	task_table__live(small, held, 10, false);
+	assert_true(task_table__at(small, held)->retired);
+	task_table__free(small);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -204,6 +244,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_task_table_suspects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_task_table_outlived_bytes, setup, teardown),
 		cmocka_unit_test(test_task_table_bounds),
+		cmocka_unit_test(test_task_table_recycles_ended_tasks_past_the_bound),
 		cmocka_unit_test(test_task_table_cells_through_the_process_table),
 	};
 
