@@ -177,7 +177,7 @@ def late_test(variant):
     return test
 
 
-for _v in ("release", "strip", "v0"):
+for _v in VARIANTS:
     globals()[f"test_tokio_{_v}_attached_after_tasks_sleep"] = late_test(_v)
 
 

@@ -12,6 +12,8 @@
 #include "memscoped/events.h"
 #include "elf_symbols.h"
 #include "runtime_tokio.h"
+#include "event_decoder.h"
+#include "process_table.h"
 
 static void test_runtime_tokio_type_from_demangled(void **state)
 {
@@ -164,6 +166,56 @@ static void test_runtime_tokio_discovers_stripped_binary(void **state)
 	elf_symbols__close(e);
 }
 
+static void send(struct event_decoder *d, uint16_t type, uint64_t hdr, uint64_t vtable)
+{
+	struct ms_event e = { .type = type, .pid = 9, .tid = 9, .ts = 5, .addr = hdr };
+
+	e.poll.vtable = vtable;
+	e.poll.owner_id = 1;
+	e.poll.id = 3;
+	assert_int_equal(event_decoder__handle(d, &e, sizeof(e)), 0);
+}
+
+/* A header that fails validation in BPF: said once, tasks no longer tracked, heap still. */
+static void test_runtime_tokio_invalid_layout_stops_task_tracking(void **state)
+{
+	struct process_limits limits = { 0 };
+	struct event_decoder d = { 0 };
+	struct tokio_info info = { 0 };
+	struct process *p;
+	struct ms_event e = { .type = MS_EV_ALLOC, .pid = 9, .tid = 9, .addr = 0x9000 };
+
+	(void)state;
+	d.procs = process_table__new(&limits, NULL);
+	p = process_table__add(d.procs, 9, "svc", "/svc");
+	info.vtables = calloc(1, sizeof(*info.vtables));
+	info.polls = calloc(1, sizeof(*info.polls));
+	assert_non_null(info.vtables);
+	assert_non_null(info.polls);
+	info.vtables[0] = vts[0];
+	info.nvtables = 1;
+	info.polls[0].vaddr = 0x1000;
+	info.polls[0].type_name = strdup("app::work");
+	info.npolls = 1;
+	p->tokio = tokio_process__new(p, &info, 0x10000);
+	assert_non_null(p->tokio);
+
+	send(&d, MS_EV_TASK_ENTER, 0x7000, 0x15000);
+	assert_non_null(task_table__find(p->tasks, 0x7000));
+	send(&d, MS_EV_TASK_INVALID, 0x8000, 0x1234);
+	assert_true(p->tokio->invalid);
+	assert_int_equal(d.stats.tokio_invalid, 1);
+	send(&d, MS_EV_TASK_INVALID, 0x8000, 0x1234);
+	assert_int_equal(d.stats.tokio_invalid, 1);
+	/* Later polls are ignored; allocations are still tracked. */
+	send(&d, MS_EV_TASK_ENTER, 0x8000, 0x15000);
+	assert_null(task_table__find(p->tasks, 0x8000));
+	e.size = 64;
+	assert_int_equal(event_decoder__handle(&d, &e, sizeof(e)), 0);
+	assert_int_equal(p->heap.live_bytes, 64);
+	process_table__free(d.procs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -172,6 +224,7 @@ int main(void)
 		cmocka_unit_test(test_runtime_tokio_scan_cell_size_follows_alignment),
 		cmocka_unit_test(test_runtime_tokio_scan_never_reads_out_of_bounds),
 		cmocka_unit_test(test_runtime_tokio_discovers_stripped_binary),
+		cmocka_unit_test(test_runtime_tokio_invalid_layout_stops_task_tracking),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
