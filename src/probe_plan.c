@@ -145,24 +145,6 @@ int probe_plan__allocator_from_elf(struct elf_symbols *e, struct probe_plan *pla
 	return 0;
 }
 
-struct find_ctx {
-	const char *exe;
-	char libc[PATH_MAX];
-};
-
-static int find_libc(const struct proc_mapping *m, void *ctx)
-{
-	struct find_ctx *f = ctx;
-	const char *base = strrchr(m->path, '/');
-
-	base = base ? base + 1 : m->path;
-	if (!strncmp(base, "libc.so", 7) || !strncmp(base, "libc-", 5)) {
-		snprintf(f->libc, sizeof(f->libc), "%s", m->path);
-		return 1;
-	}
-	return 0;
-}
-
 static int plan_object(int pid, const char *object, struct probe_plan *plan)
 {
 	struct elf_symbols *e;
@@ -182,7 +164,7 @@ static int plan_object(int pid, const char *object, struct probe_plan *plan)
 
 int probe_plan__allocator(int pid, struct probe_plan *plan, char *err, size_t errlen)
 {
-	struct find_ctx f = { 0 };
+	char libc[PATH_MAX];
 	char *exe = NULL;
 	int ret;
 
@@ -196,20 +178,20 @@ int probe_plan__allocator(int pid, struct probe_plan *plan, char *err, size_t er
 	if (ret == 0)
 		goto out;
 	probe_plan__clear(plan);
-	ret = proc__mappings(pid, find_libc, &f);
+	ret = proc__libc_path(pid, libc, sizeof(libc));
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot read /proc/%d/maps: %s", pid, strerror(-ret));
 		goto out;
 	}
-	if (!f.libc[0]) {
+	if (!libc[0]) {
 		snprintf(err, errlen, "no allocator symbols: '%s' defines none and no libc is mapped",
 			 exe);
 		ret = -ENOENT;
 		goto out;
 	}
-	ret = plan_object(pid, f.libc, plan);
+	ret = plan_object(pid, libc, plan);
 	if (ret)
-		snprintf(err, errlen, "no allocator symbols in '%s' or '%s': %s", exe, f.libc,
+		snprintf(err, errlen, "no allocator symbols in '%s' or '%s': %s", exe, libc,
 			 strerror(-ret));
 out:
 	free(exe);

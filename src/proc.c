@@ -130,6 +130,33 @@ int proc__mappings(int pid, proc_mapping_cb cb, void *ctx)
 	return proc__maps_lines(pid, parse_mapping, &m);
 }
 
+struct libc_ctx {
+	char *buf;
+	size_t len;
+};
+
+static int match_libc(const struct proc_mapping *m, void *ctx)
+{
+	struct libc_ctx *l = ctx;
+	const char *base = strrchr(m->path, '/');
+
+	base = base ? base + 1 : m->path;
+	if (strncmp(base, "libc.so", 7) && strncmp(base, "libc-", 5))
+		return 0;
+	snprintf(l->buf, l->len, "%s", m->path);
+	return 1;
+}
+
+int proc__libc_path(int pid, char *buf, size_t len)
+{
+	struct libc_ctx l = { buf, len };
+	int ret;
+
+	buf[0] = '\0';
+	ret = proc__mappings(pid, match_libc, &l);
+	return ret < 0 ? ret : 0;
+}
+
 int proc__root_path(int pid, const char *path, char *buf, size_t len)
 {
 	int n = snprintf(buf, len, "/proc/%d/root%s", pid, path);

@@ -32,6 +32,9 @@ int proc__maps_lines(int pid, int (*cb)(const char *line, void *ctx), void *ctx)
 /* Parses one maps line; false if it is not a file-backed mapping. */
 bool proc__parse_maps_line(char *line, struct proc_mapping *ret);
 
+/* The libc the target maps, as it names it (buf "" if none); 0 or -errno. */
+int proc__libc_path(int pid, char *buf, size_t len);
+
 /* Where the target's file at path can be opened from here: /proc/PID/root/path. */
 int proc__root_path(int pid, const char *path, char *buf, size_t len);
 

@@ -862,19 +862,6 @@ static int plan_object(int pid, const char *object, struct coro_probe_plan *plan
 	return err;
 }
 
-static int find_libc(const struct proc_mapping *m, void *ctx)
-{
-	char *libc = ctx;
-	const char *base = strrchr(m->path, '/');
-
-	base = base ? base + 1 : m->path;
-	if (!strncmp(base, "libc.so", 7) || !strncmp(base, "libc-", 5)) {
-		snprintf(libc, PATH_MAX, "%s", m->path);
-		return 1;
-	}
-	return 0;
-}
-
 int coro_ucontext__plan(int pid, struct coro_probe_plan *plan, char *err, size_t errlen)
 {
 	char libc[PATH_MAX] = "", *exe = NULL;
@@ -889,7 +876,7 @@ int coro_ucontext__plan(int pid, struct coro_probe_plan *plan, char *err, size_t
 	ret = plan_object(pid, exe, plan);
 	if (ret == 0)
 		goto out;
-	ret = proc__mappings(pid, find_libc, libc);
+	ret = proc__libc_path(pid, libc, sizeof(libc));
 	if (ret >= 0)
 		ret = libc[0] ? plan_object(pid, libc, plan) : -ENOENT;
 	if (ret)
