@@ -179,6 +179,10 @@ int probe_plan__allocator(int pid, struct probe_plan *plan, char *err, size_t er
 		goto out;
 	probe_plan__clear(plan);
 	ret = proc__libc_path(pid, libc, sizeof(libc));
+	if (ret == -ESRCH) {
+		snprintf(err, errlen, "exited during attach");
+		goto out;
+	}
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot read /proc/%d/maps: %s", pid, strerror(-ret));
 		goto out;

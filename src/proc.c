@@ -133,6 +133,7 @@ int proc__mappings(int pid, proc_mapping_cb cb, void *ctx)
 struct libc_ctx {
 	char *buf;
 	size_t len;
+	size_t mappings;
 };
 
 static int match_libc(const struct proc_mapping *m, void *ctx)
@@ -140,6 +141,7 @@ static int match_libc(const struct proc_mapping *m, void *ctx)
 	struct libc_ctx *l = ctx;
 	const char *base = strrchr(m->path, '/');
 
+	l->mappings++;
 	base = base ? base + 1 : m->path;
 	if (strncmp(base, "libc.so", 7) && strncmp(base, "libc-", 5))
 		return 0;
@@ -149,12 +151,13 @@ static int match_libc(const struct proc_mapping *m, void *ctx)
 
 int proc__libc_path(int pid, char *buf, size_t len)
 {
-	struct libc_ctx l = { buf, len };
+	struct libc_ctx l = { buf, len, 0 };
 	int ret;
 
 	buf[0] = '\0';
 	ret = proc__mappings(pid, match_libc, &l);
-	return ret < 0 ? ret : 0;
+	/* No file mapped at all: the process is exiting (its memory is already gone). */
+	return ret < 0 ? ret : l.mappings ? 0 : -ESRCH;
 }
 
 int proc__root_path(int pid, const char *path, char *buf, size_t len)

@@ -32,7 +32,8 @@ int proc__maps_lines(int pid, int (*cb)(const char *line, void *ctx), void *ctx)
 /* Parses one maps line; false if it is not a file-backed mapping. */
 bool proc__parse_maps_line(char *line, struct proc_mapping *ret);
 
-/* The libc the target maps, as it names it (buf "" if none); 0 or -errno. */
+/* The libc the target maps, as it names it (buf "" if none); 0, -ESRCH if it maps nothing
+ * (exiting), or -errno. */
 int proc__libc_path(int pid, char *buf, size_t len);
 
 /* Where the target's file at path can be opened from here: /proc/PID/root/path. */
