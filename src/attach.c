@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <linux/bpf.h>
 #include <bpf/libbpf.h>
 #include "attach.h"
@@ -42,6 +44,71 @@ static int grow(void **arr, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
+/*
+ * BPF_LINK_CREATE in a short-lived child, which passes the link back over a socket. A SIGKILL
+ * that lands while the kernel is placing uprobes makes it fail to remove the ones already
+ * placed ("failed to unregister, leaking uprobe"), leaving breakpoints in the target for good.
+ * Killing the daemon now never interrupts that call: the child finishes it, and if the daemon
+ * is gone its exit releases the link cleanly. Returns the link fd or -errno.
+ */
+static int link_create_in_child(const struct uprobe_multi_attr *attr)
+{
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov;
+	struct msghdr msg;
+	struct cmsghdr *cm;
+	int sv[2], fd, err = 0;
+	pid_t child;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	child = fork();
+	if (child < 0) {
+		err = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		return err;
+	}
+	memset(&msg, 0, sizeof(msg));
+	memset(ctl, 0, sizeof(ctl));
+	iov.iov_base = &err;
+	iov.iov_len = sizeof(err);
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	if (child == 0) {
+		close(sv[0]);
+		fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, attr, sizeof(*attr));
+		err = fd < 0 ? errno : 0;
+		if (fd >= 0) {
+			msg.msg_control = ctl;
+			msg.msg_controllen = sizeof(ctl);
+			cm = CMSG_FIRSTHDR(&msg);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+		}
+		_exit(sendmsg(sv[1], &msg, MSG_NOSIGNAL) < 0);
+	}
+	close(sv[1]);
+	msg.msg_control = ctl;
+	msg.msg_controllen = sizeof(ctl);
+	fd = -1;
+	if (recvmsg(sv[0], &msg, MSG_CMSG_CLOEXEC) != sizeof(err)) {
+		err = errno ? errno : EIO;
+	} else if (!err) {
+		cm = CMSG_FIRSTHDR(&msg);
+		if (cm && cm->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		else
+			err = EIO;
+	}
+	close(sv[0]);
+	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+		;
+	return fd >= 0 ? fd : -err;
+}
+
 static int attach_multi(struct bpf_program *prog, int pid, const char *path,
 			const uint64_t *offsets, const uint64_t *cookies, uint32_t n, bool retprobe,
 			struct attachment *a)
@@ -61,9 +128,9 @@ static int attach_multi(struct bpf_program *prog, int pid, const char *path,
 	attr.multi_flags = retprobe ? UPROBE_MULTI_RETURN : 0;
 	attr.pid = (uint32_t)pid;
 	/* The bpf_attr tail past our struct must be zero: the kernel checks it. */
-	fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+	fd = link_create_in_child(&attr);
 	if (fd < 0)
-		return errno == EINVAL || errno == ENOSYS ? -EOPNOTSUPP : -errno;
+		return fd == -EINVAL || fd == -ENOSYS ? -EOPNOTSUPP : fd;
 	a->fds[a->nfds++] = fd;
 	a->nprobes += n;
 	return 0;

@@ -9,7 +9,8 @@
  * moved by realloc or freed. It prints "checksum X" (a hash of every byte verified, the same
  * on every run), waits for a second SIGUSR1 (the tracer's probes are gone by then), prints
  * "malloc_ns N" (the best of 5 timed rounds of malloc(64)+free on one thread, in ns per pair:
- * a uprobe left behind makes it 20x slower), then "done", and exits 0. A pattern that does not match prints "corrupt ..." and exits 1.
+ * a uprobe left behind makes it 20x slower), then "done", and exits 0. A pattern that does
+ * not match prints "corrupt ..." and exits 1.
  */
 #include <inttypes.h>
 #include <pthread.h>

@@ -3,7 +3,8 @@
 //! - `churn TASKS BATCH BYTES`: many short tasks. Prints `ready`, waits for SIGUSR1, then
 //!   spawns TASKS tasks in batches of BATCH (spawn the batch, then await every handle); each
 //!   task allocates, touches and frees a Vec of BYTES bytes. Prints
-//!   `tasks_per_sec R tasks N seconds S`, then exits.
+//!   `tasks_per_sec R tasks N seconds S`, then waits for SIGUSR1 again (a tracer's CPU time
+//!   can be read while the target still lives) and exits.
 //! - `heap MIB SLEEPERS`: a big heap at attach time. Fills MIB buffers of 1 MiB with non-zero
 //!   bytes, hands them round-robin to SLEEPERS tasks that sleep forever, prints
 //!   `ready tasks SLEEPERS heap_mib MIB` once every task has been polled, then idles.
@@ -88,6 +89,7 @@ fn churn(tasks: usize, batch: usize, bytes: usize) {
     let s = t0.elapsed().as_secs_f64();
     assert_eq!(sum, tasks * bytes);
     say(&format!("tasks_per_sec {:.0} tasks {} seconds {:.4}", tasks as f64 / s, tasks, s));
+    wait_go(&set);
 }
 
 async fn wait_started(n: usize) {
