@@ -382,3 +382,15 @@ int coro_unmap(struct pt_regs *ctx)
 	return emit(MS_EV_CORO_UNMAP, MS_CORO_MUNMAP, PT_REGS_PARM1(ctx), 0, PT_REGS_PARM2(ctx),
 		    PT_REGS_SP(ctx), 0);
 }
+
+/*
+ * A target that execs is a new program: the old image's blocks, tasks and probes mean nothing
+ * there, so its report ends at the exec.
+ */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	if (!is_target())
+		return 0;
+	return emit(MS_EV_EXEC, 0, 0, 0, 0, 0, 0);
+}

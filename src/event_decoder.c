@@ -25,6 +25,9 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 		d->stats.unknown_pid++;
 		return 0;
 	}
+	/* Events of the new program after an exec belong to no report. */
+	if (p->execed)
+		return 0;
 	switch (e.type) {
 	case MS_EV_ALLOC:
 		/* A coroutine's stack holds the stack pointer: exact across threads and switches. */
@@ -47,6 +50,9 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 			p->tokio->invalid = true;
 			d->stats.tokio_invalid++;
 		}
+		return 0;
+	case MS_EV_EXEC:
+		p->execed = true;
 		return 0;
 	case MS_EV_FREE:
 		coro_process__block_freed(p, e.addr, e.ts);

@@ -72,7 +72,7 @@ static double process_value(const struct process *p, enum metric_source src)
 	case SRC_PROBES:
 		return p->probes_attached;
 	case SRC_UP:
-		return !p->exited;
+		return !p->exited && !p->execed;
 	}
 	return 0;
 }

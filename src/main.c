@@ -281,8 +281,11 @@ static uint64_t lost_events(struct memscoped_bpf *skel)
 	return sum;
 }
 
-/* Marks targets that are gone; returns how many are still alive. Says once if tokio broke. */
-static size_t update_alive(struct process_table *procs)
+/*
+ * Marks targets that are gone; returns how many are still traced. Says once if tokio broke,
+ * and once when a target exec'd (its report ends there: it leaves the BPF target map).
+ */
+static size_t update_alive(struct process_table *procs, int targets_fd)
 {
 	size_t i, alive = 0;
 
@@ -296,9 +299,12 @@ static size_t update_alive(struct process_table *procs)
 				p->pid);
 		}
 
+		if (p->execed && targets_fd >= 0 &&
+		    !bpf_map_delete_elem(targets_fd, &(uint32_t){ p->pid }))
+			log_err("pid %u: exec'd a new program; its report ends at the exec", p->pid);
 		if (!p->exited && !proc__alive((int)p->pid))
 			p->exited = true;
-		alive += !p->exited;
+		alive += !p->exited && !p->execed;
 	}
 	return alive;
 }
@@ -636,6 +642,7 @@ struct daemon {
 	struct event_decoder decoder;
 	struct http_server *http;
 	struct prom_text *metrics;
+	struct bpf_link *exec_link; /* sched_process_exec: a target's exec ends its report */
 	uint64_t start;
 };
 
@@ -721,7 +728,7 @@ static void run(struct daemon *d)
 			next_alive = now + ALIVE_CHECK_NS;
 			/* Drain first: a target's last events precede its exit. */
 			ring_buffer__consume(d->rb);
-			if (!update_alive(d->decoder.procs))
+			if (!update_alive(d->decoder.procs, bpf_map__fd(d->skel->maps.targets)))
 				break;
 		}
 		if (report_requested) {
@@ -864,6 +871,10 @@ int main(int argc, char **argv)
 		log_err("failed to create ring buffer: %s", strerror(errno));
 		goto cleanup;
 	}
+	d.exec_link = bpf_program__attach(d.skel->progs.on_exec);
+	if (!d.exec_link)
+		log_err("cannot watch for exec: %s, ignoring (an exec'd target keeps its old figures)",
+			strerror(errno));
 
 	d.start = now_ns();
 	d.decoder.start_ns = d.start;
@@ -880,11 +891,12 @@ int main(int argc, char **argv)
 	/* Detach first so a flood of events cannot delay the exit, then take what is left. */
 	attach__destroy(&d.links);
 	ring_buffer__consume(d.rb);
-	update_alive(d.decoder.procs);
+	update_alive(d.decoder.procs, bpf_map__fd(d.skel->maps.targets));
 	publish_metrics(&d, true);
 	err = write_reports(&d) ? 1 : 0;
 
 cleanup:
+	bpf_link__destroy(d.exec_link);
 	http_server__stop(d.http);
 	attach__destroy(&d.links);
 	ring_buffer__free(d.rb);

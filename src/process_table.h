@@ -48,6 +48,7 @@ struct process {
 	char comm[COMM_LEN];
 	char *exe;
 	bool exited;
+	bool execed; /* it exec'd a new program: figures stop at the exec */
 	uint64_t start_ns; /* attach time, CLOCK_MONOTONIC */
 	uint32_t probes_attached;
 	struct heap_stats heap;

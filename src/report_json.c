@@ -354,6 +354,7 @@ static struct json_object *process_json(const struct process *p, const struct re
 	json_object_object_add(o, "comm", json_object_new_string(p->comm));
 	json_object_object_add(o, "exe", json_object_new_string(p->exe));
 	json_object_object_add(o, "exited", json_object_new_boolean(p->exited));
+	json_object_object_add(o, "exec", json_object_new_boolean(p->execed));
 	/* Lost events or a bound hit make every figure a lower bound. */
 	json_object_object_add(o, "complete",
 			       json_object_new_boolean(!in->events_lost && process__complete(p)));

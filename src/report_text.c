@@ -98,7 +98,7 @@ int report_text__write(FILE *f, const struct report_input *in)
 		const struct process *p = process_table__at(in->procs, i);
 
 		fprintf(f, "\nprocess %" PRIu32 " (%s) %s%s\n", p->pid, p->comm, p->exe,
-			p->exited ? " [exited]" : "");
+			p->execed ? " [exec'd: figures stop at the exec]" : p->exited ? " [exited]" : "");
 		fprintf(f, "  live heap      %s in %" PRIu64 " allocations\n",
 			human(p->heap.live_bytes, b1), p->heap.live_allocations);
 		fprintf(f, "  allocated      %s in %" PRIu64 " allocations, %" PRIu64 " frees"

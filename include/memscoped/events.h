@@ -18,6 +18,7 @@ enum ms_event_type {
 	MS_EV_CORO_SWITCH = 8,	 /* swapcontext/setcontext entered: addr = ucp, see coro_switch */
 	MS_EV_PCL = 9,		 /* a libpcl function entered or returned: func, addr and pcl */
 	MS_EV_CORO_UNMAP = 10,	 /* munmap(addr, size) entered: a coroutine stack may go */
+	MS_EV_EXEC = 11,	 /* the target exec'd a new program: its report ends here */
 };
 
 /* The coroutine function an event came from (ms_event.func); also its probe's BPF cookie. */
