@@ -123,8 +123,8 @@ static void test_report_json_schema(void **state)
 	a = get(root, "processes", json_type_array);
 	assert_int_equal(json_object_array_length(a), 2);
 	o = json_object_array_get_idx(a, 0);
-	/* 8 heap keys of report_version 1, then runtimes, tasks_summary, task_types, tasks. */
-	assert_int_equal(json_object_object_length(o), 12);
+	/* 8 keys of report_version 1, then exec, runtimes, tasks_summary, task_types, tasks. */
+	assert_int_equal(json_object_object_length(o), 13);
 	assert_u64(o, "pid", 1234);
 	assert_str(o, "comm", ODD_COMM);
 	assert_str(o, "exe", "/usr/bin/target");
