@@ -108,7 +108,16 @@ check: deps all unit $(TARGET_BINS) tokio-targets
 e2e: all $(TARGET_BINS) tokio-targets
 	BUILD=$(BUILD) scripts/run-tests.sh e2e
 
-bench: deps all $(BENCH_BINS)
+# Benchmark targets for scripts/bench/tokio.py (tokio churn, 1000 future types), offline like
+# the tokio test targets.
+TOKIO_BENCH_SRCS := $(wildcard tests/targets/tokio-bench/src/*.rs) \
+	tests/targets/tokio-bench/Cargo.toml tests/targets/tokio-bench/Cargo.lock \
+	tests/targets/tokio-bench/build.sh
+$(BUILD)/tokio-bench-out/.built: $(TOKIO_BENCH_SRCS)
+	CARGO_TARGET_DIR=$(abspath $(BUILD))/tokio-bench tests/targets/tokio-bench/build.sh $(BUILD)/tokio-bench-out
+	touch $@
+
+bench: deps all $(BENCH_BINS) $(BUILD)/tokio-bench-out/.built
 	BUILD=$(BUILD) scripts/bench/run.sh
 	BUILD=$(BUILD) scripts/bench/coro.sh
 
