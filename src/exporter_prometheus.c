@@ -220,6 +220,36 @@ static int render_self(struct prom_text *out, const struct proc_self_stats *s)
 	return err;
 }
 
+/* What a bound made memscoped drop: nonzero means the other figures are lower bounds. */
+static int render_dropped(struct prom_text *out, const struct proc_view *views, size_t n)
+{
+	static const char *const bounds[] = { "max_allocations", "max_threads", "max_tasks",
+					      "task_types" };
+	struct prom_label labels[3] = { { "pid", NULL }, { "comm", NULL }, { "bound", NULL } };
+	uint64_t v[4];
+	size_t i, k;
+	int err;
+
+	err = prom_text__family(out, "memscoped_bound_dropped_total", "counter",
+				"What a bound dropped: allocations, thread events, tasks, task types");
+	for (i = 0; i < n && !err; i++) {
+		const struct process *p = views[i].p;
+
+		v[0] = p->blocks_dropped;
+		v[1] = p->thread_events_dropped;
+		v[2] = p->tasks->tasks_dropped;
+		v[3] = p->tasks->types_dropped;
+		labels[0].value = views[i].pid;
+		labels[1].value = p->comm;
+		for (k = 0; k < 4 && !err; k++) {
+			labels[2].value = bounds[k];
+			err = prom_text__sample(out, "memscoped_bound_dropped_total", labels, 3,
+						(double)v[k]);
+		}
+	}
+	return err;
+}
+
 static int render(struct prom_text *out, const struct exporter_input *in, struct proc_view *views,
 		  size_t n)
 {
@@ -245,6 +275,9 @@ static int render(struct prom_text *out, const struct exporter_input *in, struct
 		if (err)
 			return err;
 	}
+	err = render_dropped(out, views, n);
+	if (err)
+		return err;
 	for (i = 0; i < n; i++) {
 		any_types |= views[i].naggs > 0;
 		any_polls |= views[i].naggs > 0 && views[i].p->tasks->ntypes > 0;

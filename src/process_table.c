@@ -358,5 +358,6 @@ void process__alloc_failed(struct process *p)
 
 bool process__complete(const struct process *p)
 {
-	return !p->blocks_dropped && !p->thread_events_dropped && !p->blocks_replaced;
+	return !p->blocks_dropped && !p->thread_events_dropped && !p->blocks_replaced &&
+	       !(p->tasks && (p->tasks->tasks_dropped || p->tasks->types_dropped));
 }

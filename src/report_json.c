@@ -52,6 +52,8 @@ static struct json_object *limits_json(const struct process *p)
 
 	put_u64(l, "allocations_dropped", p->blocks_dropped);
 	put_u64(l, "thread_events_dropped", p->thread_events_dropped);
+	put_u64(l, "tasks_dropped", p->tasks ? p->tasks->tasks_dropped : 0);
+	put_u64(l, "task_types_dropped", p->tasks ? p->tasks->types_dropped : 0);
 	put_u64(l, "allocations_replaced", p->blocks_replaced);
 	return l;
 }

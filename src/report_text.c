@@ -108,10 +108,15 @@ int report_text__write(FILE *f, const struct report_input *in)
 		if (p->heap.allocation_failures_total)
 			fprintf(f, "  failed         %" PRIu64 " allocations returned NULL\n",
 				p->heap.allocation_failures_total);
-		if (!process__complete(p))
+		if (!process__complete(p)) {
 			fprintf(f, "  incomplete     %" PRIu64 " allocations over --max-allocations, %" PRIu64
 				   " events of threads over --max-threads, %" PRIu64 " frees missed\n",
 				p->blocks_dropped, p->thread_events_dropped, p->blocks_replaced);
+			if (p->tasks->tasks_dropped || p->tasks->types_dropped)
+				fprintf(f, "  incomplete     %" PRIu64 " tasks over --max-tasks, %" PRIu64
+					   " task types over the type bound (counted as \"other\")\n",
+					p->tasks->tasks_dropped, p->tasks->types_dropped);
+		}
 		fprintf(f, "  %-8s %-16s %14s %10s %14s %10s\n", "TID", "COMM", "LIVE", "LIVE#",
 			"ALLOCATED", "ALLOCS");
 		for (j = 0; j < p->nthreads; j++) {

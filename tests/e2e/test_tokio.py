@@ -209,3 +209,18 @@ def test_tokio_target_exiting_mid_run_leaves_a_final_report():
     proc = process_of(report, target.pid)
     check_eq(proc["exited"], True, "exited")
     check(proc["tasks_summary"]["spawned"] >= 10000, "churn tasks counted")
+
+
+def test_tokio_max_tasks_bound_is_counted_in_every_output():
+    with tempfile.TemporaryDirectory() as d:
+        prom = os.path.join(d, "metrics.prom")
+        (records, _, _), proc, text, _ = run("release", "leak",
+                                             extra=("--max-tasks", "3", "--textfile", prom))
+        with open(prom) as f:
+            metrics = f.read()
+    dropped = proc["limits"]["tasks_dropped"]
+    check(dropped >= len(records) - 3, f"tasks_dropped {dropped} with {len(records)} tasks")
+    check(len(proc["tasks"]) <= 3, f"{len(proc['tasks'])} tasks kept past --max-tasks 3")
+    check_eq(proc["complete"], False, "complete")
+    check(f"{dropped} tasks over --max-tasks" in text, "text report does not say so")
+    check(f'bound="max_tasks"}} {dropped}' in metrics, "metrics do not say so")

@@ -142,10 +142,12 @@ static void test_report_json_schema(void **state)
 	assert_u64(h, "allocation_failures_total", 1);
 
 	l = get(o, "limits", json_type_object);
-	assert_int_equal(json_object_object_length(l), 3);
+	assert_int_equal(json_object_object_length(l), 5);
 	assert_u64(l, "allocations_dropped", 0);
 	assert_u64(l, "thread_events_dropped", 0);
 	assert_u64(l, "allocations_replaced", 0);
+	assert_u64(l, "tasks_dropped", 0);
+	assert_u64(l, "task_types_dropped", 0);
 
 	a = get(o, "threads", json_type_array);
 	assert_int_equal(json_object_array_length(a), 3);
