@@ -101,3 +101,15 @@ def test_pid_exiting_during_attach():
         if code == 1:
             check(any(s in err for s in ("exited during attach", "no such process",
                                          "has exited")), f"unclear error {err!r}")
+
+
+def test_each_missing_capability_is_named():
+    # CAP_SYS_ADMIN also grants BPF and perf events, so it goes with the one under test.
+    for drop, named in (("cap_bpf,cap_sys_admin", "CAP_BPF"),
+                        ("cap_perfmon,cap_sys_admin", "CAP_PERFMON"),
+                        ("cap_sys_ptrace", "CAP_SYS_PTRACE")):
+        p = subprocess.run(["capsh", f"--drop={drop}", "--", "-c", f"exec {MEMSCOPED} -p 1"],
+                           capture_output=True, text=True, timeout=10)
+        check_eq(p.returncode, 1, f"exit status without {named} ({p.stderr!r})")
+        check_eq(p.stderr, f"memscoped: missing capabilities: {named} (run as root)\n",
+                 f"stderr without {named}")
