@@ -332,14 +332,25 @@ static struct task *current(struct process *p, uint64_t hdr, const struct heap_b
 	return task;
 }
 
+/* The task's cell, allocated since attach: its size, its parent, and it stops counting as
+ * the parent's live bytes. */
+static void adopt_cell(struct process *p, struct task *task, const struct heap_block *cell)
+{
+	struct task *parent = cell->task & TASK_CELL_BIT ? NULL :
+							   task_table__at(p->tasks, cell->task);
+
+	task->parent_id = parent ? parent->runtime_id : 0;
+	task_table__cell(p->tasks, task, cell->size);
+	process__claim_cell(p, cell->addr, task_table__index(p->tasks, task), NULL);
+}
+
 void tokio_process__poll_enter(struct process *p, const struct ms_event *e)
 {
 	struct tokio_process *t = p->tokio;
 	const struct tokio_vtable *vt;
 	struct heap_block cell;
-	struct task *task, *parent;
+	struct task *task;
 	bool have_cell;
-	uint32_t idx;
 
 	if (!t || t->invalid)
 		return;
@@ -350,6 +361,17 @@ void tokio_process__poll_enter(struct process *p, const struct ms_event *e)
 	}
 	have_cell = heap_table__lookup(p->blocks, e->addr, &cell);
 	task = current(p, e->addr, &cell, have_cell);
+	/*
+	 * Found by the attach scan, yet its cell was allocated after attach: it was spawned while
+	 * the scan ran (its events still queued). It is a spawn: take its cell's figures.
+	 */
+	if (task && task->discovered == TASK_FOUND_ATTACH_SCAN && have_cell &&
+	    !(cell.task & TASK_CELL_BIT)) {
+		task->discovered = TASK_FOUND_SPAWN;
+		task->spawn_ns = p->start_ns + cell.time_cs * 10000000ull;
+		task->last_poll_end_ns = 0;
+		adopt_cell(p, task, &cell);
+	}
 	if (!task) {
 		/* The first poll of an unseen header: a task spawned since attach (or before). */
 		task = task_table__spawn(p->tasks, e->addr, t->vt_types[vt - t->info.vtables],
@@ -358,14 +380,9 @@ void tokio_process__poll_enter(struct process *p, const struct ms_event *e)
 					 have_cell ? p->start_ns + cell.time_cs * 10000000ull : 0);
 		if (!task)
 			return;
-		idx = task_table__index(p->tasks, task);
 		task->runtime_id = e->poll.id;
 		if (have_cell) {
-			parent = cell.task & TASK_CELL_BIT ? NULL :
-							     task_table__at(p->tasks, cell.task);
-			task->parent_id = parent ? parent->runtime_id : 0;
-			task_table__cell(p->tasks, task, cell.size);
-			process__claim_cell(p, e->addr, idx, NULL);
+			adopt_cell(p, task, &cell);
 		} else {
 			task->discovered = TASK_FOUND_FIRST_POLL;
 			/* Allocated before attach: the cell's size is at least this. */
