@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "elf_symbols.h"
+#include "proc.h"
 
 struct elf_symbols {
 	int fd;
@@ -41,6 +42,18 @@ struct elf_symbols *elf_symbols__open(const char *path)
 		return NULL;
 	}
 	return e;
+}
+
+struct elf_symbols *elf_symbols__open_target(int pid, const char *path, char *ret_path,
+					     size_t len)
+{
+	int err = proc__root_path(pid, path, ret_path, len);
+
+	if (err) {
+		errno = -err;
+		return NULL;
+	}
+	return elf_symbols__open(ret_path);
 }
 
 void elf_symbols__close(struct elf_symbols *e)

@@ -19,6 +19,12 @@ struct elf_symbols;
 
 /* Returns NULL and sets errno (ENOEXEC: not a usable ELF object). */
 struct elf_symbols *elf_symbols__open(const char *path);
+/*
+ * Opens process pid's file at path as the target sees it (through /proc/PID/root, so its
+ * container's view); ret_path (len bytes) gets the path opened. NULL and errno on failure.
+ */
+struct elf_symbols *elf_symbols__open_target(int pid, const char *path, char *ret_path,
+					     size_t len);
 void elf_symbols__close(struct elf_symbols *e);
 
 /* A defined function symbol; .symtab first, then .dynsym. "name@VERSION" matches name. */

@@ -16,7 +16,6 @@ struct decoder_stats {
 
 struct event_decoder {
 	struct process_table *procs;
-	uint64_t start_ns; /* CLOCK_MONOTONIC at attach */
 	struct decoder_stats stats;
 };
 

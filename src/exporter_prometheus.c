@@ -254,7 +254,7 @@ static int render(struct prom_text *out, const struct exporter_input *in, struct
 		  size_t n)
 {
 	struct prom_label labels[4];
-	bool any_types = false, any_polls = false;
+	bool any_types = false;
 	size_t i, j, k;
 	int err;
 
@@ -280,7 +280,6 @@ static int render(struct prom_text *out, const struct exporter_input *in, struct
 		return err;
 	for (i = 0; i < n; i++) {
 		any_types |= views[i].naggs > 0;
-		any_polls |= views[i].naggs > 0 && views[i].p->tasks->ntypes > 0;
 	}
 	/* Task metrics appear once some runtime's tasks have been seen. */
 	for (k = 0; any_types && k < sizeof(type_metrics) / sizeof(type_metrics[0]); k++) {
@@ -300,7 +299,8 @@ static int render(struct prom_text *out, const struct exporter_input *in, struct
 		if (err)
 			return err;
 	}
-	if (any_polls) {
+	/* Aggregates exist only for types that had a task: the histogram has data too. */
+	if (any_types) {
 		err = prom_text__family(out, "memscoped_task_poll_duration_seconds", "histogram",
 					"Duration of task polls (resumes)");
 		for (i = 0; i < n && !err; i++) {

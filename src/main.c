@@ -877,7 +877,6 @@ int main(int argc, char **argv)
 			strerror(errno));
 
 	d.start = now_ns();
-	d.decoder.start_ns = d.start;
 	for (i = 0; i < process_table__count(d.decoder.procs); i++)
 		process_table__at(d.decoder.procs, i)->start_ns = d.start;
 	scan_tasks(&d);

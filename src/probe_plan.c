@@ -151,10 +151,7 @@ static int plan_object(int pid, const char *object, struct probe_plan *plan)
 	int err;
 
 	snprintf(plan->object, sizeof(plan->object), "%s", object);
-	err = proc__root_path(pid, object, plan->open_path, sizeof(plan->open_path));
-	if (err)
-		return err;
-	e = elf_symbols__open(plan->open_path);
+	e = elf_symbols__open_target(pid, object, plan->open_path, sizeof(plan->open_path));
 	if (!e)
 		return -errno;
 	err = probe_plan__allocator_from_elf(e, plan);

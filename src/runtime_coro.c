@@ -851,10 +851,7 @@ static int plan_object(int pid, const char *object, struct coro_probe_plan *plan
 	int err;
 
 	snprintf(plan->object, sizeof(plan->object), "%s", object);
-	err = proc__root_path(pid, object, plan->open_path, sizeof(plan->open_path));
-	if (err)
-		return err;
-	e = elf_symbols__open(plan->open_path);
+	e = elf_symbols__open_target(pid, object, plan->open_path, sizeof(plan->open_path));
 	if (!e)
 		return -errno;
 	err = coro_ucontext__plan_from_elf(e, plan);
@@ -955,13 +952,10 @@ static int plan_fns(int pid, const char *object, const struct fn_spec *fns, size
 	struct elf_sym sym;
 	uint64_t offset;
 	size_t i;
-	int err;
+	int err = 0;
 
 	snprintf(pp->object, sizeof(pp->object), "%s", object);
-	err = proc__root_path(pid, object, pp->open_path, sizeof(pp->open_path));
-	if (err)
-		return err;
-	e = elf_symbols__open(pp->open_path);
+	e = elf_symbols__open_target(pid, object, pp->open_path, sizeof(pp->open_path));
 	if (!e)
 		return -errno;
 	pp->n = 0;

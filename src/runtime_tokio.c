@@ -459,10 +459,7 @@ int tokio_process__setup(struct process *p, int pid, const char *debug_dir, char
 	char path[PATH_MAX];
 	int ret;
 
-	ret = proc__root_path(pid, p->exe, path, sizeof(path));
-	if (ret)
-		return ret;
-	e = elf_symbols__open(path);
+	e = elf_symbols__open_target(pid, p->exe, path, sizeof(path));
 	if (!e) {
 		ret = -errno;
 		snprintf(err, errlen, "cannot read '%s': %s", p->exe, strerror(errno));

@@ -37,7 +37,6 @@ static int setup(void **state)
 		return -1;
 	f.p->start_ns = START_NS;
 	f.d.procs = f.procs;
-	f.d.start_ns = START_NS;
 	*state = &f;
 	return 0;
 }

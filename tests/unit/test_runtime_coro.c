@@ -87,7 +87,6 @@ static int setup(void **state)
 	if (!f.p->coro)
 		return -1;
 	f.d.procs = f.procs;
-	f.d.start_ns = START_NS;
 	*state = &f;
 	return 0;
 }
