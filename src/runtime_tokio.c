@@ -66,7 +66,7 @@ static bool is_poll_symbol(const char *name)
 	       (p[strlen(V0_POLL)] < '0' || p[strlen(V0_POLL)] > '9');
 }
 
-static char *name_for_copy(const char *symbol, uint64_t vaddr)
+static char *name_for_copy(const char *symbol, uint64_t vaddr, bool *ret_named)
 {
 	char *demangled = cplus_demangle(symbol, DMGL_PARAMS | DMGL_RUST), *type = NULL, *s;
 	const char *hash;
@@ -74,6 +74,7 @@ static char *name_for_copy(const char *symbol, uint64_t vaddr)
 	if (demangled) {
 		type = runtime_tokio__type_from_demangled(demangled);
 		free(demangled);
+		*ret_named = type != NULL;
 		if (type)
 			return type;
 	}
@@ -102,7 +103,9 @@ static int add_poll(struct tokio_info *info, struct elf_symbols *e, uint64_t vad
 	info->polls = polls;
 	polls[info->npolls].vaddr = vaddr;
 	polls[info->npolls].offset = offset;
-	polls[info->npolls].type_name = name_for_copy(symbol ? symbol : "", vaddr);
+	polls[info->npolls].named = false;
+	polls[info->npolls].type_name = name_for_copy(symbol ? symbol : "", vaddr,
+						      &polls[info->npolls].named);
 	if (!polls[info->npolls].type_name)
 		return -ENOMEM;
 	info->npolls++;
@@ -232,6 +235,8 @@ int runtime_tokio__discover(struct elf_symbols *e, struct elf_symbols *syms,
 			err = add_poll(ret, e, ret->vtables[i].poll, NULL);
 	if (!err && (!ret->npolls || !ret->nvtables))
 		err = -ENOENT;
+	if (!err && !strcmp(ret->source, "symbols"))
+		err = runtime_tokio__name_types(e, syms ? syms : e, ret);
 	if (err)
 		runtime_tokio__clear(ret);
 	return err;

@@ -20,6 +20,7 @@ struct tokio_poll {
 	uint64_t vaddr;
 	uint64_t offset; /* in the file, for the probe */
 	char *type_name; /* the future type (v0 symbols), or a name for the copy */
+	bool named;	 /* type_name is the future type */
 };
 
 struct tokio_info {
@@ -41,6 +42,16 @@ void runtime_tokio__clear(struct tokio_info *info);
 
 /* Scans vtables from relocations only (exposed for tests and the fuzzer). */
 int runtime_tokio__find_vtables(struct elf_symbols *e, struct tokio_info *info);
+/*
+ * Names the future types of the copies whose symbols do not (legacy mangling) from the symbols
+ * of the helpers their code calls; code: the object, syms: its symbols (or its debug file's).
+ */
+int runtime_tokio__name_types(struct elf_symbols *code, struct elf_symbols *syms,
+			      struct tokio_info *info);
+/* "T,S" of a demangled "core::ptr::drop_in_place<…tokio…::Cell<T,S>…>" (malloc'd), or NULL. */
+char *runtime_tokio__cell_from_helper(const char *demangled);
+/* A function outside tokio, std, core and alloc (by its demangled path). */
+bool runtime_tokio__is_user_function(const char *demangled);
 /* The future type of a demangled poll copy: "tokio::...::poll::<T, S>" gives T (malloc'd). */
 char *runtime_tokio__type_from_demangled(const char *demangled);
 

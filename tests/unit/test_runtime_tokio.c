@@ -35,6 +35,39 @@ static void test_runtime_tokio_type_from_demangled(void **state)
 	assert_null(runtime_tokio__type_from_demangled("core::ptr::drop_in_place"));
 }
 
+static void test_runtime_tokio_cell_from_helper(void **state)
+{
+	char *s;
+
+	(void)state;
+	s = runtime_tokio__cell_from_helper(
+		"core::ptr::drop_in_place<alloc::boxed::Box<tokio::runtime::task::core::Cell<"
+		"app::serve::{{closure}},alloc::sync::Arc<tokio::runtime::scheduler::current_thread::"
+		"Handle>>>>");
+	assert_string_equal(s, "app::serve::{{closure}},alloc::sync::Arc<tokio::runtime::"
+			       "scheduler::current_thread::Handle>");
+	free(s);
+	/* Generic parameters are not types; other helpers say nothing. */
+	assert_null(runtime_tokio__cell_from_helper(
+		"core::ptr::drop_in_place<tokio::runtime::task::core::Cell<T,S>>"));
+	assert_null(runtime_tokio__cell_from_helper(
+		"core::ptr::drop_in_place<tokio::runtime::task::core::Stage<app::X>>"));
+	assert_null(runtime_tokio__cell_from_helper("tokio::runtime::task::core::Cell<app::X,S>"));
+	assert_null(runtime_tokio__cell_from_helper(
+		"core::ptr::drop_in_place<tokio::runtime::task::core::Cell<app::X"));
+}
+
+static void test_runtime_tokio_user_function(void **state)
+{
+	(void)state;
+	assert_true(runtime_tokio__is_user_function("app::serve::{{closure}}"));
+	assert_true(runtime_tokio__is_user_function("<app::Conn as core::future::Future>::poll"));
+	assert_false(runtime_tokio__is_user_function("tokio::runtime::task::core::Core<T,S>::poll"));
+	assert_false(runtime_tokio__is_user_function("<core::pin::Pin<P> as Future>::poll"));
+	assert_false(runtime_tokio__is_user_function("std::panicking::try"));
+	assert_false(runtime_tokio__is_user_function("malloc"));
+}
+
 /* Two vtables, as a loaded binary would have them at bias 0x10000. */
 static struct tokio_vtable vts[2] = {
 	{ .vaddr = 0x5000, .poll = 0x1000, .trailer_offset = 0x50, .scheduler_offset = 0x20,
@@ -220,6 +253,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_runtime_tokio_type_from_demangled),
+		cmocka_unit_test(test_runtime_tokio_cell_from_helper),
+		cmocka_unit_test(test_runtime_tokio_user_function),
 		cmocka_unit_test(test_runtime_tokio_scan_finds_live_headers_only),
 		cmocka_unit_test(test_runtime_tokio_scan_cell_size_follows_alignment),
 		cmocka_unit_test(test_runtime_tokio_scan_never_reads_out_of_bounds),

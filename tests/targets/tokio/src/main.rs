@@ -88,6 +88,8 @@ struct Rec {
     used: bool,
     sc: u8,
     kind: Option<&'static str>,
+    /// std::any::type_name of the future
+    future: &'static str,
     idx: u32,
     /// record index of the spawning task + 1, or 0 for the root
     parent1: usize,
@@ -118,6 +120,7 @@ const EMPTY: Rec = Rec {
     used: false,
     sc: 0,
     kind: None,
+    future: "",
     idx: 0,
     parent1: 0,
     id: 0,
@@ -182,6 +185,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    rec.future = std::any::type_name::<F>();
     rec.fut_size = std::mem::size_of_val(&fut);
     rec.fut_align = std::mem::align_of_val(&fut);
     rec.out_align = std::mem::align_of::<F::Output>();
@@ -622,7 +626,7 @@ fn print_rec(out: &mut impl Write, t: &Table, i: usize) {
     let cell_align = r.fut_align.max(r.out_align).max(8);
     let _ = write!(
         out,
-        "{{\"type\":\"task\",\"scenario\":\"{}\",\"rec\":{},\"kind\":\"{}\",\"idx\":{},\"id\":{},\"parent_rec\":{},\"parent_id\":{},\
+        "{{\"type\":\"task\",\"scenario\":\"{}\",\"rec\":{},\"kind\":\"{}\",\"future\":\"{}\",\"idx\":{},\"id\":{},\"parent_rec\":{},\"parent_id\":{},\
 \"future_size\":{},\"future_align\":{},\"cell_size\":{},\"cell_align\":{},\"cell_fn\":\"{}\",\
 \"hdr\":{},\"vtable\":{},\"poll_fn\":{},\"trailer_offset\":{},\"scheduler_offset\":{},\"id_offset\":{},\"id_from_hdr\":{},\
 \"allocs\":[{}],\"alloc_count\":{},\"alloc_bytes\":{},\"live_bytes\":{},\"spawned_cells\":{},\"spawned_cell_bytes\":{},\
@@ -630,6 +634,7 @@ fn print_rec(out: &mut impl Write, t: &Table, i: usize) {
         SC_NAMES[r.sc as usize],
         i,
         r.kind.unwrap_or(""),
+        r.future,
         r.idx,
         id(r.id),
         pidx,

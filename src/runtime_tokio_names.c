@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * Names the future type of each tokio poll copy when its symbol cannot (legacy mangling has no
+ * generic arguments). The copy's own code names it: raw::poll<T,S> jumps to Harness<T,S>::poll,
+ * which calls drop_in_place<Cell<T,S>> or <Stage<T>>, whose legacy symbols spell T out, and
+ * often T's own poll function (an async fn's "{{closure}}").
+ *
+ * Rust merges identical functions into one address with several names, so a helper says "T is
+ * one of these". T is in every such set met on the way: intersect them. Futures of identical
+ * code stay ambiguous unless T's own poll function, met on the way, picks one; then the name
+ * lists them all ("A | B"), which is still true.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <gelf.h>
+#include <libiberty/demangle.h>
+#include "runtime_tokio.h"
+
+/* Call depth searched: raw::poll -> Harness::poll -> poll_future -> Core::poll. */
+#define MAX_DEPTH 4
+#define MAX_VISITED 256
+/* Larger functions are not the small generic shims on the way to T. */
+#define MAX_FUNC_BYTES 16384
+/* Names listed in an ambiguous type name. */
+#define MAX_LISTED 3
+
+struct func {
+	uint64_t vaddr, size;
+	const char *name;
+};
+
+/* Function symbols by address; merged functions are runs of one address. */
+struct funcs {
+	struct func *f;
+	size_t n, cap;
+};
+
+static int collect(const struct elf_sym *sym, void *ctx)
+{
+	struct funcs *fs = ctx;
+	struct func *f;
+
+	if (sym->type != STT_FUNC || !sym->size)
+		return 0;
+	if (fs->n == fs->cap) {
+		fs->cap = fs->cap ? fs->cap * 2 : 4096;
+		f = realloc(fs->f, fs->cap * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		fs->f = f;
+	}
+	fs->f[fs->n++] = (struct func){ sym->vaddr, sym->size, sym->name };
+	return 0;
+}
+
+static int by_vaddr(const void *a, const void *b)
+{
+	const struct func *x = a, *y = b;
+
+	return x->vaddr < y->vaddr ? -1 : x->vaddr > y->vaddr;
+}
+
+/* The first of the names at vaddr, or NULL. */
+static const struct func *func_at(const struct funcs *fs, uint64_t vaddr)
+{
+	size_t lo = 0, hi = fs->n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (fs->f[mid].vaddr < vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < fs->n && fs->f[lo].vaddr == vaddr ? &fs->f[lo] : NULL;
+}
+
+static bool has_prefix(const char *s, const char *const *prefixes)
+{
+	for (; *prefixes; prefixes++)
+		if (!strncmp(s, *prefixes, strlen(*prefixes)))
+			return true;
+	return false;
+}
+
+static const char *const runtime_paths[] = { "tokio::", "<tokio::", "core::", "<core::",
+					     "std::",	"<std::",   "alloc::", "<alloc::", NULL };
+
+/* The first generic argument at p (just past '<'), malloc'd; NULL if unbalanced. */
+static char *first_argument(const char *p)
+{
+	const char *q;
+	int depth = 0;
+
+	for (q = p; *q; q++) {
+		if (*q == '<' || *q == '(' || *q == '[')
+			depth++;
+		else if (*q == '>' || *q == ')' || *q == ']')
+			depth--;
+		if (depth < 0 || (depth == 0 && *q == ','))
+			return q == p ? NULL : strndup(p, (size_t)(q - p));
+	}
+	return NULL;
+}
+
+char *runtime_tokio__cell_from_helper(const char *demangled)
+{
+	static const char cell[] = "tokio::runtime::task::core::Cell<";
+	const char *p, *q;
+	char *type;
+	int depth = 0;
+
+	if (strncmp(demangled, "core::ptr::drop_in_place<", 25))
+		return NULL;
+	p = strstr(demangled, cell);
+	if (!p)
+		return NULL;
+	p += strlen(cell);
+	/* Both arguments: up to the '>' closing Cell<. */
+	for (q = p; *q && depth >= 0; q++)
+		depth += (*q == '<') - (*q == '>');
+	if (depth >= 0 || q - 1 == p)
+		return NULL;
+	type = strndup(p, (size_t)(q - 1 - p));
+	/* Generic parameters ("T,S") are not types: concrete types are paths. */
+	if (type && !strstr(type, "::")) {
+		free(type);
+		type = NULL;
+	}
+	return type;
+}
+
+bool runtime_tokio__is_user_function(const char *demangled)
+{
+	return strstr(demangled, "::") && !has_prefix(demangled, runtime_paths);
+}
+
+struct walk {
+	struct elf_symbols *code;
+	const struct funcs *fs;
+	uint64_t queue[MAX_VISITED]; /* functions to visit, breadth first; also the visited set */
+	size_t n;
+	char **cands;		     /* T is one of these (NULL: nothing known yet) */
+	size_t ncands;
+	bool no_cands;		     /* the sets met had nothing in common */
+	char *user[MAX_VISITED];     /* user functions called, in the order met */
+	size_t nuser;
+};
+
+static void enqueue(struct walk *w, uint64_t vaddr)
+{
+	size_t i;
+
+	for (i = 0; i < w->n; i++)
+		if (w->queue[i] == vaddr)
+			return;
+	if (w->n < MAX_VISITED)
+		w->queue[w->n++] = vaddr;
+}
+
+static bool in_list(char *const *list, size_t n, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(list[i], s))
+			return true;
+	return false;
+}
+
+/* Keeps the candidates also in types[]; the first set is taken whole. Takes ownership. */
+static void intersect(struct walk *w, char **types, size_t n)
+{
+	size_t i, k = 0;
+
+	if (!w->cands && !w->no_cands) {
+		w->cands = types;
+		w->ncands = n;
+		return;
+	}
+	for (i = 0; i < w->ncands; i++) {
+		if (in_list(types, n, w->cands[i]))
+			w->cands[k++] = w->cands[i];
+		else
+			free(w->cands[i]);
+	}
+	w->ncands = k;
+	w->no_cands = !k;
+	for (i = 0; i < n; i++)
+		free(types[i]);
+	free(types);
+}
+
+/* The call target at vaddr: T candidates from its names, a user function, or one to follow. */
+static void callee(struct walk *w, const struct func *g)
+{
+	const struct func *end = w->fs->f + w->fs->n, *h;
+	char **types = NULL, **more, *d, *t;
+	size_t n = 0;
+
+	for (h = g; h < end && h->vaddr == g->vaddr; h++) {
+		d = cplus_demangle(h->name, DMGL_PARAMS | DMGL_RUST);
+		if (!d)
+			continue;
+		t = runtime_tokio__cell_from_helper(d);
+		if (h == g && !t) {
+			if (!runtime_tokio__is_user_function(d))
+				enqueue(w, g->vaddr);
+			else if (w->nuser < MAX_VISITED && !in_list(w->user, w->nuser, d))
+				w->user[w->nuser++] = d, d = NULL;
+		}
+		free(d);
+		if (!t || in_list(types, n, t)) {
+			free(t);
+			continue;
+		}
+		more = realloc(types, (n + 1) * sizeof(*types));
+		if (!more) {
+			free(t);
+			continue;
+		}
+		types = more;
+		types[n++] = t;
+	}
+	if (n)
+		intersect(w, types, n);
+	else
+		free(types);
+}
+
+static void visit(struct walk *w, const struct func *f)
+{
+	uint8_t buf[MAX_FUNC_BYTES];
+	size_t len = f->size < sizeof(buf) ? f->size : sizeof(buf), i;
+	const struct func *g;
+	int32_t rel;
+
+	if (elf_symbols__read_vaddr(w->code, f->vaddr, buf, len))
+		return;
+	/*
+	 * call/jmp rel32 by byte pattern: a stray E8/E9 inside another instruction would have to
+	 * land exactly on a function's first byte to count.
+	 */
+	for (i = 0; i + 5 <= len; i++) {
+		if (buf[i] != 0xe8 && buf[i] != 0xe9)
+			continue;
+		memcpy(&rel, buf + i + 1, 4);
+		g = func_at(w->fs, f->vaddr + i + 5 + (int64_t)rel);
+		if (g)
+			callee(w, g);
+	}
+}
+
+/* The future types of the candidates, "A | B | C | …" (malloc'd). */
+static char *join_types(char *const *cands, size_t n)
+{
+	char *s = NULL, *t, *next;
+	size_t i, listed = 0;
+
+	for (i = 0; i < n; i++) {
+		t = first_argument(cands[i]);
+		if (!t)
+			continue;
+		if (s && strstr(s, t)) { /* the same future on another scheduler */
+			free(t);
+			continue;
+		}
+		if (listed++ == MAX_LISTED) {
+			free(t);
+			t = strdup("…");
+		}
+		if (!t || asprintf(&next, "%s%s%s", s ? s : "", s ? " | " : "", t) < 0)
+			next = NULL;
+		free(t);
+		free(s);
+		s = next;
+		if (!s || listed > MAX_LISTED)
+			break;
+	}
+	return s;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* What a copy's code says of it: exactly its "T,S", or that T is one of several. */
+struct verdict {
+	char *cell; /* "T,S" */
+	char *one_of;
+};
+
+static void decide(struct walk *w, struct verdict *ret)
+{
+	size_t i, k;
+	char *t;
+
+	if (w->ncands == 1) {
+		ret->cell = strdup(w->cands[0]);
+		return;
+	}
+	/* T's own poll function, when it is not inlined, tells T's among look-alikes. */
+	for (i = 0; i < w->nuser; i++)
+		for (k = 0; k < w->ncands; k++) {
+			t = first_argument(w->cands[k]);
+			if (t && !strcmp(t, w->user[i])) {
+				free(t);
+				ret->cell = strdup(w->cands[k]);
+				return;
+			}
+			free(t);
+		}
+	if (w->ncands) {
+		qsort(w->cands, w->ncands, sizeof(*w->cands), by_name);
+		ret->one_of = join_types(w->cands, w->ncands);
+	}
+}
+
+static void name_copy(struct elf_symbols *code, const struct funcs *fs, uint64_t poll,
+		      struct verdict *ret)
+{
+	struct walk w = { .code = code, .fs = fs };
+	size_t head = 0, level_end, depth, i;
+	const struct func *f;
+
+	enqueue(&w, poll);
+	for (depth = 0; depth < MAX_DEPTH; depth++)
+		for (level_end = w.n; head < level_end; head++) {
+			f = func_at(fs, w.queue[head]);
+			if (f)
+				visit(&w, f);
+		}
+	decide(&w, ret);
+	for (i = 0; i < w.ncands; i++)
+		free(w.cands[i]);
+	free(w.cands);
+	for (i = 0; i < w.nuser; i++)
+		free(w.user[i]);
+}
+
+int runtime_tokio__name_types(struct elf_symbols *code, struct elf_symbols *syms,
+			      struct tokio_info *info)
+{
+	struct funcs fs = { 0 };
+	struct verdict *v;
+	size_t i, k;
+	bool twice;
+	char *name;
+	int err;
+
+	v = calloc(info->npolls + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	err = elf_symbols__foreach(syms, collect, &fs);
+	if (err)
+		goto out;
+	if (fs.n > 1)
+		qsort(fs.f, fs.n, sizeof(*fs.f), by_vaddr);
+	for (i = 0; i < info->npolls; i++)
+		if (!info->polls[i].named)
+			name_copy(code, &fs, info->polls[i].vaddr, &v[i]);
+	/*
+	 * Each (T, S) has one poll copy. Two copies naming the same one met a function merged
+	 * without aliases (LTO keeps one name of several): neither name can be trusted.
+	 */
+	for (i = 0; i < info->npolls; i++) {
+		for (k = i + 1, twice = false; v[i].cell && k < info->npolls; k++)
+			if (v[k].cell && !strcmp(v[i].cell, v[k].cell)) {
+				free(v[k].cell);
+				v[k].cell = NULL;
+				twice = true;
+			}
+		name = NULL;
+		if (v[i].cell && !twice)
+			name = first_argument(v[i].cell);
+		else if (v[i].one_of)
+			name = strdup(v[i].one_of);
+		if (name) {
+			free(info->polls[i].type_name);
+			info->polls[i].type_name = name;
+		}
+	}
+out:
+	for (i = 0; i < info->npolls; i++) {
+		free(v[i].cell);
+		free(v[i].one_of);
+	}
+	free(v);
+	free(fs.f);
+	return err;
+}
