@@ -85,7 +85,7 @@ $(BUILD)/fixtures/fixture.so: tests/unit/fixture_elf.c
 unit: $(UNIT_BINS) $(BUILD)/fixtures/fixture.so
 
 # Rust tokio targets, built offline against Debian's crate sources (librust-tokio-dev).
-TOKIO_SRCS := $(wildcard tests/targets/tokio/src/*.rs) tests/targets/tokio/Cargo.toml \
+TOKIO_SRCS := $(wildcard tests/targets/tokio/src/*.rs) tests/targets/tokio/host.c tests/targets/tokio/Cargo.toml \
 	tests/targets/tokio/Cargo.lock tests/targets/tokio/build.sh
 $(BUILD)/tokio-out/.built: $(TOKIO_SRCS)
 	CARGO_TARGET_DIR=$(abspath $(BUILD))/tokio tests/targets/tokio/build.sh $(BUILD)/tokio-out

@@ -342,7 +342,7 @@ static int attach_tokio(struct memscoped_bpf *skel, const struct cli_options *op
 	n = p->tokio->info.npolls;
 	offsets = calloc(n, sizeof(*offsets));
 	cookies = calloc(n, sizeof(*cookies));
-	if (!offsets || !cookies || proc__root_path(pid, p->exe, path, sizeof(path))) {
+	if (!offsets || !cookies || proc__root_path(pid, p->tokio->object, path, sizeof(path))) {
 		free(offsets);
 		free(cookies);
 		return -ENOMEM;
@@ -364,8 +364,8 @@ static int attach_tokio(struct memscoped_bpf *skel, const struct cli_options *op
 		log_err("pid %d: %s", pid, proc__alive(pid) ? "failed to attach tokio probes" :
 							      "exited during attach");
 	if (!err)
-		log_err("pid %d: tokio: %zu poll functions and %zu task vtables (from %s)", pid, n,
-			p->tokio->info.nvtables, p->tokio->info.source);
+		log_err("pid %d: tokio: %zu poll functions and %zu task vtables in '%s' (from %s)",
+			pid, n, p->tokio->info.nvtables, p->tokio->object, p->tokio->info.source);
 	return err;
 }
 
@@ -579,6 +579,7 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 	for (i = 0; i < opts->npids; i++) {
 		int pid = opts->pids[i];
 		size_t before = links->nprobes;
+		struct process *p = process_table__find(procs, (uint32_t)pid);
 
 		probe_plan__clear(plan);
 		err = probe_plan__allocator(pid, plan, msg, sizeof(msg));
@@ -603,15 +604,13 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 			log_err("pid %d: %s", pid, proc__alive(pid) ? msg : "exited during attach");
 			break;
 		}
-		err = attach_tokio(skel, opts, multi, process_table__find(procs, (uint32_t)pid), pid,
-				   links);
+		err = attach_tokio(skel, opts, multi, p, pid, links);
 		if (err == -EOPNOTSUPP && multi)
 			break;
 		/* attach_tokio said what failed. */
 		if (err)
 			break;
-		err = attach_ucontext(skel, opts, multi, process_table__find(procs, (uint32_t)pid),
-				      pid, links);
+		err = attach_ucontext(skel, opts, multi, p, pid, links);
 		if (err == -EOPNOTSUPP && multi)
 			break;
 		if (err) {
@@ -620,12 +619,10 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 						   "exited during attach");
 			break;
 		}
-		process_table__find(procs, (uint32_t)pid)->probes_attached =
-			(uint32_t)(links->nprobes - before);
-		log_err("attached %zu probes to pid %d (allocator in '%s'%s)%s",
-			links->nprobes - before, pid, plan->object,
-			process_table__find(procs, (uint32_t)pid)->tokio ? ", tokio in its executable" :
-									   "",
+		p->probes_attached = (uint32_t)(links->nprobes - before);
+		log_err("attached %zu probes to pid %d (allocator in '%s'%s%s%s)%s",
+			links->nprobes - before, pid, plan->object, p->tokio ? ", tokio in '" : "",
+			p->tokio ? p->tokio->object : "", p->tokio ? "'" : "",
 			multi ? "" : " (one link per probe)");
 	}
 	probe_plan__clear(plan);

@@ -300,6 +300,7 @@ void tokio_process__free(struct tokio_process *t)
 	if (!t)
 		return;
 	runtime_tokio__clear(&t->info);
+	free(t->object);
 	free(t->vt_types);
 	free(t);
 }
@@ -418,6 +419,33 @@ void tokio_process__poll_exit(struct process *p, const struct ms_event *e)
 	task_table__poll_end(p->tasks, task, e->ts, ended);
 }
 
+/* The target's executable first, then each other object it maps executable, once. */
+struct objects {
+	char **paths;
+	size_t n;
+};
+
+static int add_object(struct objects *o, const char *path)
+{
+	char **paths;
+	size_t i;
+
+	for (i = 0; i < o->n; i++)
+		if (!strcmp(o->paths[i], path))
+			return 0;
+	paths = realloc(o->paths, (o->n + 1) * sizeof(*paths));
+	if (!paths)
+		return -ENOMEM;
+	o->paths = paths;
+	o->paths[o->n] = strdup(path);
+	return o->paths[o->n++] ? 0 : -ENOMEM;
+}
+
+static int on_mapping(const struct proc_mapping *m, void *ctx)
+{
+	return m->perms[2] == 'x' && m->path[0] == '/' ? add_object(ctx, m->path) : 0;
+}
+
 struct bias_ctx {
 	const char *path;
 	uint64_t start;
@@ -455,42 +483,80 @@ static struct elf_symbols *open_debug_file(int pid, const char *debug_dir, struc
 	return elf_symbols__open(path);
 }
 
-int tokio_process__setup(struct process *p, int pid, const char *debug_dir, char *err,
-			 size_t errlen)
+/* tokio in one object of the target: 0, -ENOENT, or -errno with err set. */
+static int setup_object(struct process *p, int pid, const char *object, const char *debug_dir,
+			char *err, size_t errlen)
 {
-	struct bias_ctx b = { .path = p->exe };
+	struct bias_ctx b = { .path = object };
 	struct elf_symbols *e, *debug;
 	struct tokio_info info;
 	char path[PATH_MAX];
 	int ret;
 
-	e = elf_symbols__open_target(pid, p->exe, path, sizeof(path));
+	e = elf_symbols__open_target(pid, object, path, sizeof(path));
 	if (!e) {
 		ret = -errno;
-		snprintf(err, errlen, "cannot read '%s': %s", p->exe, strerror(errno));
+		snprintf(err, errlen, "cannot read '%s': %s", object, strerror(errno));
 		return ret;
 	}
 	debug = open_debug_file(pid, debug_dir, e);
 	ret = runtime_tokio__discover(e, debug, &info);
 	if (!ret && debug && !strcmp(info.source, "symbols"))
 		info.source = "its build-id debug file";
-	if (ret == -ENOENT)
-		snprintf(err, errlen, "no tokio in '%s': no tokio::runtime::task::raw::poll "
-				      "symbols%s and no task vtables in its relocations",
-			 p->exe, debug ? " (nor in its debug file)" : "");
 	if (!ret && (proc__mappings(pid, find_first_mapping, &b) < 0 || !b.found)) {
-		snprintf(err, errlen, "'%s' is not mapped by pid %d", p->exe, pid);
+		snprintf(err, errlen, "'%s' is not mapped by pid %d", object, pid);
 		runtime_tokio__clear(&info);
 		ret = -ESRCH;
 	}
 	if (!ret) {
 		p->tokio = tokio_process__new(p, &info, b.start - elf_symbols__base_vaddr(e));
-		if (!p->tokio) {
+		if (p->tokio)
+			p->tokio->object = strdup(object);
+		if (!p->tokio || !p->tokio->object) {
+			tokio_process__free(p->tokio);
+			p->tokio = NULL;
 			runtime_tokio__clear(&info);
 			ret = -ENOMEM;
 		}
 	}
 	elf_symbols__close(debug);
 	elf_symbols__close(e);
+	return ret;
+}
+
+int tokio_process__setup(struct process *p, int pid, const char *debug_dir, char *err,
+			 size_t errlen)
+{
+	struct objects o = { 0 };
+	int ret, exe_err = 0;
+	size_t i;
+
+	ret = add_object(&o, p->exe);
+	if (!ret && proc__mappings(pid, on_mapping, &o) < 0)
+		ret = -ESRCH;
+	for (i = 0; !ret && i < o.n && !p->tokio; i++) {
+		ret = setup_object(p, pid, o.paths[i], debug_dir, err, errlen);
+		/* A library that cannot be read is not tokio's; the executable must be. */
+		if (ret && ret != -ESRCH && ret != -ENOMEM) {
+			if (!i)
+				exe_err = ret;
+			ret = 0;
+		}
+	}
+	if (!ret && !p->tokio) {
+		if (exe_err && exe_err != -ENOENT)
+			ret = exe_err; /* err says why the executable could not be read */
+		else
+			ret = -ENOENT;
+		if (ret == -ENOENT)
+			snprintf(err, errlen,
+				 "no tokio in '%s' nor in the %zu objects it maps: no "
+				 "tokio::runtime::task::raw::poll symbols (nor in build-id debug "
+				 "files) and no task vtables in their relocations",
+				 p->exe, o.n ? o.n - 1 : 0);
+	}
+	for (i = 0; i < o.n; i++)
+		free(o.paths[i]);
+	free(o.paths);
 	return ret;
 }

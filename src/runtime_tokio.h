@@ -64,6 +64,7 @@ struct ms_event;
 /* tokio in one traced process: where its vtables are loaded and what each one's type is. */
 struct tokio_process {
 	struct tokio_info info; /* vtables sorted by vaddr */
+	char *object;		/* the object tokio is in, as the target names it */
 	uint64_t bias;		/* runtime address - ELF vaddr */
 	uint32_t *vt_types;	/* task type of each vtable */
 	bool invalid;		/* a header failed validation: tasks no longer tracked */
@@ -77,9 +78,10 @@ struct tokio_process *tokio_process__new(struct process *p, struct tokio_info *i
 void tokio_process__free(struct tokio_process *t);
 
 /*
- * Finds tokio in the executable of process pid (with its build-id debug file under
- * debug_dir/.build-id, or the target's /usr/lib/debug when NULL) and sets p->tokio. Returns 0,
- * -ENOENT when the executable has no tokio (err says what was searched), or -errno.
+ * Finds tokio in process pid: in its executable, else in the first object it maps that has it
+ * (each with its build-id debug file under debug_dir/.build-id, or the target's /usr/lib/debug
+ * when NULL), and sets p->tokio. Returns 0, -ENOENT when there is no tokio (err says what was
+ * searched), or -errno.
  */
 int tokio_process__setup(struct process *p, int pid, const char *debug_dir, char *err,
 			 size_t errlen);

@@ -11,7 +11,7 @@ import time
 
 from harness import BUILD, Memscoped, check, check_eq, process_of, wait_line
 
-VARIANTS = ("release", "strip", "lto", "v0", "debuglink")
+VARIANTS = ("release", "strip", "lto", "v0", "debuglink", "shared")
 
 
 def tokio_binary(variant):
@@ -166,6 +166,9 @@ def scenario_test(variant, rt):
         check_type_names(variant, proc, records)
         if variant == "debuglink":
             check("debug file" in err, f"symbols not taken from the debug file: {err!r}")
+        if variant == "shared":
+            check("task vtables in '" in err and "libtokio_target.so' (from symbols)" in err,
+                  f"tokio not found in the shared object: {err!r}")
         if variant == "strip":
             check("(from vtables)" in err, f"stripped binary not read from vtables: {err!r}")
     return test

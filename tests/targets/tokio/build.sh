@@ -1,6 +1,7 @@
 #!/bin/sh
 # Build every variant of the tokio test target, offline, and copy them to
-#   OUTDIR/tokio-target-{release,strip,lto,v0,selfcheck,debuglink}
+#   OUTDIR/tokio-target-{release,strip,lto,v0,selfcheck,debuglink,shared}
+#   OUTDIR/libtokio_target.so   (all of tokio-target-shared but a C main)
 #   OUTDIR/debug/.build-id/xx/yyyy.debug   (debug file of tokio-target-debuglink)
 #
 # Needs: cargo+rustc (rustup, ~/.cargo/bin), apt packages librust-tokio-dev
@@ -9,16 +10,16 @@
 # (default: <repo>/build/tokio), never into the source tree.
 #
 # usage: tests/targets/tokio/build.sh OUTDIR [variant...]
-#   variants: release strip lto v0 selfcheck debuglink (default: all)
+#   variants: release strip lto v0 selfcheck debuglink shared (default: all)
 set -eu
 
 if [ $# -lt 1 ]; then
-    echo "usage: $0 OUTDIR [release|strip|lto|v0|selfcheck|debuglink ...]" >&2
+    echo "usage: $0 OUTDIR [release|strip|lto|v0|selfcheck|debuglink|shared ...]" >&2
     exit 2
 fi
 OUTDIR=$1
 shift
-VARIANTS=${*:-release strip lto v0 selfcheck debuglink}
+VARIANTS=${*:-release strip lto v0 selfcheck debuglink shared}
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../../.." && pwd)
@@ -48,7 +49,7 @@ build() { # name profile subdir rustflags [cargo args...]
     shift 4
     t0=$(date +%s)
     RUSTFLAGS=$flags CARGO_TARGET_DIR=$TD/$sub \
-        cargo build --locked --offline --profile "$profile" "$@"
+        cargo build --locked --offline --profile "$profile" --bin tokio-target "$@"
     dir=$profile
     [ "$profile" = dev ] && dir=debug
     # Rename into place: a running copy (a test target) must not block the update.
@@ -76,6 +77,17 @@ for v in $VARIANTS; do
         mv -f "$OUTDIR/tokio-target-debuglink.tmp" "$OUTDIR/tokio-target-debuglink"
         rm -f "$full"
         echo "build.sh: $OUTDIR/tokio-target-debuglink (stripped) + $dbg"
+        ;;
+    shared)
+        t0=$(date +%s)
+        RUSTFLAGS=$BASEFLAGS CARGO_TARGET_DIR=$TD/shared \
+            cargo build --locked --offline --release --lib
+        cp "$TD/shared/release/libtokio_target.so" "$OUTDIR/libtokio_target.so.tmp"
+        mv -f "$OUTDIR/libtokio_target.so.tmp" "$OUTDIR/libtokio_target.so"
+        ${CC:-cc} -O2 -o "$OUTDIR/tokio-target-shared.tmp" "$HERE/host.c" -L"$OUTDIR" \
+            -ltokio_target -Wl,-rpath,'$ORIGIN'
+        mv -f "$OUTDIR/tokio-target-shared.tmp" "$OUTDIR/tokio-target-shared"
+        echo "build.sh: $OUTDIR/tokio-target-shared + libtokio_target.so ($(($(date +%s) - t0)) s)"
         ;;
     *)
         echo "build.sh: unknown variant $v" >&2

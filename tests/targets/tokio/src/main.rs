@@ -711,7 +711,7 @@ fn parse_args() -> Opts {
     o
 }
 
-fn main() {
+pub fn main() {
     let o = parse_args();
     // SIGUSR1 is blocked before any thread exists, then waited for with sigwait.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
