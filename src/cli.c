@@ -21,6 +21,7 @@ enum {
 	OPT_NO_UPROBE_MULTI,
 	OPT_MAX_TASKS,
 	OPT_MAX_ENDED_TASKS,
+	OPT_MAX_TYPES,
 	OPT_MAX_TASK_TYPES,
 	OPT_STUCK_AFTER,
 	OPT_RUNTIME,
@@ -59,6 +60,9 @@ static const struct argp_option options[] = {
 	{ "max-ended-tasks", OPT_MAX_ENDED_TASKS, "N", 0,
 	  "Ended tasks that hold no memory kept for the report, per process; older ones are "
 	  "forgotten, their counts kept (default 100000)", 0 },
+	{ "max-types", OPT_MAX_TYPES, "N", 0,
+	  "Task types tracked per process; tasks of further types are counted under \"other\" "
+	  "(default 10000)", 0 },
 	{ "max-task-types", OPT_MAX_TASK_TYPES, "N", 0,
 	  "task_type label values per runtime in metrics; the rest are \"other\" (default 50)", 0 },
 	{ "no-uprobe-multi", OPT_NO_UPROBE_MULTI, NULL, 0,
@@ -201,6 +205,10 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		if (cli__parse_u64(arg, &o->max_tasks) || !o->max_tasks || o->max_tasks > 100000000)
 			return fail(state, "invalid --max-tasks '%s': expected 1 to 100000000", arg);
 		break;
+	case OPT_MAX_TYPES:
+		if (cli__parse_u64(arg, &o->max_types) || !o->max_types || o->max_types > 1000000)
+			return fail(state, "invalid --max-types '%s': expected 1 to 1000000", arg);
+		break;
 	case OPT_MAX_ENDED_TASKS:
 		if (cli__parse_u64(arg, &o->max_ended_tasks) || !o->max_ended_tasks ||
 		    o->max_ended_tasks > 100000000)
@@ -240,6 +248,7 @@ int cli__parse(int argc, char **argv, unsigned int flags, struct cli_options *re
 		.max_threads = 100000,
 		.max_tasks = 1000000,
 		.max_ended_tasks = 100000,
+		.max_types = 10000,
 		.max_task_types = 50,
 		.stuck_after = 30,
 		.runtime = "auto",

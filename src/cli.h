@@ -21,6 +21,7 @@ struct cli_options {
 	uint64_t max_threads;	 /* threads tracked per process */
 	uint64_t max_tasks;	 /* tasks tracked per process */
 	uint64_t max_ended_tasks; /* ended tasks that hold nothing, kept for the report */
+	uint64_t max_types;	  /* task types tracked per process */
 	uint64_t max_task_types; /* task_type label values per runtime in metrics */
 	double stuck_after;	 /* seconds idle (or busy) before a live task is a suspect */
 	const char *runtime;	 /* "auto", "none" or a runtime name */

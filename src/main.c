@@ -44,7 +44,6 @@
 /* The textfile is rewritten every --interval, or this often without one. */
 #define TEXTFILE_PERIOD_S 10
 /* Task types tracked per process; metrics cap their labels lower (--max-task-types). */
-#define MAX_TASK_TYPES 10000
 
 static volatile sig_atomic_t exiting;
 static volatile sig_atomic_t report_requested;
@@ -839,7 +838,7 @@ int main(int argc, char **argv)
 	limits.max_threads = o->max_threads;
 	limits.max_tasks = o->max_tasks;
 	limits.max_ended_tasks = o->max_ended_tasks;
-	limits.max_task_types = MAX_TASK_TYPES;
+	limits.max_task_types = o->max_types;
 	d.decoder.procs = process_table__new(&limits, name_thread);
 	d.metrics = (o->listen || o->textfile) ? prom_text__new() : NULL;
 	if (!d.decoder.procs || ((o->listen || o->textfile) && !d.metrics) || add_targets(&d)) {

@@ -114,7 +114,7 @@ int report_text__write(FILE *f, const struct report_input *in)
 				p->blocks_dropped, p->thread_events_dropped, p->blocks_replaced);
 			if (p->tasks->tasks_dropped || p->tasks->types_dropped)
 				fprintf(f, "  incomplete     %" PRIu64 " tasks over --max-tasks, %" PRIu64
-					   " task types over the type bound (counted as \"other\")\n",
+					   " task types over --max-types (counted as \"other\")\n",
 					p->tasks->tasks_dropped, p->tasks->types_dropped);
 		}
 		fprintf(f, "  %-8s %-16s %14s %10s %14s %10s\n", "TID", "COMM", "LIVE", "LIVE#",

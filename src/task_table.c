@@ -6,6 +6,9 @@
 #include <string.h>
 #include "task_table.h"
 
+#define OTHER_TYPE "other"
+#define OTHER_BLOCKING_TYPE "other (blocking)"
+
 const double task_poll_bounds[POLL_BUCKETS] = {
 	0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5,
 };
@@ -46,22 +49,27 @@ void task_table__free(struct task_table *t)
 	free(t);
 }
 
-uint32_t task_table__type(struct task_table *t, const char *runtime, const char *name)
+static bool find_type(const struct task_table *t, const char *runtime, const char *name,
+		      uint32_t *ret_type)
 {
-	struct task_type *types;
 	size_t i;
 
 	for (i = 0; i < t->ntypes; i++)
-		if (t->types[i].runtime == runtime && !strcmp(t->types[i].name, name))
-			return (uint32_t)i;
-	if (t->max_types && t->ntypes >= t->max_types) {
-		t->types_dropped++;
-		/* The last slot is kept for everything past the bound. */
-		name = "other";
-		for (i = 0; i < t->ntypes; i++)
-			if (t->types[i].runtime == runtime && !strcmp(t->types[i].name, name))
-				return (uint32_t)i;
-	}
+		if (t->types[i].runtime == runtime && !strcmp(t->types[i].name, name)) {
+			*ret_type = (uint32_t)i;
+			return true;
+		}
+	return false;
+}
+
+/* Finds or adds a type regardless of the bound; 0 (the first type) when out of memory. */
+static uint32_t add_type(struct task_table *t, const char *runtime, const char *name)
+{
+	struct task_type *types;
+	uint32_t i;
+
+	if (find_type(t, runtime, name, &i))
+		return i;
 	if (t->ntypes == t->types_cap) {
 		size_t cap = t->types_cap ? t->types_cap * 2 : 16;
 
@@ -77,6 +85,20 @@ uint32_t task_table__type(struct task_table *t, const char *runtime, const char 
 	if (!t->types[t->ntypes].name)
 		return 0;
 	return (uint32_t)t->ntypes++;
+}
+
+uint32_t task_table__type(struct task_table *t, const char *runtime, const char *name)
+{
+	uint32_t i;
+
+	if (find_type(t, runtime, name, &i))
+		return i;
+	if (t->max_types && t->ntypes >= t->max_types) {
+		t->types_dropped++;
+		/* Everything past the bound shares a type, one per kind (see task_table__spawn). */
+		name = OTHER_TYPE;
+	}
+	return add_type(t, runtime, name);
 }
 
 static size_t key_slot(const struct task_table *t, uint64_t key)
@@ -237,6 +259,9 @@ fill:
 	task->spawn_ns = spawn_ns;
 	t->by_key[key_slot(t, key)] = idx;
 	t->by_key_count++;
+	/* Past --max-types, blocking tasks get a type of their own: a type has one kind. */
+	if (t->ntypes && kind == TASK_BLOCKING && !strcmp(t->types[task->type].name, OTHER_TYPE))
+		task->type = add_type(t, t->types[task->type].runtime, OTHER_BLOCKING_TYPE);
 	if (t->ntypes) {
 		/* Types are ranked by their first task: metric labels go to those that ran. */
 		if (!t->types[task->type].spawned++) {

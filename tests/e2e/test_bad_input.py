@@ -45,6 +45,7 @@ def test_malformed_numbers():
     expect_error(["-p", "1", "-d", "soon"], 2, "invalid --duration 'soon'")
     expect_error(["-p", "1", "-i", "-3"], 2, "invalid --interval '-3'")
     expect_error(["-p", "1", "--max-allocations", "0"], 2, "invalid --max-allocations '0'")
+    expect_error(["-p", "1", "--max-types", "0"], 2, "invalid --max-types '0'")
 
 
 def test_ring_size_not_a_power_of_two():

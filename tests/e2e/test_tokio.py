@@ -248,3 +248,31 @@ def test_tokio_max_tasks_bound_is_counted_in_every_output():
     check_eq(proc["complete"], False, "complete")
     check(f"{dropped} tasks over --max-tasks" in text, "text report does not say so")
     check(f'bound="max_tasks"}} {dropped}' in metrics, "metrics do not say so")
+
+
+def test_tokio_max_types_bound_is_counted_in_every_output():
+    """16 future types (plus the workers' launch task) against --max-types 3."""
+    with tempfile.TemporaryDirectory() as d:
+        prom = os.path.join(d, "metrics.prom")
+        (records, summaries, _), proc, text, _ = run("v0", "all", "multi",
+                                                     extra=("--max-types", "3", "--textfile", prom))
+        with open(prom) as f:
+            metrics = f.read()
+    futures = {r["future"] for r in records}
+    dropped = proc["limits"]["task_types_dropped"]
+    # 17 types (16 futures and the launch task) in 33 poll copies (one per scheduler): each
+    # copy past the bound counts once.
+    check(len(futures) + 1 - 3 <= dropped <= 33 - 3, f"task_types_dropped {dropped}")
+    names = {t["name"] for t in proc["task_types"]}
+    others = {"other", "other (blocking)"}
+    check_eq(len(names - others), 3, f"types kept past --max-types 3: {names}")
+    check("other" in names, "no 'other' type")
+    # Every task is still counted, under its type or "other", async apart from blocking.
+    s = proc["tasks_summary"]
+    check_eq(sum(t["spawned"] for t in proc["task_types"]),
+             s["spawned"] + s["blocking_spawned"], "tasks by type")
+    check_eq(s["spawned"], sum(x["tasks"] for x in summaries.values()), "async tasks spawned")
+    check_eq(s["blocking_spawned"], 2, "blocking tasks (the workers' launch tasks)")
+    check_eq(proc["complete"], False, "complete")
+    check(f"{dropped} task types over --max-types" in text, "text report does not say so")
+    check(f'bound="task_types"}} {dropped}' in metrics, "metrics do not say so")

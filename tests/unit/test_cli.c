@@ -155,6 +155,8 @@ static void test_cli_bad_limits_and_report(void **state)
 	(void)state;
 	assert_rejected("-p", "1", "--max-allocations", "0");
 	assert_rejected("-p", "1", "--max-threads", "-1");
+	assert_rejected("-p", "1", "--max-types", "0");
+	assert_rejected("-p", "1", "--max-types", "1000001");
 	assert_rejected("-p", "1", "--report", "");
 }
 

@@ -163,6 +163,20 @@ static void test_task_table_bounds(void **state)
 	assert_null(task_table__spawn(small, 3, a, TASK_ASYNC, TASK_FOUND_SPAWN, 0));
 	assert_int_equal(small->tasks_dropped, 1);
 	task_table__free(small);
+
+	/* A type has one kind: past the bound, blocking tasks are "other (blocking)". */
+	small = task_table__new(10, 1);
+	assert_non_null(small);
+	a = task_table__type(small, "tokio", "a");
+	c = task_table__type(small, "tokio", "launch");
+	assert_non_null(task_table__spawn(small, 1, c, TASK_BLOCKING, TASK_FOUND_SPAWN, 0));
+	assert_non_null(task_table__spawn(small, 2, c, TASK_ASYNC, TASK_FOUND_SPAWN, 0));
+	assert_string_equal(small->types[task_table__find(small, 1)->type].name,
+			    "other (blocking)");
+	assert_int_equal(small->types[task_table__find(small, 1)->type].kind, TASK_BLOCKING);
+	assert_int_equal(task_table__find(small, 2)->type, c);
+	assert_int_equal(small->types[c].kind, TASK_ASYNC);
+	task_table__free(small);
 }
 
 /* The heap side: blocks attributed to tasks, and a task's cell freed ends the task. */
