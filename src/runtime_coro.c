@@ -527,9 +527,14 @@ void coro_process__create(struct process *p, const struct ms_event *e)
 	forget_regions(c, lo, lo + size);
 	pending = e->func == MS_CORO_MAKECONTEXT ? pcl_pending(c, e->tid, false) : NULL;
 	if (pending && pending->internal) {
-		/* libpcl's delete helper: its stack runs nothing of the program's. */
-		coro_stacks__insert(&c->stacks, &(struct coro_stack){ .lo = lo, .hi = lo + size });
+		/* libpcl's delete helper: its stack runs nothing of the program's. Stack ranges
+		 * are bounded by --max-tasks like the coroutines that own the others. */
 		c->pcl_internal++;
+		if (p->tasks->max_tasks && c->stacks.n >= p->tasks->max_tasks)
+			p->tasks->tasks_dropped++;
+		else
+			coro_stacks__insert(&c->stacks,
+					    &(struct coro_stack){ .lo = lo, .hi = lo + size });
 		return;
 	}
 	runtime = pending ? c->pcl : c->runtime;

@@ -116,6 +116,28 @@ def test_coro_ucontext_attached_before_start():
     check(coro_id(parked) in text, f"{coro_id(parked)} not in the text report")
 
 
+def test_coro_ucontext_max_tasks_bounds_the_stack_table():
+    """Coroutine stacks are tracked only for tracked coroutines: --max-tasks bounds them."""
+    truth, proc, text, _ = run(pre=False, extra=("--max-tasks", "2"))
+    parked = [c for c in truth["coroutines"] if c["parked"]]
+    check(len(parked) > 2, "scenario: more parked coroutines than the bound")
+    live = [t for t in proc["tasks"] if t["state"] in ("idle", "running")]
+    check(len(live) <= 2, f"{len(live)} live coroutines tracked past --max-tasks 2")
+    check(proc["coroutines"]["live_stacks"] <= 2,
+          f"{proc['coroutines']['live_stacks']} stack ranges kept past --max-tasks 2")
+    dropped = proc["limits"]["tasks_dropped"]
+    check(dropped >= len(parked) - 2, f"tasks_dropped {dropped}")
+    check_eq(proc["complete"], False, "complete")
+    check(f"{dropped} tasks over --max-tasks" in text, "text report does not say so")
+    # What the dropped ones allocate is charged to no other coroutine.
+    truth_by_id = {coro_id(c): c for c in truth["coroutines"]}
+    for t in proc["tasks"]:
+        c = truth_by_id.get(t["id"])
+        check(c is not None, f"{t['id']} is no coroutine of the target")
+        check_eq(t["live_bytes"], c["live_bytes"], f"{t['id']} live bytes")
+        check_eq(t["allocated_bytes_total"], c["alloc_bytes"], f"{t['id']} allocated bytes")
+
+
 def test_coro_ucontext_attached_after_start_discovers_at_first_switch():
     truth, proc, _, _ = run(pre=True)
     check(sum(c["discovered"] for c in truth["coroutines"]) == 2 * THREADS, "scenario")
