@@ -161,8 +161,9 @@ static int plan_object(int pid, const char *object, struct probe_plan *plan)
 
 int probe_plan__allocator(int pid, struct probe_plan *plan, char *err, size_t errlen)
 {
-	char libc[PATH_MAX];
+	char libc[PATH_MAX], next[PATH_MAX];
 	char *exe = NULL;
+	size_t i;
 	int ret;
 
 	ret = proc__exe(pid, &exe);
@@ -175,7 +176,7 @@ int probe_plan__allocator(int pid, struct probe_plan *plan, char *err, size_t er
 	if (ret == 0)
 		goto out;
 	probe_plan__clear(plan);
-	ret = proc__libc_path(pid, libc, sizeof(libc));
+	ret = proc__libc_path(pid, 0, libc, sizeof(libc));
 	if (ret == -ESRCH) {
 		snprintf(err, errlen, "exited during attach");
 		goto out;
@@ -191,6 +192,11 @@ int probe_plan__allocator(int pid, struct probe_plan *plan, char *err, size_t er
 		goto out;
 	}
 	ret = plan_object(pid, libc, plan);
+	/* Another file named like a libc came first: the real one is a later candidate. */
+	for (i = 1; ret && !proc__libc_path(pid, i, next, sizeof(next)) && next[0]; i++) {
+		probe_plan__clear(plan);
+		ret = plan_object(pid, next, plan);
+	}
 	if (ret)
 		snprintf(err, errlen, "no allocator symbols in '%s' or '%s': %s", exe, libc,
 			 strerror(-ret));

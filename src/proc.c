@@ -134,6 +134,7 @@ struct libc_ctx {
 	char *buf;
 	size_t len;
 	size_t mappings;
+	size_t skip; /* distinct libc paths still to pass */
 };
 
 static int match_libc(const struct proc_mapping *m, void *ctx)
@@ -145,25 +146,62 @@ static int match_libc(const struct proc_mapping *m, void *ctx)
 	base = base ? base + 1 : m->path;
 	if (strncmp(base, "libc.so", 7) && strncmp(base, "libc-", 5))
 		return 0;
+	/* A file's mappings are adjacent: a new path is the next candidate. */
+	if (!strcmp(l->buf, m->path))
+		return 0;
 	snprintf(l->buf, l->len, "%s", m->path);
-	return 1;
+	return l->skip-- ? 0 : 1;
 }
 
-int proc__libc_path(int pid, char *buf, size_t len)
+int proc__libc_path(int pid, size_t index, char *buf, size_t len)
 {
-	struct libc_ctx l = { buf, len, 0 };
+	struct libc_ctx l = { buf, len, 0, index };
 	int ret;
 
 	buf[0] = '\0';
 	ret = proc__mappings(pid, match_libc, &l);
+	if (ret == 0)
+		buf[0] = '\0'; /* fewer than index + 1 */
 	/* No file mapped at all: the process is exiting (its memory is already gone). */
 	return ret < 0 ? ret : l.mappings ? 0 : -ESRCH;
 }
 
+struct map_files_ctx {
+	const char *path;
+	uint64_t start, end;
+};
+
+static int match_path(const struct proc_mapping *m, void *ctx)
+{
+	struct map_files_ctx *f = ctx;
+
+	if (strcmp(m->path, f->path))
+		return 0;
+	f->start = m->start;
+	f->end = m->end;
+	return 1;
+}
+
 int proc__root_path(int pid, const char *path, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "/proc/%d/root%s", pid, path);
+	static const char deleted[] = " (deleted)";
+	size_t plen = strlen(path), dlen = strlen(deleted);
+	struct map_files_ctx f = { path, 0, 0 };
+	int n, ret;
 
+	/*
+	 * A file replaced or removed since the target mapped it (a package upgrade replaces
+	 * libc.so.6 under running services): its path is gone, the mapping still reaches it.
+	 */
+	if (plen > dlen && !strcmp(path + plen - dlen, deleted)) {
+		ret = proc__mappings(pid, match_path, &f);
+		if (ret <= 0)
+			return ret < 0 ? ret : -ENOENT;
+		n = snprintf(buf, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, f.start,
+			     f.end);
+	} else {
+		n = snprintf(buf, len, "/proc/%d/root%s", pid, path);
+	}
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 

@@ -32,11 +32,17 @@ int proc__maps_lines(int pid, int (*cb)(const char *line, void *ctx), void *ctx)
 /* Parses one maps line; false if it is not a file-backed mapping. */
 bool proc__parse_maps_line(char *line, struct proc_mapping *ret);
 
-/* The libc the target maps, as it names it (buf "" if none); 0, -ESRCH if it maps nothing
- * (exiting), or -errno. */
-int proc__libc_path(int pid, char *buf, size_t len);
+/*
+ * The index-th distinct file named like a libc that the target maps, in address order, as it
+ * names it (buf "" if there are fewer); 0, -ESRCH if it maps nothing (exiting), or -errno.
+ * Callers take the first one that parses: a process may map other files named libc.so.6.
+ */
+int proc__libc_path(int pid, size_t index, char *buf, size_t len);
 
-/* Where the target's file at path can be opened from here: /proc/PID/root/path. */
+/*
+ * Where the target's file at path can be opened from here: /proc/PID/root/path, or for a
+ * mapped file deleted since ("PATH (deleted)" in its maps) /proc/PID/map_files/START-END.
+ */
 int proc__root_path(int pid, const char *path, char *buf, size_t len);
 
 /* The daemon's own figures for the conventional process_* metrics. */

@@ -866,7 +866,8 @@ static int plan_object(int pid, const char *object, struct coro_probe_plan *plan
 
 int coro_ucontext__plan(int pid, struct coro_probe_plan *plan, char *err, size_t errlen)
 {
-	char libc[PATH_MAX] = "", *exe = NULL;
+	char libc[PATH_MAX] = "", next[PATH_MAX], *exe = NULL;
+	size_t i;
 	int ret;
 
 	ret = proc__exe(pid, &exe);
@@ -878,9 +879,12 @@ int coro_ucontext__plan(int pid, struct coro_probe_plan *plan, char *err, size_t
 	ret = plan_object(pid, exe, plan);
 	if (ret == 0)
 		goto out;
-	ret = proc__libc_path(pid, libc, sizeof(libc));
+	ret = proc__libc_path(pid, 0, libc, sizeof(libc));
 	if (ret >= 0)
 		ret = libc[0] ? plan_object(pid, libc, plan) : -ENOENT;
+	for (i = 1; ret && libc[0] && !proc__libc_path(pid, i, next, sizeof(next)) && next[0];
+	     i++)
+		ret = plan_object(pid, next, plan);
 	if (ret)
 		snprintf(err, errlen, "no ucontext in '%s'%s%s%s: makecontext, swapcontext and "
 				      "setcontext not all found",

@@ -3,7 +3,8 @@ import os
 import subprocess
 import tempfile
 
-from harness import MEMSCOPED, Target, check, check_eq, run_memscoped, target_path
+from harness import (BUILD, MEMSCOPED, Memscoped, Target, check, check_eq, run_memscoped,
+                     target_path)
 
 
 def expect_error(args, status, text):
@@ -114,3 +115,50 @@ def test_each_missing_capability_is_named():
         check_eq(p.returncode, 1, f"exit status without {named} ({p.stderr!r})")
         check_eq(p.stderr, f"memscoped: missing capabilities: {named} (run as root)\n",
                  f"stderr without {named}")
+
+
+def damaged_elf_files(d):
+    """A libc decoy with smashed headers, a truncated Rust binary, and garbage after ELF magic."""
+    libc = "/lib/x86_64-linux-gnu/libc.so.6"
+    with open(libc, "rb") as f:
+        data = bytearray(f.read())
+    data[0x28:0x30] = b"\xff" * 8            # e_shoff far past the end of the file
+    data[0x20:0x28] = (len(data) - 8).to_bytes(8, "little")  # e_phoff: headers cut short
+    data[0x1000:0x3000] = os.urandom(0x2000)
+    decoy = os.path.join(d, "libc.so.6")     # named like a libc, mapped before the real one
+    with open(decoy, "wb") as f:
+        f.write(data)
+    trunc = os.path.join(d, "libtokio_truncated.so")
+    with open(os.path.join(BUILD, "tokio-out", "tokio-target-release"),
+              "rb") as f:
+        head = f.read(16384)                 # valid ELF header; sections past the end
+    with open(trunc, "wb") as f:
+        f.write(head)
+    garbage = os.path.join(d, "libgarbage.so")
+    with open(garbage, "wb") as f:
+        f.write(b"\x7fELF\x02\x01\x01" + os.urandom(65536))
+    return [decoy, trunc, garbage]
+
+
+def test_damaged_elf_files_in_the_targets_maps():
+    from test_core import check_threads_exact
+    with tempfile.TemporaryDirectory() as d:
+        files = damaged_elf_files(d)
+        target = Target([target_path("alloc_pattern"), "2"] + [f"map={p}" for p in files])
+        try:
+            maps = open(f"/proc/{target.pid}/maps").read()
+            check(all(p in maps for p in files), "the damaged files are not mapped")
+            # Every runtime looks through the maps (tokio in shared objects, coroutines).
+            ms = Memscoped([target.pid], "--runtime", "auto")
+            truth = target.go()
+            report, _, err = ms.stop()
+            # Asked for tokio, it names what it searched and fails cleanly.
+            code, _, err2 = run_memscoped("-p", str(target.pid), "--runtime", "tokio", "-d", "1")
+        finally:
+            target.stop()
+    proc = report["processes"][0]
+    check_threads_exact(proc, truth)
+    check_eq(proc["complete"], True, "complete")
+    check("Sanitizer" not in err and "Sanitizer" not in err2, f"sanitizer report: {err}{err2}")
+    check_eq(code, 1, f"--runtime tokio exit status ({err2!r})")
+    check("no tokio in" in err2, f"stderr {err2!r}")

@@ -1,6 +1,7 @@
 """Allocation tracking against targets with known ground truth."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -233,4 +234,24 @@ def test_capabilities_are_dropped_once_attached():
     for name in ("CapEff", "CapPrm", "CapBnd"):
         check_eq(int(caps[name], 16), 0, name)
     check("dropped all capabilities" in err, "not said with -v")
+    check_threads_exact(process_of(report, target.pid), truth)
+
+
+def test_libc_deleted_since_the_target_loaded_it():
+    """A package upgrade replaces libc.so.6 under running services: their maps say
+    '(deleted)'. memscoped reads and probes the old file through /proc/PID/map_files."""
+    with tempfile.TemporaryDirectory() as d:
+        shutil.copy("/lib/x86_64-linux-gnu/libc.so.6", d)
+        target = Target([target_path("alloc_pattern"), "2"],
+                        env=dict(os.environ, LD_LIBRARY_PATH=d))
+        os.unlink(os.path.join(d, "libc.so.6"))
+    try:
+        check(f"{d}/libc.so.6 (deleted)" in open(f"/proc/{target.pid}/maps").read(),
+              "scenario: the target's libc is not deleted")
+        ms = Memscoped([target.pid])
+        truth = target.go()
+        report, _, err = ms.stop()
+    finally:
+        target.stop()
+    check(f"allocator in '{d}/libc.so.6 (deleted)'" in err, f"stderr {err!r}")
     check_threads_exact(process_of(report, target.pid), truth)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * A target with known heap behaviour. Usage: alloc_pattern THREADS [late] [exit] [mtrace]
+ * A target with known heap behaviour.
+ * Usage: alloc_pattern THREADS [late] [exit] [mtrace] [map=FILE ...]
  *
  * Prints "ready PID" and waits for SIGUSR1 (memscoped attaches meanwhile). Each worker then
  * runs the same deterministic pattern over the whole allocator family, keeps some blocks,
@@ -8,6 +9,8 @@
  * are done it prints the ground truth as one JSON line ("truth {...}"), then "done", and
  * waits for SIGTERM, or exits at once with "exit". "mtrace" writes glibc's own log of the
  * window (MALLOC_TRACE) as an independent oracle; a 7777777-byte marker block opens it.
+ * "map=FILE" maps FILE readable and executable first, as a loaded library would be (to show
+ * memscoped damaged ELF files in a target's maps).
  */
 #include <malloc.h>
 #include <mcheck.h>
@@ -18,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #define MAX_THREADS 16
@@ -157,6 +163,20 @@ static void wait_signal(int sig)
 		_exit(0);
 }
 
+static int map_file(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) ||
+	    mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0) == MAP_FAILED) {
+		perror(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int nthreads = argc > 1 ? atoi(argv[1]) : 2, i, exit_at_end = 0, trace = 0;
@@ -168,6 +188,8 @@ int main(int argc, char **argv)
 		late |= !strcmp(argv[i], "late");
 		exit_at_end |= !strcmp(argv[i], "exit");
 		trace |= !strcmp(argv[i], "mtrace");
+		if (!strncmp(argv[i], "map=", 4) && map_file(argv[i] + 4))
+			return 1;
 	}
 	if (nthreads < 1 || nthreads > MAX_THREADS)
 		return 2;
