@@ -23,7 +23,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGET_BINS := $(patsubst tests/targets/%.c,$(BUILD)/targets/%,$(TARGET_SRCS))
-TARGET_BINS += $(BUILD)/targets/coro_fcontext
+TARGET_BINS += $(BUILD)/targets/coro_fcontext $(BUILD)/targets/libcoro_pcl_app.so
 BENCH_BINS := $(patsubst scripts/bench/%.c,$(BUILD)/bench/%,$(wildcard scripts/bench/*.c))
 
 .PHONY: all deps demo check unit e2e bench fuzz install format clean tokio-targets
@@ -68,6 +68,12 @@ $(BUILD)/targets/%: tests/targets/%.c
 $(BUILD)/targets/coro_pcl: tests/targets/coro_pcl.c
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread $< -lpcl -o $@
+
+# coro_pcl as a library, for coro_dlopen to load after memscoped attached.
+$(BUILD)/targets/libcoro_pcl_app.so: tests/targets/coro_pcl.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -shared -fPIC -Dmain=coro_pcl_main $< \
+		-lpcl -o $@
 
 # boost.context coroutines, in C++ (Debian g++, libboost-context-dev).
 $(BUILD)/targets/coro_fcontext: tests/targets/coro_fcontext.cc

@@ -11,6 +11,7 @@
 #include <linux/bpf.h>
 #include <bpf/libbpf.h>
 #include "attach.h"
+#include "fd_pass.h"
 
 /* The link_create part of union bpf_attr for uprobe_multi (kernel 6.6+ uapi). */
 struct uprobe_multi_attr {
@@ -53,11 +54,7 @@ static int grow(void **arr, size_t *cap, size_t n, size_t size)
  */
 static int link_create_in_child(const struct uprobe_multi_attr *attr)
 {
-	char ctl[CMSG_SPACE(sizeof(int))];
-	struct iovec iov;
-	struct msghdr msg;
-	struct cmsghdr *cm;
-	int sv[2], fd, err = 0;
+	int sv[2], fd = -1, n, err = 0;
 	pid_t child;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
@@ -69,44 +66,22 @@ static int link_create_in_child(const struct uprobe_multi_attr *attr)
 		close(sv[1]);
 		return err;
 	}
-	memset(&msg, 0, sizeof(msg));
-	memset(ctl, 0, sizeof(ctl));
-	iov.iov_base = &err;
-	iov.iov_len = sizeof(err);
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
 	if (child == 0) {
 		close(sv[0]);
 		fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, attr, sizeof(*attr));
 		err = fd < 0 ? errno : 0;
-		if (fd >= 0) {
-			msg.msg_control = ctl;
-			msg.msg_controllen = sizeof(ctl);
-			cm = CMSG_FIRSTHDR(&msg);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-		}
-		_exit(sendmsg(sv[1], &msg, MSG_NOSIGNAL) < 0);
+		_exit(fd_pass__send(sv[1], &err, sizeof(err), &fd, fd >= 0) < 0);
 	}
 	close(sv[1]);
-	msg.msg_control = ctl;
-	msg.msg_controllen = sizeof(ctl);
-	fd = -1;
-	if (recvmsg(sv[0], &msg, MSG_CMSG_CLOEXEC) != sizeof(err)) {
-		err = errno ? errno : EIO;
-	} else if (!err) {
-		cm = CMSG_FIRSTHDR(&msg);
-		if (cm && cm->cmsg_type == SCM_RIGHTS)
-			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-		else
-			err = EIO;
-	}
+	n = fd_pass__recv(sv[0], &err, sizeof(err), &fd);
+	if (n < 0)
+		err = -n;
+	else if (!err && n != 1)
+		err = EIO;
 	close(sv[0]);
 	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
 		;
-	return fd >= 0 ? fd : -err;
+	return !err ? fd : -err;
 }
 
 static int attach_multi(struct bpf_program *prog, int pid, const char *path,
@@ -228,6 +203,28 @@ int attach__plan(struct bpf_object *obj, int pid, const struct probe_plan *plan,
 			}
 		}
 	}
+	return 0;
+}
+
+int attach__fds(struct attachment *a, int *fds, size_t max)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < a->nfds && n < max; i++)
+		fds[n++] = a->fds[i];
+	for (i = 0; i < a->nlinks && n < max; i++) {
+		/* Owned by whoever holds the fd now: destroying ours must not detach it. */
+		bpf_link__disconnect(a->links[i]);
+		fds[n++] = bpf_link__fd(a->links[i]);
+	}
+	return n == a->nfds + a->nlinks ? (int)n : -E2BIG;
+}
+
+int attach__adopt(struct attachment *a, int fd)
+{
+	if (grow((void **)&a->fds, &a->fds_cap, a->nfds, sizeof(*a->fds)))
+		return -ENOMEM;
+	a->fds[a->nfds++] = fd;
 	return 0;
 }
 

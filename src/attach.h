@@ -40,6 +40,13 @@ int attach__plan(struct bpf_object *obj, int pid, const struct probe_plan *plan,
 int attach__offsets(struct bpf_program *prog, int pid, const char *path, const uint64_t *offsets,
 		    const uint64_t *cookies, size_t n, bool retprobe, bool multi,
 		    struct attachment *a);
+/*
+ * The fds of every link in a (at most max), to pass to another process; -E2BIG if more. Its
+ * perf-event links stop detaching on destroy: the receiver's copy keeps them attached.
+ */
+int attach__fds(struct attachment *a, int *fds, size_t max);
+/* Takes ownership of a link fd made elsewhere; 0 or -ENOMEM. */
+int attach__adopt(struct attachment *a, int fd);
 /* Detaches everything; safe to call twice. */
 void attach__destroy(struct attachment *a);
 

@@ -5,13 +5,16 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -21,6 +24,7 @@
 #include "cli.h"
 #include "event_decoder.h"
 #include "exporter_prometheus.h"
+#include "fd_pass.h"
 #include "http_server.h"
 #include "probe_plan.h"
 #include "proc.h"
@@ -131,7 +135,8 @@ static int missing_capabilities(char *buf, size_t len)
  * or report path cannot act as root. Output files are still written as uid 0 without
  * CAP_DAC_OVERRIDE, so only where root may write by plain permissions.
  */
-static int drop_capabilities(void)
+/* Drops every capability not in keep (a mask of 1 << CAP_*) from every set, for good. */
+static int drop_capabilities(uint64_t keep)
 {
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[2] = { 0 };
@@ -140,8 +145,16 @@ static int drop_capabilities(void)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		return -errno;
 	for (cap = 0; cap <= CAP_LAST_CAP; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) && errno != EINVAL)
+		if (!(keep & (1ull << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) &&
+		    errno != EINVAL)
 			return -errno;
+	if (keep && syscall(SYS_capget, &hdr, data))
+		return -errno;
+	data[0].effective &= (uint32_t)keep;
+	data[0].permitted &= (uint32_t)keep;
+	data[1].effective &= (uint32_t)(keep >> 32);
+	data[1].permitted &= (uint32_t)(keep >> 32);
+	data[0].inheritable = data[1].inheritable = 0;
 	if (syscall(SYS_capset, &hdr, data))
 		return -errno;
 	return 0;
@@ -254,12 +267,6 @@ static int write_json_report(const char *path, const struct report_input *in)
 	if (err)
 		log_err("cannot write report '%s': %s", path, strerror(-err));
 	return err;
-}
-
-static int handle_event(void *ctx, void *data, size_t len)
-{
-	event_decoder__handle(ctx, data, len);
-	return 0;
 }
 
 static uint64_t lost_events(struct memscoped_bpf *skel)
@@ -640,7 +647,198 @@ struct daemon {
 	struct prom_text *metrics;
 	struct bpf_link *exec_link; /* sched_process_exec: a target's exec ends its report */
 	uint64_t start;
+	bool multi;	     /* uprobe_multi links, not one perf-event link per probe */
+	int watch_fd;	     /* the library watcher's socket, or -1 */
+	pid_t watch_pid;
 };
+
+/*
+ * Libraries loaded after attach (dlopen). The daemon holds no capability once attached, so a
+ * child keeps just those that attaching needs, looks at the targets' maps every second for a
+ * coroutine runtime's library, attaches to it and passes the links to the daemon. It takes
+ * no input: the daemon cannot ask it for anything, only close the socket to end it.
+ */
+enum watch_runtime { WATCH_PCL = 1, WATCH_FCONTEXT };
+
+struct watch_msg {
+	uint32_t pid;
+	uint32_t runtime;	   /* enum watch_runtime */
+	uint64_t exit_lo, exit_hi; /* pcl: where co_exit_to runs */
+	uint64_t nprobes;
+};
+
+#define WATCH_PERIOD_MS 1000
+/* What attaching needs; CAP_SYS_ADMIN stands in for CAP_BPF/CAP_PERFMON on older kernels,
+ * CAP_CHECKPOINT_RESTORE opens /proc/PID/map_files. */
+#define WATCH_CAPS                                                                           \
+	((1ull << CAP_BPF) | (1ull << CAP_PERFMON) | (1ull << CAP_SYS_PTRACE) |              \
+	 (1ull << CAP_SYS_ADMIN) | (1ull << CAP_DAC_READ_SEARCH) | (1ull << 40))
+
+/* One runtime in one target: attached when a library of its name appears in the maps. */
+static void watch_runtime(struct daemon *d, struct process *p, enum watch_runtime runtime,
+			  size_t *seen)
+{
+	const char *prefix = runtime == WATCH_PCL ? CORO_PCL_LIBRARY : CORO_FCONTEXT_LIBRARY;
+	struct watch_msg m = { .pid = p->pid, .runtime = runtime };
+	struct attachment a = { 0 };
+	int fds[FD_PASS_MAX], n, err;
+	size_t mapped;
+
+	if (runtime == WATCH_PCL ? p->coro->pcl != NULL : p->coro->fcontext != NULL)
+		return;
+	mapped = coro__libraries_mapped((int)p->pid, prefix);
+	if (mapped <= *seen)
+		return;
+	*seen = mapped;
+	err = runtime == WATCH_PCL ? attach_pcl(d->skel, &d->opts, d->multi, p, (int)p->pid, &a) :
+				     attach_fcontext(d->skel, &d->opts, d->multi, p, (int)p->pid,
+						     &a);
+	n = err ? err : attach__fds(&a, fds, FD_PASS_MAX);
+	if (n > 0) {
+		m.exit_lo = p->coro->pcl_exit_lo;
+		m.exit_hi = p->coro->pcl_exit_hi;
+		m.nprobes = a.nprobes;
+		fd_pass__send(d->watch_fd, &m, sizeof(m), fds, (size_t)n);
+	}
+	attach__destroy(&a);
+}
+
+static void watch_libraries(struct daemon *d, pid_t daemon_pid)
+{
+	struct pollfd pfd = { .fd = d->watch_fd, .events = POLLIN };
+	size_t n = process_table__count(d->decoder.procs), i;
+	size_t *seen = calloc(2 * n + 1, sizeof(*seen));
+	int *pidfds = calloc(n + 1, sizeof(*pidfds));
+	struct process *p;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != daemon_pid || !seen || !pidfds || drop_capabilities(WATCH_CAPS))
+		_exit(1);
+	verbose = false; /* every second: only what it attaches is news */
+	for (i = 0; i < n; i++) {
+		p = process_table__at(d->decoder.procs, i);
+		/* A pidfd follows this process, not a later one given its pid. */
+		pidfds[i] = (int)syscall(SYS_pidfd_open, p->pid, 0);
+		seen[2 * i] = coro__libraries_mapped((int)p->pid, CORO_PCL_LIBRARY);
+		seen[2 * i + 1] = coro__libraries_mapped((int)p->pid, CORO_FCONTEXT_LIBRARY);
+	}
+	/* The daemon never writes: readable means it closed its end or is gone. */
+	while (!exiting && poll(&pfd, 1, WATCH_PERIOD_MS) == 0) {
+		for (i = 0; i < n; i++) {
+			p = process_table__at(d->decoder.procs, i);
+			if (!p->coro || pidfds[i] < 0 ||
+			    syscall(SYS_pidfd_send_signal, pidfds[i], 0, NULL, 0) ||
+			    !proc__alive((int)p->pid))
+				continue;
+			watch_runtime(d, p, WATCH_PCL, &seen[2 * i]);
+			watch_runtime(d, p, WATCH_FCONTEXT, &seen[2 * i + 1]);
+		}
+	}
+	_exit(0);
+}
+
+/* Starts the watcher (for --runtime auto); without it, later libraries are not seen. */
+static void watch_start(struct daemon *d)
+{
+	pid_t daemon_pid = getpid();
+	int sv[2];
+
+	d->watch_fd = -1;
+	if (strcmp(d->opts.runtime, "auto"))
+		return;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		log_err("cannot watch for libraries loaded later: %s, ignoring", strerror(errno));
+		return;
+	}
+	d->watch_pid = fork();
+	if (d->watch_pid == 0) {
+		close(sv[0]);
+		d->watch_fd = sv[1];
+		watch_libraries(d, daemon_pid);
+	}
+	close(sv[1]);
+	if (d->watch_pid < 0) {
+		log_err("cannot watch for libraries loaded later: %s, ignoring", strerror(errno));
+		close(sv[0]);
+		return;
+	}
+	d->watch_fd = sv[0];
+	fcntl(d->watch_fd, F_SETFL, O_NONBLOCK);
+}
+
+/* Takes the links the watcher made. */
+static void watch_receive(struct daemon *d)
+{
+	struct watch_msg m;
+	int fds[FD_PASS_MAX], n, i;
+	struct process *p;
+
+	while (d->watch_fd >= 0) {
+		n = fd_pass__recv(d->watch_fd, &m, sizeof(m), fds);
+		if (n == -EAGAIN)
+			return;
+		if (n < 0) {
+			log_err("the library watcher stopped%s%s, ignoring: libraries loaded from now "
+				"on are not traced", n == -EPIPE ? "" : ": ",
+				n == -EPIPE ? "" : strerror(-n));
+			close(d->watch_fd);
+			d->watch_fd = -1;
+			return;
+		}
+		p = process_table__find(d->decoder.procs, m.pid);
+		for (i = 0; i < n; i++)
+			if (!p || !p->coro || p->execed || attach__adopt(&d->links, fds[i]))
+				close(fds[i]);
+		if (!p || !p->coro || p->execed)
+			continue;
+		d->links.nprobes += m.nprobes;
+		p->probes_attached += (uint32_t)m.nprobes;
+		if (m.runtime == WATCH_PCL) {
+			p->coro->pcl = "pcl";
+			p->coro->pcl_exit_lo = m.exit_lo;
+			p->coro->pcl_exit_hi = m.exit_hi;
+		} else {
+			p->coro->fcontext = "fcontext";
+		}
+		log_err("pid %u: %s: its library was loaded after attach; %" PRIu64
+			" probes attached", m.pid, m.runtime == WATCH_PCL ? "pcl" : "fcontext",
+			m.nprobes);
+	}
+}
+
+static void watch_stop(struct daemon *d)
+{
+	if (d->watch_fd >= 0)
+		close(d->watch_fd);
+	d->watch_fd = -1;
+	if (d->watch_pid > 0)
+		while (waitpid(d->watch_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	d->watch_pid = 0;
+}
+
+static int handle_event(void *ctx, void *data, size_t len)
+{
+	struct daemon *d = ctx;
+	const struct ms_event *e = data;
+	struct process *p;
+
+	/*
+	 * The watcher sends a library's links before their first event can exist, so an event
+	 * of a runtime not yet known means its message is waiting: take it first.
+	 */
+	if (len >= sizeof(*e) && d->watch_fd >= 0 &&
+	    (e->type == MS_EV_PCL ||
+	     ((e->type == MS_EV_CORO_CREATE || e->type == MS_EV_CORO_SWITCH) &&
+	      (e->func == MS_CORO_MAKE_FCONTEXT || e->func == MS_CORO_JUMP_FCONTEXT ||
+	       e->func == MS_CORO_ONTOP_FCONTEXT)))) {
+		p = process_table__find(d->decoder.procs, e->pid);
+		if (p && p->coro && !(e->type == MS_EV_PCL ? p->coro->pcl : p->coro->fcontext))
+			watch_receive(d);
+	}
+	event_decoder__handle(&d->decoder, data, len);
+	return 0;
+}
 
 static void fill_report(struct daemon *d, struct report_input *r)
 {
@@ -716,6 +914,7 @@ static void run(struct daemon *d)
 		next_summary = d->start + period_ns(o->interval);
 
 	while (!exiting) {
+		watch_receive(d);
 		ring_buffer__consume(d->rb);
 		now = now_ns();
 		if (deadline && now >= deadline)
@@ -790,7 +989,7 @@ static int add_targets(struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct daemon d = { 0 };
+	struct daemon d = { .watch_fd = -1 };
 	struct process_limits limits;
 	struct cli_options *o = &d.opts;
 	char msg[512];
@@ -849,12 +1048,14 @@ int main(int argc, char **argv)
 	/* A scrape during the attach sees the targets, with nothing counted yet. */
 	d.start = now_ns();
 	publish_metrics(&d, false);
-	err = load_and_attach(o, !o->no_uprobe_multi, d.decoder.procs, &d.skel, &d.links);
+	d.multi = !o->no_uprobe_multi;
+	err = load_and_attach(o, d.multi, d.decoder.procs, &d.skel, &d.links);
 	if (err == -EOPNOTSUPP) {
 		if (verbose)
 			log_err("the kernel has no uprobe_multi links, using one link per probe");
 		attach__destroy(&d.links);
 		memscoped_bpf__destroy(d.skel);
+		d.multi = false;
 		err = load_and_attach(o, false, d.decoder.procs, &d.skel, &d.links);
 	}
 	if (err) {
@@ -862,7 +1063,7 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	err = 1;
-	d.rb = ring_buffer__new(bpf_map__fd(d.skel->maps.events), handle_event, &d.decoder, NULL);
+	d.rb = ring_buffer__new(bpf_map__fd(d.skel->maps.events), handle_event, &d, NULL);
 	if (!d.rb) {
 		log_err("failed to create ring buffer: %s", strerror(errno));
 		goto cleanup;
@@ -876,7 +1077,8 @@ int main(int argc, char **argv)
 	for (i = 0; i < process_table__count(d.decoder.procs); i++)
 		process_table__at(d.decoder.procs, i)->start_ns = d.start;
 	scan_tasks(&d);
-	err = drop_capabilities();
+	watch_start(&d);
+	err = drop_capabilities(0);
 	if (err)
 		log_err("cannot drop capabilities: %s, ignoring", strerror(-err));
 	else if (verbose)
@@ -884,6 +1086,7 @@ int main(int argc, char **argv)
 	run(&d);
 
 	/* Detach first so a flood of events cannot delay the exit, then take what is left. */
+	watch_stop(&d);
 	attach__destroy(&d.links);
 	ring_buffer__consume(d.rb);
 	update_alive(d.decoder.procs, bpf_map__fd(d.skel->maps.targets));
@@ -891,6 +1094,7 @@ int main(int argc, char **argv)
 	err = write_reports(&d) ? 1 : 0;
 
 cleanup:
+	watch_stop(&d);
 	bpf_link__destroy(d.exec_link);
 	http_server__stop(d.http);
 	attach__destroy(&d.links);

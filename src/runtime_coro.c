@@ -994,6 +994,20 @@ static int plan_fns(int pid, const char *object, const struct fn_spec *fns, size
 	return err;
 }
 
+size_t coro__libraries_mapped(int pid, const char *prefix)
+{
+	struct candidates *c = calloc(1, sizeof(*c));
+	size_t n = 0;
+
+	if (!c)
+		return 0;
+	c->prefix = prefix;
+	if (proc__mappings(pid, find_candidates, c) >= 0)
+		n = c->n;
+	free(c);
+	return n;
+}
+
 /* The first of the executable and the mapped objects named prefix* that has all of fns. */
 static int plan_library(int pid, const char *prefix, const struct fn_spec *fns, size_t nfns,
 			struct coro_pcl_plan *plan, char **ret_exe)
@@ -1023,7 +1037,7 @@ int coro_pcl__plan(int pid, struct coro_pcl_plan *plan, char *err, size_t errlen
 	char *exe = NULL;
 	int ret;
 
-	ret = plan_library(pid, "libpcl", pcl_fns, sizeof(pcl_fns) / sizeof(pcl_fns[0]), plan,
+	ret = plan_library(pid, CORO_PCL_LIBRARY, pcl_fns, sizeof(pcl_fns) / sizeof(pcl_fns[0]), plan,
 			   &exe);
 	if (ret)
 		snprintf(err, errlen,
@@ -1041,7 +1055,7 @@ int coro_fcontext__plan(int pid, struct coro_probe_plan *plan, char *err, size_t
 
 	if (!p)
 		return -ENOMEM;
-	ret = plan_library(pid, "libboost_context", fcontext_fns,
+	ret = plan_library(pid, CORO_FCONTEXT_LIBRARY, fcontext_fns,
 			   sizeof(fcontext_fns) / sizeof(fcontext_fns[0]), p, &exe);
 	if (ret)
 		snprintf(err, errlen,

@@ -189,4 +189,10 @@ int coro_pcl__plan(int pid, struct coro_pcl_plan *plan, char *err, size_t errlen
 /* boost.context's make_fcontext, jump_fcontext and ontop_fcontext, as for libpcl. */
 int coro_fcontext__plan(int pid, struct coro_probe_plan *plan, char *err, size_t errlen);
 
+/* File name prefixes of the runtimes' shared libraries. */
+#define CORO_PCL_LIBRARY "libpcl"
+#define CORO_FCONTEXT_LIBRARY "libboost_context"
+/* How many distinct objects named prefix* pid maps (a cheap check before planning). */
+size_t coro__libraries_mapped(int pid, const char *prefix);
+
 #endif

@@ -4,14 +4,16 @@ tests/targets/coro_ucontext.c runs a small scheduler per thread and prints, per 
 its stack, generation, entry function, resumes, bytes and end; memscoped's report must agree
 exactly, attached before the coroutines start and after (then the ones made before attach are
 found at their first switch, or counted as unknown when their stack cannot be told)."""
+import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import time
 
 from harness import (ROOT, Memscoped, Target, check, check_eq, process_of, run_memscoped,
-                     target_path)
+                     target_path, wait_line)
 
 THREADS = 3
 
@@ -384,3 +386,41 @@ def test_coro_fcontext_required_but_absent_is_an_error():
     check_eq(code, 1, f"exit status ({err!r})")
     check("no fcontext in" in err and "make_fcontext, jump_fcontext and ontop_fcontext" in err,
           f"stderr {err!r}")
+
+
+def test_coro_pcl_loaded_after_attach():
+    """libpcl dlopened after memscoped attached (--runtime auto): the library watcher, a child
+    that keeps only the capabilities attaching needs, attaches to it within a second."""
+    host = subprocess.Popen([target_path("coro_dlopen"), target_path("libcoro_pcl_app.so"),
+                             str(THREADS)], stdout=subprocess.PIPE, text=True)
+    try:
+        wait_line(host.stdout, "loader", 10, host)
+        ms = Memscoped([host.pid], "--runtime", "auto", "--stuck-after", "1")
+        check("pcl:" not in ms.stderr(), "scenario: libpcl is mapped before the dlopen")
+        watcher = [int(c) for c in open(f"/proc/{ms.proc.pid}/task/{ms.proc.pid}/children")
+                   .read().split()]
+        check_eq(len(watcher), 1, "one library watcher")
+        with open(f"/proc/{watcher[0]}/status") as f:
+            caps = dict(line.split(":\t", 1) for line in f if line.startswith("Cap"))
+        # CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF,
+        # CAP_CHECKPOINT_RESTORE: nothing else (no CAP_SETUID, CAP_DAC_OVERRIDE, CAP_KILL...).
+        allowed = (1 << 2) | (1 << 19) | (1 << 21) | (1 << 38) | (1 << 39) | (1 << 40)
+        for name in ("CapEff", "CapPrm", "CapBnd"):
+            check_eq(int(caps[name], 16) & ~allowed, 0, f"watcher {name} {caps[name].strip()}")
+        os.kill(host.pid, signal.SIGUSR2)
+        wait_line(host.stdout, "ready", 10, host)
+        deadline = time.monotonic() + 5
+        while "loaded after attach" not in ms.stderr() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check("pcl: its library was loaded after attach" in ms.stderr(),
+              f"libpcl not attached after dlopen: {ms.stderr()!r}")
+        os.kill(host.pid, signal.SIGUSR1)
+        truth = json.loads(wait_line(host.stdout, "truth ", 30, host)[len("truth "):])
+        wait_line(host.stdout, "done", 30, host)
+        time.sleep(1.3)
+        report, _, _ = ms.stop()
+    finally:
+        host.terminate()
+        host.wait()
+    check_pcl(truth, process_of(report, host.pid))
+    check(not os.path.exists(f"/proc/{watcher[0]}"), "the watcher outlived memscoped")
