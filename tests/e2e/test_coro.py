@@ -324,16 +324,18 @@ def check_fcontext(truth, proc):
         check_eq(t["runtime"], "fcontext", f"{what} runtime")
         if c["discovered"]:
             check_eq(t["type"], "(created before attach)", f"{what} type")
-        elif c["type"] == "fiber":
+        elif c["type"] in ("fiber", "coroutine2"):
             # A fiber runs boost's fiber_entry<record<fiber, stack, lambda>>: demangled C++.
             check(t["type"].startswith("void boost::context::detail::fiber_entry<"),
+                  f"{what} type {t['type']!r}")
+            check(("coroutines2" in t["type"]) == (c["type"] == "coroutine2"),
                   f"{what} type {t['type']!r}")
         else:
             check_eq(t["type"], c["type"], f"{what} type (demangled entry function)")
         check_eq(t["discovered"], "first_poll" if c["discovered"] else "spawn",
                  f"{what} discovered")
         check_eq(t["resumes"], c["resumes"], f"{what} resumes")
-        if c["type"] == "fiber" and c["end"] == "cancelled":
+        if c["type"] in ("fiber", "coroutine2") and c["end"] == "cancelled":
             # Unwinding throws boost's forced_unwind: the exception object is its allocation.
             check(t["allocated_bytes_total"] > c["alloc_bytes"], f"{what} allocated bytes")
         else:

@@ -7,7 +7,8 @@
  * Each thread runs raw fcontext coroutines that finish (they leave with ontop_fcontext, as
  * boost's fibers do, and the scheduler frees their stack), park forever, have their stack
  * freed while parked, and reuse a finished coroutine's stack (a new generation); then fibers
- * that finish, park, and are destroyed while suspended (unwound). With "pre", the parked raw
+ * that finish, park, and are destroyed while suspended (unwound); then boost.coroutine2
+ * generators (built on those fibers) that run to their end or park. With "pre", the parked raw
  * coroutine is made (on an mmap'd stack with guard pages) and run to its first yield before
  * "ready": memscoped finds it at its first switch. Prints "ready PID", waits for SIGUSR1,
  * prints "truth {...}" and "done", then waits for SIGTERM (or exits with "exit").
@@ -15,6 +16,8 @@
 #include <boost/context/detail/fcontext.hpp>
 #include <boost/context/fiber.hpp>
 #include <boost/context/fixedsize_stack.hpp>
+#include <boost/coroutine2/coroutine.hpp>
+#include <optional>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -30,7 +33,7 @@ using ctx::detail::fcontext_t;
 using ctx::detail::transfer_t;
 
 #define MAX_THREADS 8
-#define MAX_COROS 8
+#define MAX_COROS 10
 #define STACK_SIZE (64 * 1024)
 #define PAGE 4096
 
@@ -38,7 +41,7 @@ struct sched;
 
 struct coro {
 	struct sched *s;
-	const char *type;	/* expected task type; "fiber" for fibers (a template symbol) */
+	const char *type;	/* expected task type; "fiber" and "coroutine2": template symbols */
 	uintptr_t stack;	/* lowest address: make_fcontext(stack + size, size, fn) */
 	fcontext_t ctx;		/* where it resumes */
 	fcontext_t back;	/* where it yields to */
@@ -258,6 +261,46 @@ static void run_fibers(struct sched *s)
 	c->end = "cancelled";
 }
 
+using generator = boost::coroutines2::coroutine<int>;
+static std::optional<generator::pull_type> parked_generators[MAX_THREADS];
+
+/* boost.coroutine2 generators: a fiber each, created and run to their first value at once. */
+static void run_generators(struct sched *s)
+{
+	struct coro *c;
+
+	/*
+	 * Yields twice, then its function returns. Destroying the generator unwinds its fiber
+	 * even so (coroutine2 keeps it suspended in its last jump back): one more entry, where
+	 * boost's forced_unwind is thrown. Seen from the switches, it is cancelled.
+	 */
+	c = fiber_coro(s, 7);
+	c->type = "coroutine2";
+	{
+		generator::pull_type g(recording_stack{ c }, [c](generator::push_type &sink) {
+			co_alloc(c, size_for(c, 11));
+			sink(1);
+			co_alloc(c, size_for(c, 12));
+			sink(2);
+		});
+		c->resumes += 1;
+		for (; g; g())
+			c->resumes++;
+	}
+	c->resumes++;
+	c->end = "cancelled";
+	/* Parks forever (kept in a static, not on the heap). */
+	c = fiber_coro(s, 8);
+	c->type = "coroutine2";
+	parked_generators[s->n].emplace(recording_stack{ c }, [c](generator::push_type &sink) {
+		co_alloc(c, size_for(c, 13));
+		sink(1);
+		abort();
+	});
+	c->resumes += 1;
+	c->parked = 1;
+}
+
 static void *worker(void *arg)
 {
 	struct sched *s = static_cast<struct sched *>(arg);
@@ -309,6 +352,7 @@ static void *worker(void *arg)
 	c->end = "cancelled";
 
 	run_fibers(s);
+	run_generators(s);
 	for (i = 0; i < 100; i++)
 		free(malloc(100 + (size_t)i));
 	pthread_barrier_wait(&start_line);
