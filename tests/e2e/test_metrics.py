@@ -596,12 +596,15 @@ def test_max_task_types_sums_the_rest_as_other():
 
 
 def test_max_task_types_spends_labels_on_types_that_ran():
-    # The leak scenario spawns tasks of 5 types; --max-task-types 5 must name them all.
-    with TokioRun("leak", "--max-task-types", "5") as t:
+    # The leak scenario spawns tasks of 5 future types. From legacy symbols two of them are
+    # indistinguishable (identical code), so they are one type, named "A | B": 4 in all.
+    # --max-task-types 4 must name them all.
+    with TokioRun("leak", "--max-task-types", "4") as t:
         samples = t.quiet_scrape()
         report = t.ms.stop()[0]
     ran = {ty["name"] for ty in process_of(report, t.pid)["task_types"] if ty["spawned"]}
-    check_eq(len(ran), 5, f"types that spawned: {ran}")
+    check_eq(len(ran), 4, f"types that spawned: {ran}")
+    check(any(" | " in name for name in ran), f"no ambiguous type among {ran}")
     spawned = spawned_by_label(samples, t.pid)
     named = {tt for (_, tt), v in spawned.items() if tt != "other"}
     check_eq(spawned.get(("tokio", "other"), 0), 0,
