@@ -17,7 +17,7 @@ read -ra extra <<<"${FUZZ_CFLAGS:-}"
 CFLAGS=(-g -O1 -fno-omit-frame-pointer "-fsanitize=address,undefined"
 	-fno-sanitize-recover=undefined -D_GNU_SOURCE -Iinclude -Isrc
 	-Wall -Wextra -Wno-missing-field-initializers "${extra[@]}")
-LIBS=(-lelf -lz -ljson-c -lmicrohttpd -liberty -lpthread -lm)
+LIBS=(-ldw -lelf -lz -ljson-c -lmicrohttpd -liberty -lpthread -lm)
 
 # src/ but main.c as an archive: a harness links only the objects it calls, so no libbpf.
 rm -rf "$out/obj" "$out/libmemscoped.a"

@@ -258,3 +258,8 @@ uint64_t elf_symbols__base_vaddr(struct elf_symbols *e)
 			base = ph.p_vaddr & ~0xfffull;
 	return base == UINT64_MAX ? 0 : base;
 }
+
+int elf_symbols__fd(const struct elf_symbols *e)
+{
+	return e->fd;
+}

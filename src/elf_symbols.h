@@ -47,6 +47,8 @@ bool elf_symbols__is_text(struct elf_symbols *e, uint64_t vaddr);
 int elf_symbols__read_vaddr(struct elf_symbols *e, uint64_t vaddr, void *buf, size_t len);
 /* The GNU build-id as lowercase hex; -ENOENT if none. */
 int elf_symbols__build_id(struct elf_symbols *e, char *buf, size_t len);
+/* The open file, for readers of other parts of it (libdw); owned by e. */
+int elf_symbols__fd(const struct elf_symbols *e);
 /* The lowest PT_LOAD virtual address (page-aligned), for the load bias. */
 uint64_t elf_symbols__base_vaddr(struct elf_symbols *e);
 

@@ -235,6 +235,9 @@ int runtime_tokio__discover(struct elf_symbols *e, struct elf_symbols *syms,
 			err = add_poll(ret, e, ret->vtables[i].poll, NULL);
 	if (!err && (!ret->npolls || !ret->nvtables))
 		err = -ENOENT;
+	/* DWARF, where there is some, names every copy; the code names what is left. */
+	if (!err)
+		runtime_tokio__name_types_dwarf(syms ? syms : e, ret);
 	if (!err && !strcmp(ret->source, "symbols"))
 		err = runtime_tokio__name_types(e, syms ? syms : e, ret);
 	if (err)

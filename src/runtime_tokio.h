@@ -48,6 +48,8 @@ int runtime_tokio__find_vtables(struct elf_symbols *e, struct tokio_info *info);
  */
 int runtime_tokio__name_types(struct elf_symbols *code, struct elf_symbols *syms,
 			      struct tokio_info *info);
+/* Names every copy from DWARF in debug (its subprograms' names); -ENOENT if none named. */
+int runtime_tokio__name_types_dwarf(struct elf_symbols *debug, struct tokio_info *info);
 /* "T,S" of a demangled "core::ptr::drop_in_place<…tokio…::Cell<T,S>…>" (malloc'd), or NULL. */
 char *runtime_tokio__cell_from_helper(const char *demangled);
 /* A function outside tokio, std, core and alloc (by its demangled path). */

@@ -9,12 +9,16 @@
  * one of these". T is in every such set met on the way: intersect them. Futures of identical
  * code stay ambiguous unless T's own poll function, met on the way, picks one; then the name
  * lists them all ("A | B"), which is still true.
+ *
+ * With DWARF (a debug file, or a binary built with debug info) none of this is needed.
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <gelf.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <libiberty/demangle.h>
 #include "runtime_tokio.h"
 
@@ -391,4 +395,74 @@ out:
 	free(v);
 	free(fs.f);
 	return err;
+}
+
+/*
+ * DWARF names each poll copy's generic arguments outright: rustc gives the subprogram at its
+ * address the name "poll<app::serve::{async_fn_env#0}, alloc::sync::Arc<…>>".
+ */
+/* The name of the subprogram at addr under die (namespaces and types nest them), or NULL. */
+static const char *subprogram_at(Dwarf_Die *die, Dwarf_Addr addr, int depth)
+{
+	Dwarf_Attribute attr;
+	Dwarf_Addr lowpc;
+	const char *name = NULL;
+	Dwarf_Die child;
+	int tag;
+
+	if (depth > 32 || dwarf_child(die, &child))
+		return NULL;
+	do {
+		tag = dwarf_tag(&child);
+		if (tag == DW_TAG_subprogram) {
+			if (!dwarf_lowpc(&child, &lowpc) && lowpc == addr)
+				return dwarf_formstring(
+					dwarf_attr_integrate(&child, DW_AT_name, &attr));
+		} else if (tag == DW_TAG_namespace || tag == DW_TAG_structure_type ||
+			   tag == DW_TAG_union_type || tag == DW_TAG_enumeration_type) {
+			name = subprogram_at(&child, addr, depth + 1);
+		}
+	} while (!name && !dwarf_siblingof(&child, &child));
+	return name;
+}
+
+/*
+ * DWARF names each poll copy's generic arguments outright: rustc gives the subprogram at its
+ * address the name "poll<app::serve::{async_fn_env#0}, alloc::sync::Arc<…>>".
+ */
+int runtime_tokio__name_types_dwarf(struct elf_symbols *debug, struct tokio_info *info)
+{
+	Dwarf *dw = dwarf_begin(elf_symbols__fd(debug), DWARF_C_READ);
+	Dwarf_Off off = 0, next;
+	char *qualified, *type;
+	const char *name;
+	size_t hsize, i, named = 0;
+	Dwarf_Die cu;
+
+	if (!dw)
+		return -ENOENT;
+	/* rustc writes no .debug_aranges: ask each unit whether it covers a copy. */
+	for (; !dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL); off = next) {
+		if (!dwarf_offdie(dw, off + hsize, &cu))
+			continue;
+		for (i = 0; i < info->npolls; i++) {
+			if (info->polls[i].named || dwarf_haspc(&cu, info->polls[i].vaddr) != 1)
+				continue;
+			name = subprogram_at(&cu, info->polls[i].vaddr, 0);
+			type = NULL;
+			if (name && !strncmp(name, "poll<", 5) &&
+			    asprintf(&qualified, "tokio::runtime::task::raw::%s", name) >= 0) {
+				type = runtime_tokio__type_from_demangled(qualified);
+				free(qualified);
+			}
+			if (!type)
+				continue;
+			free(info->polls[i].type_name);
+			info->polls[i].type_name = type;
+			info->polls[i].named = true;
+			named++;
+		}
+	}
+	dwarf_end(dw);
+	return named ? 0 : -ENOENT;
 }
