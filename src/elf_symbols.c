@@ -202,6 +202,19 @@ bool elf_symbols__is_text(struct elf_symbols *e, uint64_t vaddr)
 	return false;
 }
 
+int elf_symbols__foreach_text(struct elf_symbols *e, elf_text_cb cb, void *ctx)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+	int ret = 0;
+
+	while (!ret && (scn = elf_nextscn(e->elf, scn)))
+		if (gelf_getshdr(scn, &sh) && (sh.sh_flags & SHF_EXECINSTR) &&
+		    sh.sh_type == SHT_PROGBITS)
+			ret = cb(sh.sh_addr, sh.sh_size, ctx);
+	return ret;
+}
+
 int elf_symbols__read_vaddr(struct elf_symbols *e, uint64_t vaddr, void *buf, size_t len)
 {
 	uint64_t offset;

@@ -41,6 +41,9 @@ int elf_symbols__foreach(struct elf_symbols *e, elf_sym_cb cb, void *ctx);
 /* Calls cb(r_offset, addend) for every R_X86_64_RELATIVE relocation, in file order. */
 typedef int (*elf_reloc_cb)(uint64_t offset, uint64_t addend, void *ctx);
 int elf_symbols__foreach_relative(struct elf_symbols *e, elf_reloc_cb cb, void *ctx);
+/* Calls cb(vaddr, size) for every executable section; a nonzero return stops the walk. */
+typedef int (*elf_text_cb)(uint64_t vaddr, uint64_t size, void *ctx);
+int elf_symbols__foreach_text(struct elf_symbols *e, elf_text_cb cb, void *ctx);
 /* True if vaddr lies in an executable section. */
 bool elf_symbols__is_text(struct elf_symbols *e, uint64_t vaddr);
 /* Reads len bytes at a virtual address (file-backed part only); 0 or -errno. */

@@ -345,19 +345,199 @@ static void name_copy(struct elf_symbols *code, const struct funcs *fs, uint64_t
 		free(w.user[i]);
 }
 
+/*
+ * Spawn sites, for copies whose code names nothing: a task's vtable is referenced (a
+ * RIP-relative lea) only where a task of its type is created, in code generic over the type
+ * (tokio 1.24: OwnedTasks<S>::bind<T>). Its callers, and theirs, lead up to the user function
+ * that spawned it. A function shared by several types, or merged with another, ends the climb.
+ */
+#define SPAWN_DEPTH 6
+#define SCAN_CHUNK (1u << 20)
+
+struct rung {
+	uint64_t vaddr; /* referenced: a vtable (first rung) or a function's first byte */
+	size_t poll;	/* whose */
+	bool shared;	/* reached from several copies */
+};
+
+struct climb {
+	struct elf_symbols *code;
+	const struct funcs *fs;
+	bool lea;	      /* the first rung: vtables, loaded by lea */
+	struct rung *at;      /* this rung, sorted by vaddr */
+	size_t nat;
+	struct rung *up;      /* the functions referencing it */
+	size_t nup, capup;
+	int err;
+};
+
+static int by_rung(const void *a, const void *b)
+{
+	const struct rung *x = a, *y = b;
+
+	return x->vaddr < y->vaddr ? -1 : x->vaddr > y->vaddr;
+}
+
+/* The function whose bytes hold vaddr (its first name), or NULL. */
+static const struct func *func_containing(const struct funcs *fs, uint64_t vaddr)
+{
+	size_t lo = 0, hi = fs->n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (fs->f[mid].vaddr <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	while (lo-- > 0)
+		if (vaddr < fs->f[lo].vaddr + fs->f[lo].size)
+			return func_at(fs, fs->f[lo].vaddr);
+		else if (fs->f[lo].vaddr + 0x100000 < vaddr)
+			break;
+	return NULL;
+}
+
+static void reference(struct climb *c, uint64_t from, uint64_t target)
+{
+	struct rung key = { .vaddr = target }, *r, *up;
+	const struct func *f;
+	size_t i;
+
+	r = bsearch(&key, c->at, c->nat, sizeof(key), by_rung);
+	f = r ? func_containing(c->fs, from) : NULL;
+	if (!f)
+		return;
+	for (i = 0; i < c->nup; i++)
+		if (c->up[i].vaddr == f->vaddr) {
+			c->up[i].shared |= c->up[i].poll != r->poll || r->shared;
+			return;
+		}
+	if (c->nup == c->capup) {
+		c->capup = c->capup ? 2 * c->capup : 64;
+		up = realloc(c->up, c->capup * sizeof(*up));
+		if (!up) {
+			c->err = -ENOMEM;
+			return;
+		}
+		c->up = up;
+	}
+	c->up[c->nup++] = (struct rung){ f->vaddr, r->poll, r->shared };
+}
+
+static int scan_text(uint64_t vaddr, uint64_t size, void *ctx)
+{
+	struct climb *c = ctx;
+	uint8_t *buf = malloc(SCAN_CHUNK + 8);
+	uint64_t at, len;
+	int32_t rel;
+	size_t i;
+
+	if (!buf)
+		return -ENOMEM;
+	/* Chunks overlap by 7 bytes: an instruction across a boundary is seen once. */
+	for (at = vaddr; at < vaddr + size && !c->err; at += SCAN_CHUNK) {
+		len = vaddr + size - at < SCAN_CHUNK + 7 ? vaddr + size - at : SCAN_CHUNK + 7;
+		if (elf_symbols__read_vaddr(c->code, at, buf, (size_t)len))
+			break;
+		for (i = 0; i + 7 <= len && i < SCAN_CHUNK; i++) {
+			if (c->lea && (buf[i] == 0x48 || buf[i] == 0x4c) && buf[i + 1] == 0x8d &&
+			    (buf[i + 2] & 0xc7) == 0x05) {
+				memcpy(&rel, buf + i + 3, 4);
+				reference(c, at + i, at + i + 7 + (int64_t)rel);
+			} else if (!c->lea && (buf[i] == 0xe8 || buf[i] == 0xe9)) {
+				memcpy(&rel, buf + i + 1, 4);
+				reference(c, at + i, at + i + 5 + (int64_t)rel);
+			}
+		}
+	}
+	free(buf);
+	return c->err;
+}
+
+/* One name, or "A | B" of a copy's distinct spawn sites: appended to *sites (malloc'd). */
+static void add_site(char **sites, const char *site)
+{
+	char *s;
+
+	if (*sites && strstr(*sites, site))
+		return;
+	if (asprintf(&s, "%s%s%s", *sites ? *sites : "", *sites ? " | " : "", site) < 0)
+		return;
+	free(*sites);
+	*sites = s;
+}
+
+static bool merged(const struct funcs *fs, const struct func *f)
+{
+	return f + 1 < fs->f + fs->n && f[1].vaddr == f->vaddr && strcmp(f[1].name, f->name);
+}
+
+static int spawn_sites(struct elf_symbols *code, const struct funcs *fs,
+		       const struct tokio_info *info, char **sites)
+{
+	struct climb c = { .code = code, .fs = fs, .lea = true };
+	const struct func *f;
+	size_t i, k, depth;
+	char *d;
+
+	c.at = calloc(info->nvtables + 1, sizeof(*c.at));
+	if (!c.at)
+		return -ENOMEM;
+	for (i = 0; i < info->nvtables; i++) {
+		for (k = 0; k < info->npolls && info->polls[k].vaddr != info->vtables[i].poll; k++)
+			;
+		if (k < info->npolls && !info->polls[k].named && !sites[k])
+			c.at[c.nat++] = (struct rung){ info->vtables[i].vaddr, k, false };
+	}
+	for (depth = 0; depth < SPAWN_DEPTH && c.nat && !c.err; depth++) {
+		qsort(c.at, c.nat, sizeof(*c.at), by_rung);
+		c.nup = 0;
+		c.err = elf_symbols__foreach_text(code, scan_text, &c);
+		/* Each function above: a user's is a spawn site; tokio's own is the next rung. */
+		for (i = 0, k = 0; i < c.nup && !c.err; i++) {
+			f = func_at(fs, c.up[i].vaddr);
+			if (merged(fs, f))
+				continue;
+			d = cplus_demangle(f->name, DMGL_PARAMS | DMGL_RUST);
+			/* A user function may spawn several types; tokio's shared code says
+			 * nothing of whose spawn its callers are. */
+			if (d && runtime_tokio__is_user_function(d))
+				add_site(&sites[c.up[i].poll], d);
+			else if (d && !c.up[i].shared)
+				c.up[k++] = c.up[i];
+			free(d);
+		}
+		free(c.at);
+		c.at = c.up;
+		c.nat = k;
+		c.up = NULL;
+		c.capup = 0;
+		c.lea = false;
+	}
+	free(c.at);
+	free(c.up);
+	return c.err;
+}
+
 int runtime_tokio__name_types(struct elf_symbols *code, struct elf_symbols *syms,
 			      struct tokio_info *info)
 {
 	struct funcs fs = { 0 };
 	struct verdict *v;
+	char **sites;
 	size_t i, k;
 	bool twice;
 	char *name;
 	int err;
 
 	v = calloc(info->npolls + 1, sizeof(*v));
-	if (!v)
+	sites = calloc(info->npolls + 1, sizeof(*sites));
+	if (!v || !sites) {
+		free(v);
+		free(sites);
 		return -ENOMEM;
+	}
 	err = elf_symbols__foreach(syms, collect, &fs);
 	if (err)
 		goto out;
@@ -385,13 +565,26 @@ int runtime_tokio__name_types(struct elf_symbols *code, struct elf_symbols *syms
 		if (name) {
 			free(info->polls[i].type_name);
 			info->polls[i].type_name = name;
+			info->polls[i].named = !v[i].one_of;
+			/* Named: no spawn site wanted (an empty one). */
+			sites[i] = strdup("");
 		}
+	}
+	/* What the code could not name at all is named by where it is spawned. */
+	err = spawn_sites(code, &fs, info, sites);
+	for (i = 0; i < info->npolls && !err; i++) {
+		if (!sites[i] || !*sites[i] || asprintf(&name, "spawned in %s", sites[i]) < 0)
+			continue;
+		free(info->polls[i].type_name);
+		info->polls[i].type_name = name;
 	}
 out:
 	for (i = 0; i < info->npolls; i++) {
 		free(v[i].cell);
 		free(v[i].one_of);
+		free(sites[i]);
 	}
+	free(sites);
 	free(v);
 	free(fs.f);
 	return err;

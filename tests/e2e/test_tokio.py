@@ -133,8 +133,10 @@ def check_summary(proc, records, summaries, rt):
 
 def check_type_names(variant, proc, records):
     """Each task's type is its future's type (std::any::type_name, printed by the target), or
-    honestly less: "A | B | …" (identical code; T is one of them) or the poll copy's hash."""
+    honestly less: "A | B | …" (identical code; T is one of them), "spawned in F" (a function
+    on the task's spawn path), or the poll copy's hash."""
     tasks = tasks_by_id(proc)
+    by_rec = {r["rec"]: r for r in records}
     exact = set()
     for rec in records:
         got = tasks[f"tokio:{rec['id']}"]["type"]
@@ -143,6 +145,15 @@ def check_type_names(variant, proc, records):
         got = got.replace("{closure#0}", "{{closure}}").replace("{async_fn_env#0}", "{{closure}}")
         if got == true:
             exact.add(true)
+        elif got.startswith("spawned in "):
+            # Inlining decides which function on the spawn path holds the spawn: any of them.
+            parent = by_rec.get(rec["parent_rec"])
+            path = {"tokio_target::spawn_rec_at", "tokio_target::spawn_rec",
+                    "tokio_target::root::{{closure}}",
+                    f"tokio_target::scen_{rec['scenario']}::{{{{closure}}}}",
+                    parent["future"] if parent else None}
+            sites = got[len("spawned in "):].split(" | ")
+            check(all(s in path for s in sites), f"{true} named {got!r}; spawn path {path}")
         elif " | " in got:
             alts = got.split(" | ")
             check(true in alts or alts[-1] == "…", f"{true} named {got!r}")
