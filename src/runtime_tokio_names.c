@@ -29,10 +29,14 @@
 #define MAX_FUNC_BYTES 16384
 /* Names listed in an ambiguous type name. */
 #define MAX_LISTED 3
+/* A function merged from more types than this says nothing worth its cost. */
+#define MAX_ALIASES 16
 
 struct func {
 	uint64_t vaddr, size;
 	const char *name;
+	char *demangled; /* computed once: thousands of copies meet the same helpers */
+	bool demangle_tried;
 };
 
 /* Function symbols by address; merged functions are runs of one address. */
@@ -67,7 +71,7 @@ static int by_vaddr(const void *a, const void *b)
 }
 
 /* The first of the names at vaddr, or NULL. */
-static const struct func *func_at(const struct funcs *fs, uint64_t vaddr)
+static struct func *func_at(struct funcs *fs, uint64_t vaddr)
 {
 	size_t lo = 0, hi = fs->n, mid;
 
@@ -79,6 +83,16 @@ static const struct func *func_at(const struct funcs *fs, uint64_t vaddr)
 			hi = mid;
 	}
 	return lo < fs->n && fs->f[lo].vaddr == vaddr ? &fs->f[lo] : NULL;
+}
+
+/* The demangled name (NULL if it does not demangle). */
+static const char *demangled(struct func *f)
+{
+	if (!f->demangle_tried) {
+		f->demangle_tried = true;
+		f->demangled = cplus_demangle(f->name, DMGL_PARAMS | DMGL_RUST);
+	}
+	return f->demangled;
 }
 
 static bool has_prefix(const char *s, const char *const *prefixes)
@@ -143,13 +157,13 @@ bool runtime_tokio__is_user_function(const char *demangled)
 
 struct walk {
 	struct elf_symbols *code;
-	const struct funcs *fs;
+	struct funcs *fs;
 	uint64_t queue[MAX_VISITED]; /* functions to visit, breadth first; also the visited set */
 	size_t n;
 	char **cands;		     /* T is one of these (NULL: nothing known yet) */
 	size_t ncands;
 	bool no_cands;		     /* the sets met had nothing in common */
-	char *user[MAX_VISITED];     /* user functions called, in the order met */
+	const char *user[MAX_VISITED]; /* user functions called, in the order met */
 	size_t nuser;
 };
 
@@ -198,24 +212,30 @@ static void intersect(struct walk *w, char **types, size_t n)
 }
 
 /* The call target at vaddr: T candidates from its names, a user function, or one to follow. */
-static void callee(struct walk *w, const struct func *g)
+static void callee(struct walk *w, struct func *g)
 {
-	const struct func *end = w->fs->f + w->fs->n, *h;
-	char **types = NULL, **more, *d, *t;
-	size_t n = 0;
+	struct func *end = w->fs->f + w->fs->n, *h;
+	char **types = NULL, **more, *t;
+	const char *d;
+	size_t n = 0, i;
 
+	for (h = g; h < end && h->vaddr == g->vaddr; h++)
+		;
+	if (h - g > MAX_ALIASES)
+		return;
 	for (h = g; h < end && h->vaddr == g->vaddr; h++) {
-		d = cplus_demangle(h->name, DMGL_PARAMS | DMGL_RUST);
+		d = demangled(h);
 		if (!d)
 			continue;
 		t = runtime_tokio__cell_from_helper(d);
 		if (h == g && !t) {
+			for (i = 0; i < w->nuser && strcmp(w->user[i], d); i++)
+				;
 			if (!runtime_tokio__is_user_function(d))
 				enqueue(w, g->vaddr);
-			else if (w->nuser < MAX_VISITED && !in_list(w->user, w->nuser, d))
-				w->user[w->nuser++] = d, d = NULL;
+			else if (i == w->nuser && w->nuser < MAX_VISITED)
+				w->user[w->nuser++] = d;
 		}
-		free(d);
 		if (!t || in_list(types, n, t)) {
 			free(t);
 			continue;
@@ -234,11 +254,11 @@ static void callee(struct walk *w, const struct func *g)
 		free(types);
 }
 
-static void visit(struct walk *w, const struct func *f)
+static void visit(struct walk *w, struct func *f)
 {
 	uint8_t buf[MAX_FUNC_BYTES];
 	size_t len = f->size < sizeof(buf) ? f->size : sizeof(buf), i;
-	const struct func *g;
+	struct func *g;
 	int32_t rel;
 
 	if (elf_symbols__read_vaddr(w->code, f->vaddr, buf, len))
@@ -323,12 +343,12 @@ static void decide(struct walk *w, struct verdict *ret)
 	}
 }
 
-static void name_copy(struct elf_symbols *code, const struct funcs *fs, uint64_t poll,
+static void name_copy(struct elf_symbols *code, struct funcs *fs, uint64_t poll,
 		      struct verdict *ret)
 {
 	struct walk w = { .code = code, .fs = fs };
 	size_t head = 0, level_end, depth, i;
-	const struct func *f;
+	struct func *f;
 
 	enqueue(&w, poll);
 	for (depth = 0; depth < MAX_DEPTH; depth++)
@@ -341,28 +361,28 @@ static void name_copy(struct elf_symbols *code, const struct funcs *fs, uint64_t
 	for (i = 0; i < w.ncands; i++)
 		free(w.cands[i]);
 	free(w.cands);
-	for (i = 0; i < w.nuser; i++)
-		free(w.user[i]);
 }
 
 /*
  * Spawn sites, for copies whose code names nothing: a task's vtable is referenced (a
  * RIP-relative lea) only where a task of its type is created, in code generic over the type
  * (tokio 1.24: OwnedTasks<S>::bind<T>). Its callers, and theirs, lead up to the user function
- * that spawned it. A function shared by several types, or merged with another, ends the climb.
+ * that spawned it. A function merged with another, or reached from more than two copies, ends
+ * the climb: one future has a copy per scheduler, and tokio's spawn code is generic over the
+ * future, not the scheduler (Handle::spawn<T> reaches both), so two copies may share it.
  */
 #define SPAWN_DEPTH 6
 #define SCAN_CHUNK (1u << 20)
 
 struct rung {
-	uint64_t vaddr; /* referenced: a vtable (first rung) or a function's first byte */
-	size_t poll;	/* whose */
-	bool shared;	/* reached from several copies */
+	uint64_t vaddr;	 /* referenced: a vtable (first rung) or a function's first byte */
+	size_t polls[2]; /* whose: one copy, or the same twice, or one per scheduler */
+	bool shared;	 /* reached from more copies */
 };
 
 struct climb {
 	struct elf_symbols *code;
-	const struct funcs *fs;
+	struct funcs *fs;
 	bool lea;	      /* the first rung: vtables, loaded by lea */
 	struct rung *at;      /* this rung, sorted by vaddr */
 	size_t nat;
@@ -379,7 +399,7 @@ static int by_rung(const void *a, const void *b)
 }
 
 /* The function whose bytes hold vaddr (its first name), or NULL. */
-static const struct func *func_containing(const struct funcs *fs, uint64_t vaddr)
+static struct func *func_containing(struct funcs *fs, uint64_t vaddr)
 {
 	size_t lo = 0, hi = fs->n, mid;
 
@@ -398,21 +418,31 @@ static const struct func *func_containing(const struct funcs *fs, uint64_t vaddr
 	return NULL;
 }
 
+static void add_poll_to(struct rung *r, size_t poll)
+{
+	if (poll == r->polls[0] || poll == r->polls[1])
+		return;
+	if (r->polls[0] == r->polls[1])
+		r->polls[1] = poll;
+	else
+		r->shared = true;
+}
+
 static void reference(struct climb *c, uint64_t from, uint64_t target)
 {
 	struct rung key = { .vaddr = target }, *r, *up;
-	const struct func *f;
+	struct func *f;
 	size_t i;
 
 	r = bsearch(&key, c->at, c->nat, sizeof(key), by_rung);
 	f = r ? func_containing(c->fs, from) : NULL;
 	if (!f)
 		return;
+	/* One entry per function and rung: a user function may spawn many types. */
 	for (i = 0; i < c->nup; i++)
-		if (c->up[i].vaddr == f->vaddr) {
-			c->up[i].shared |= c->up[i].poll != r->poll || r->shared;
+		if (c->up[i].vaddr == f->vaddr && c->up[i].polls[0] == r->polls[0] &&
+		    c->up[i].polls[1] == r->polls[1])
 			return;
-		}
 	if (c->nup == c->capup) {
 		c->capup = c->capup ? 2 * c->capup : 64;
 		up = realloc(c->up, c->capup * sizeof(*up));
@@ -422,7 +452,7 @@ static void reference(struct climb *c, uint64_t from, uint64_t target)
 		}
 		c->up = up;
 	}
-	c->up[c->nup++] = (struct rung){ f->vaddr, r->poll, r->shared };
+	c->up[c->nup++] = (struct rung){ f->vaddr, { r->polls[0], r->polls[1] }, false };
 }
 
 static int scan_text(uint64_t vaddr, uint64_t size, void *ctx)
@@ -468,18 +498,18 @@ static void add_site(char **sites, const char *site)
 	*sites = s;
 }
 
-static bool merged(const struct funcs *fs, const struct func *f)
+static bool merged(struct funcs *fs, struct func *f)
 {
 	return f + 1 < fs->f + fs->n && f[1].vaddr == f->vaddr && strcmp(f[1].name, f->name);
 }
 
-static int spawn_sites(struct elf_symbols *code, const struct funcs *fs,
+static int spawn_sites(struct elf_symbols *code, struct funcs *fs,
 		       const struct tokio_info *info, char **sites)
 {
 	struct climb c = { .code = code, .fs = fs, .lea = true };
-	const struct func *f;
-	size_t i, k, depth;
-	char *d;
+	struct func *f;
+	size_t i, j, k, depth;
+	const char *d;
 
 	c.at = calloc(info->nvtables + 1, sizeof(*c.at));
 	if (!c.at)
@@ -488,25 +518,29 @@ static int spawn_sites(struct elf_symbols *code, const struct funcs *fs,
 		for (k = 0; k < info->npolls && info->polls[k].vaddr != info->vtables[i].poll; k++)
 			;
 		if (k < info->npolls && !info->polls[k].named && !sites[k])
-			c.at[c.nat++] = (struct rung){ info->vtables[i].vaddr, k, false };
+			c.at[c.nat++] = (struct rung){ info->vtables[i].vaddr, { k, k }, false };
 	}
 	for (depth = 0; depth < SPAWN_DEPTH && c.nat && !c.err; depth++) {
 		qsort(c.at, c.nat, sizeof(*c.at), by_rung);
 		c.nup = 0;
 		c.err = elf_symbols__foreach_text(code, scan_text, &c);
 		/* Each function above: a user's is a spawn site; tokio's own is the next rung. */
-		for (i = 0, k = 0; i < c.nup && !c.err; i++) {
+		/* A user function is the spawn site of each rung's copies. Tokio's own is the next
+		 * rung if all that reach it are at most two copies (one future, two schedulers). */
+		qsort(c.up, c.nup, sizeof(*c.up), by_rung);
+		for (i = 0, k = 0; i < c.nup && !c.err; i = j) {
 			f = func_at(fs, c.up[i].vaddr);
-			if (merged(fs, f))
-				continue;
-			d = cplus_demangle(f->name, DMGL_PARAMS | DMGL_RUST);
-			/* A user function may spawn several types; tokio's shared code says
-			 * nothing of whose spawn its callers are. */
-			if (d && runtime_tokio__is_user_function(d))
-				add_site(&sites[c.up[i].poll], d);
-			else if (d && !c.up[i].shared)
+			d = merged(fs, f) ? NULL : demangled(f);
+			for (j = i; j < c.nup && c.up[j].vaddr == c.up[i].vaddr; j++)
+				if (d && runtime_tokio__is_user_function(d)) {
+					add_site(&sites[c.up[j].polls[0]], d);
+					add_site(&sites[c.up[j].polls[1]], d);
+				} else if (j > i) {
+					add_poll_to(&c.up[i], c.up[j].polls[0]);
+					add_poll_to(&c.up[i], c.up[j].polls[1]);
+				}
+			if (d && !runtime_tokio__is_user_function(d) && !c.up[i].shared)
 				c.up[k++] = c.up[i];
-			free(d);
 		}
 		free(c.at);
 		c.at = c.up;
@@ -586,6 +620,8 @@ out:
 	}
 	free(sites);
 	free(v);
+	for (i = 0; i < fs.n; i++)
+		free(fs.f[i].demangled);
 	free(fs.f);
 	return err;
 }
