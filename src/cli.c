@@ -22,6 +22,7 @@ enum {
 	OPT_MAX_TASKS,
 	OPT_MAX_ENDED_TASKS,
 	OPT_MAX_TYPES,
+	OPT_USER,
 	OPT_MAX_TASK_TYPES,
 	OPT_STUCK_AFTER,
 	OPT_RUNTIME,
@@ -65,6 +66,9 @@ static const struct argp_option options[] = {
 	  "(default 10000)", 0 },
 	{ "max-task-types", OPT_MAX_TASK_TYPES, "N", 0,
 	  "task_type label values per runtime in metrics; the rest are \"other\" (default 50)", 0 },
+	{ "user", OPT_USER, "NAME", 0,
+	  "Once attached, become this user (the report's and textfile's directories must be "
+	  "writable by it); default: stay uid 0 without capabilities", 0 },
 	{ "no-uprobe-multi", OPT_NO_UPROBE_MULTI, NULL, 0,
 	  "Attach one perf-event link per probe instead of one uprobe_multi link per program "
 	  "(kernels before 6.6 fall back to this by themselves)", 0 },
@@ -195,6 +199,9 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		if (!*arg)
 			return fail(state, "invalid --textfile '': expected a file name");
 		o->textfile = arg;
+		break;
+	case OPT_USER:
+		o->user = arg;
 		break;
 	case OPT_DEBUG_DIR:
 		if (!*arg)

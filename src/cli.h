@@ -28,6 +28,7 @@ struct cli_options {
 	const char *listen;	 /* [ADDR:]PORT for /metrics, NULL = off */
 	const char *textfile;	 /* metrics file for node_exporter, NULL = off */
 	const char *debug_dir;	 /* build-id debug files; NULL = the target's /usr/lib/debug */
+	const char *user;	 /* become this user once attached; NULL = stay uid 0 */
 	bool no_uprobe_multi;	 /* one perf-event link per probe */
 	int verbose;
 };

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -95,7 +97,7 @@ static uint64_t now_ns(void)
 }
 
 /* Names the capabilities memscoped lacks into buf; returns how many are missing. */
-static int missing_capabilities(char *buf, size_t len)
+static int missing_capabilities(bool switch_user, char *buf, size_t len)
 {
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[2] = { 0 };
@@ -106,6 +108,8 @@ static int missing_capabilities(char *buf, size_t len)
 		{ CAP_BPF, "CAP_BPF" },
 		{ CAP_PERFMON, "CAP_PERFMON" },
 		{ CAP_SYS_PTRACE, "CAP_SYS_PTRACE" },
+		{ CAP_SETUID, "CAP_SETUID" }, /* --user only, as the next */
+		{ CAP_SETGID, "CAP_SETGID" },
 	};
 	size_t i, off = 0;
 	int missing = 0;
@@ -118,8 +122,11 @@ static int missing_capabilities(char *buf, size_t len)
 	for (i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
 		int c = needed[i].cap;
 
+		if ((c == CAP_SETUID || c == CAP_SETGID) && !switch_user)
+			continue;
 		/* The kernel accepts CAP_SYS_ADMIN for BPF and perf events. */
-		if ((data[c / 32].effective & (1u << (c % 32))) || (admin && c != CAP_SYS_PTRACE))
+		if ((data[c / 32].effective & (1u << (c % 32))) ||
+		    (admin && (c == CAP_BPF || c == CAP_PERFMON)))
 			continue;
 		off += snprintf(buf + off, len - off, "%s%s", missing ? ", " : "", needed[i].name);
 		missing++;
@@ -135,8 +142,20 @@ static int missing_capabilities(char *buf, size_t len)
  * or report path cannot act as root. Output files are still written as uid 0 without
  * CAP_DAC_OVERRIDE, so only where root may write by plain permissions.
  */
-/* Drops every capability not in keep (a mask of 1 << CAP_*) from every set, for good. */
-static int drop_capabilities(uint64_t keep)
+/* Becomes user (--user) for good: groups, gid, uid. Needs CAP_SETUID and CAP_SETGID. */
+static int become(const struct passwd *user)
+{
+	if (setgroups(1, &user->pw_gid) || setresgid(user->pw_gid, user->pw_gid, user->pw_gid) ||
+	    setresuid(user->pw_uid, user->pw_uid, user->pw_uid))
+		return -errno;
+	return 0;
+}
+
+/*
+ * Drops every capability not in keep (a mask of 1 << CAP_*) from every set, for good, and
+ * becomes user if not NULL (-EPERM if that fails).
+ */
+static int drop_capabilities(uint64_t keep, const struct passwd *user)
 {
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[2] = { 0 };
@@ -148,6 +167,10 @@ static int drop_capabilities(uint64_t keep)
 		if (!(keep & (1ull << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) &&
 		    errno != EINVAL)
 			return -errno;
+	/* The bounding set goes first: dropping it needs CAP_SETPCAP, which the uid change
+	 * takes away along with the rest. */
+	if (user && become(user))
+		return -EPERM;
 	if (keep && syscall(SYS_capget, &hdr, data))
 		return -errno;
 	data[0].effective &= (uint32_t)keep;
@@ -193,49 +216,67 @@ static int check_target(int pid)
 	return 0;
 }
 
-/* Fails early, before attaching, if an output file cannot be written; creates nothing. */
-static int check_writable(const char *path, const char *what)
+/* 0, or -errno if path cannot be written (as PATH.tmp renamed over it); creates nothing. */
+static int writable(const char *path)
 {
 	char dir[PATH_MAX], *slash;
-	int fd, err = 0;
+	int fd;
 
-	if (!path || !strcmp(path, "-"))
-		return 0;
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		close(fd);
 		return 0;
 	}
-	if (errno != ENOENT) {
+	if (errno != ENOENT)
+		return -errno;
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	return access(slash ? dir : ".", W_OK | X_OK) ? -errno : 0;
+}
+
+/*
+ * Fails early, before attaching, if an output file cannot be written, by whoever will write
+ * it (--user: checked in a child that becomes that user). Creates nothing.
+ */
+static int check_writable(const char *path, const char *what, const struct passwd *user)
+{
+	int err, status;
+	pid_t child;
+
+	if (!path || !strcmp(path, "-"))
+		return 0;
+	if (!user) {
+		err = writable(path);
+	} else if ((child = fork()) == 0) {
+		err = become(user);
+		_exit(-(err ? err : writable(path)));
+	} else if (child < 0 || waitpid(child, &status, 0) < 0) {
 		err = -errno;
 	} else {
-		/* Written as PATH.tmp, then renamed: the directory must take new files. */
-		snprintf(dir, sizeof(dir), "%s", path);
-		slash = strrchr(dir, '/');
-		if (slash)
-			*(slash == dir ? slash + 1 : slash) = '\0';
-		if (access(slash ? dir : ".", W_OK | X_OK))
-			err = -errno;
+		err = WIFEXITED(status) ? -WEXITSTATUS(status) : -EIO;
 	}
 	if (err)
-		log_err("cannot write %s '%s': %s", what, path, strerror(-err));
+		log_err("cannot write %s '%s'%s%s: %s", what, path, user ? " as user " : "",
+			user ? user->pw_name : "", strerror(-err));
 	return err;
 }
 
 /* Readers never see a partial file: write a temporary one beside it, then rename. */
-static int write_file_atomically(const char *path, const char *data, size_t len)
+static int write_atomically(const char *path, int (*write_to)(FILE *f, const void *ctx),
+			    const void *ctx)
 {
 	char tmp[PATH_MAX];
 	FILE *f;
-	int err = 0;
+	int err;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return -(errno = ENAMETOOLONG);
 	f = fopen(tmp, "we");
 	if (!f)
 		return -errno;
-	if (fwrite(data, 1, len, f) != len)
-		err = -EIO;
+	err = write_to(f, ctx);
 	if (fclose(f) && !err)
 		err = -errno;
 	if (!err && rename(tmp, path))
@@ -247,23 +288,31 @@ static int write_file_atomically(const char *path, const char *data, size_t len)
 	return err;
 }
 
+struct text {
+	const char *data;
+	size_t len;
+};
+
+static int write_text(FILE *f, const void *ctx)
+{
+	const struct text *t = ctx;
+
+	return fwrite(t->data, 1, t->len, f) == t->len ? 0 : -EIO;
+}
+
+static int write_report_json(FILE *f, const void *ctx)
+{
+	return report_json__write(f, ctx);
+}
+
+/* Streamed to PATH.tmp: the report is never whole in memory. */
 static int write_json_report(const char *path, const struct report_input *in)
 {
-	char *data = NULL;
-	size_t len = 0;
-	FILE *f;
 	int err;
 
 	if (!strcmp(path, "-"))
 		return report_json__write(stdout, in);
-	f = open_memstream(&data, &len);
-	if (!f)
-		return -ENOMEM;
-	err = report_json__write(f, in);
-	fclose(f);
-	if (!err)
-		err = write_file_atomically(path, data, len);
-	free(data);
+	err = write_atomically(path, write_report_json, in);
 	if (err)
 		log_err("cannot write report '%s': %s", path, strerror(-err));
 	return err;
@@ -712,7 +761,7 @@ static void watch_libraries(struct daemon *d, pid_t daemon_pid)
 	struct process *p;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != daemon_pid || !seen || !pidfds || drop_capabilities(WATCH_CAPS))
+	if (getppid() != daemon_pid || !seen || !pidfds || drop_capabilities(WATCH_CAPS, NULL))
 		_exit(1);
 	verbose = false; /* every second: only what it attaches is news */
 	for (i = 0; i < n; i++) {
@@ -880,7 +929,8 @@ static void publish_metrics(struct daemon *d, bool textfile)
 	text = prom_text__data(d->metrics, &len);
 	if (d->http)
 		http_server__publish(d->http, text, len);
-	if (textfile && d->opts.textfile && write_file_atomically(d->opts.textfile, text, len))
+	if (textfile && d->opts.textfile &&
+	    write_atomically(d->opts.textfile, write_text, &(struct text){ text, len }))
 		log_err("cannot write metrics to '%s': %s, ignoring", d->opts.textfile,
 			strerror(errno));
 }
@@ -992,6 +1042,7 @@ int main(int argc, char **argv)
 	struct daemon d = { .watch_fd = -1 };
 	struct process_limits limits;
 	struct cli_options *o = &d.opts;
+	struct passwd user = { 0 }, *pw;
 	char msg[512];
 	size_t i, j;
 	int err;
@@ -1013,11 +1064,21 @@ int main(int argc, char **argv)
 				log_err("pid %d given twice", o->pids[i]);
 				return EXIT_USAGE;
 			}
-	if (missing_capabilities(msg, sizeof(msg))) {
+	if (o->user) {
+		pw = getpwnam(o->user);
+		if (!pw) {
+			log_err("invalid --user '%s': no such user", o->user);
+			return EXIT_USAGE;
+		}
+		user = *pw;
+		user.pw_name = (char *)o->user;
+	}
+	if (missing_capabilities(o->user, msg, sizeof(msg))) {
 		log_err("missing capabilities: %s (run as root)", msg);
 		return 1;
 	}
-	if (check_writable(o->report, "report") || check_writable(o->textfile, "textfile"))
+	if (check_writable(o->report, "report", o->user ? &user : NULL) ||
+	    check_writable(o->textfile, "textfile", o->user ? &user : NULL))
 		return 1;
 	for (i = 0; i < o->npids; i++)
 		if (check_target(o->pids[i]))
@@ -1078,11 +1139,17 @@ int main(int argc, char **argv)
 		process_table__at(d.decoder.procs, i)->start_ns = d.start;
 	scan_tasks(&d);
 	watch_start(&d);
-	err = drop_capabilities(0);
+	err = drop_capabilities(0, o->user ? &user : NULL);
+	if (err == -EPERM && o->user) {
+		log_err("cannot become user '%s': %s", o->user, strerror(-err));
+		err = 1;
+		goto cleanup;
+	}
 	if (err)
 		log_err("cannot drop capabilities: %s, ignoring", strerror(-err));
 	else if (verbose)
-		log_err("dropped all capabilities");
+		log_err("dropped all capabilities%s%s", o->user ? ", now user " : "",
+			o->user ? o->user : "");
 	run(&d);
 
 	/* Detach first so a flood of events cannot delay the exit, then take what is left. */

@@ -527,7 +527,8 @@ static int spawn_sites(struct elf_symbols *code, struct funcs *fs,
 		/* Each function above: a user's is a spawn site; tokio's own is the next rung. */
 		/* A user function is the spawn site of each rung's copies. Tokio's own is the next
 		 * rung if all that reach it are at most two copies (one future, two schedulers). */
-		qsort(c.up, c.nup, sizeof(*c.up), by_rung);
+		if (c.nup > 1)
+			qsort(c.up, c.nup, sizeof(*c.up), by_rung);
 		for (i = 0, k = 0; i < c.nup && !c.err; i = j) {
 			f = func_at(fs, c.up[i].vaddr);
 			d = merged(fs, f) ? NULL : demangled(f);

@@ -81,6 +81,8 @@ class Memscoped:
     def __init__(self, pids, *args, wait_attached=True):
         self.dir = tempfile.TemporaryDirectory(prefix="memscoped-e2e-")
         self.report = os.path.join(self.dir.name, "report.json")
+        if "--user" in args:  # the report is written by that user
+            os.chmod(self.dir.name, 0o777)
         self.errpath = os.path.join(self.dir.name, "stderr")
         argv = [MEMSCOPED, "-r", self.report]
         for p in pids:

@@ -162,3 +162,11 @@ def test_damaged_elf_files_in_the_targets_maps():
     check("Sanitizer" not in err and "Sanitizer" not in err2, f"sanitizer report: {err}{err2}")
     check_eq(code, 1, f"--runtime tokio exit status ({err2!r})")
     check("no tokio in" in err2, f"stderr {err2!r}")
+
+
+def test_user_that_does_not_exist_or_cannot_write_the_report():
+    expect_error(["-p", "1", "--user", "no-such-user-here"], 2,
+                 "invalid --user 'no-such-user-here': no such user")
+    with tempfile.TemporaryDirectory() as d:  # root's, mode 0700
+        expect_error(["-p", "1", "--user", "nobody", "-r", os.path.join(d, "r.json")], 1,
+                     "as user nobody: Permission denied")

@@ -1,5 +1,6 @@
 """Allocation tracking against targets with known ground truth."""
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -254,4 +255,28 @@ def test_libc_deleted_since_the_target_loaded_it():
     finally:
         target.stop()
     check(f"allocator in '{d}/libc.so.6 (deleted)'" in err, f"stderr {err!r}")
+    check_threads_exact(process_of(report, target.pid), truth)
+
+
+def test_user_switches_to_an_unprivileged_user_once_attached():
+    nobody = pwd.getpwnam("nobody")
+    target = Target([target_path("alloc_pattern"), "2"])
+    try:
+        ms = Memscoped([target.pid], "--user", "nobody", "-v")
+        for _ in range(100):
+            with open(f"/proc/{ms.proc.pid}/status") as f:
+                status = dict(line.split(":\t", 1) for line in f if ":\t" in line)
+            if status["Uid"].split()[0] == str(nobody.pw_uid):
+                break
+            time.sleep(0.02)
+        truth = target.go()
+        report, _, err = ms.stop()
+    finally:
+        target.stop()
+    check_eq(status["Uid"].split(), [str(nobody.pw_uid)] * 4, "uids")
+    check_eq(status["Gid"].split(), [str(nobody.pw_gid)] * 4, "gids")
+    check_eq(status["Groups"].split(), [str(nobody.pw_gid)], "groups")
+    check_eq(int(status["CapEff"], 16) | int(status["CapPrm"], 16), 0, "capabilities")
+    check("now user nobody" in err, f"not said with -v: {err!r}")
+    # Still working as nobody: every figure exact, the report written.
     check_threads_exact(process_of(report, target.pid), truth)
