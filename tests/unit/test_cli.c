@@ -58,7 +58,7 @@ static void test_cli_long_options(void **state)
 	assert_int_equal(parse(&o, "--pid", "1", "--pid=2", "--duration", "2.5", "--report",
 			       "out.json", "--interval=0.5", "--ring-size", "4096",
 			       "--max-allocations", "5", "--max-threads=7", "--no-uprobe-multi",
-			       "--verbose"),
+			       "--verbose", "--user", "nobody", "--max-types", "12"),
 			 0);
 	assert_int_equal(o.npids, 2);
 	assert_int_equal(o.pids[0], 1);
@@ -71,6 +71,8 @@ static void test_cli_long_options(void **state)
 	assert_int_equal(o.max_threads, 7);
 	assert_true(o.no_uprobe_multi);
 	assert_int_equal(o.verbose, 1);
+	assert_string_equal(o.user, "nobody");
+	assert_int_equal(o.max_types, 12);
 }
 
 static void test_cli_short_options(void **state)
