@@ -37,6 +37,9 @@
 #ifndef CAP_PERFMON
 #define CAP_PERFMON 38
 #endif
+#ifndef CAP_CHECKPOINT_RESTORE
+#define CAP_CHECKPOINT_RESTORE 40
+#endif
 #ifndef CAP_BPF
 #define CAP_BPF 39
 #endif
@@ -721,7 +724,8 @@ struct watch_msg {
  * CAP_CHECKPOINT_RESTORE opens /proc/PID/map_files. */
 #define WATCH_CAPS                                                                           \
 	((1ull << CAP_BPF) | (1ull << CAP_PERFMON) | (1ull << CAP_SYS_PTRACE) |              \
-	 (1ull << CAP_SYS_ADMIN) | (1ull << CAP_DAC_READ_SEARCH) | (1ull << 40))
+	 (1ull << CAP_SYS_ADMIN) | (1ull << CAP_DAC_READ_SEARCH) |                            \
+	 (1ull << CAP_CHECKPOINT_RESTORE))
 
 /* One runtime in one target: attached when a library of its name appears in the maps. */
 static void watch_runtime(struct daemon *d, struct process *p, enum watch_runtime runtime,
