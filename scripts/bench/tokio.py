@@ -291,6 +291,7 @@ def strace_calls(path):
     with open(path) as f:
         for line in f:
             pid, _, rest = line.rstrip("\n").partition(" ")
+            rest = rest.lstrip()  # strace pads short pids: "4615  bpf(...)"
             if rest.endswith("<unfinished ...>"):
                 pending[pid] = rest[: -len("<unfinished ...>")]
             elif rest.startswith("<... ") and pid in pending:
