@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <linux/bpf.h>
 #include <bpf/libbpf.h>
+#include "array.h"
 #include "attach.h"
 #include "fd_pass.h"
 
@@ -30,20 +31,6 @@ struct uprobe_multi_attr {
 };
 
 #define UPROBE_MULTI_RETURN 1u
-
-static int grow(void **arr, size_t *cap, size_t n, size_t size)
-{
-	void *p;
-
-	if (n < *cap)
-		return 0;
-	p = realloc(*arr, (*cap ? *cap * 2 : 16) * size);
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	*cap = *cap ? *cap * 2 : 16;
-	return 0;
-}
 
 /*
  * BPF_LINK_CREATE in a short-lived child, which passes the link back over a socket. A SIGKILL
@@ -91,7 +78,7 @@ static int attach_multi(struct bpf_program *prog, int pid, const char *path,
 	struct uprobe_multi_attr attr;
 	int fd;
 
-	if (grow((void **)&a->fds, &a->fds_cap, a->nfds, sizeof(*a->fds)))
+	if (array__grow((void **)&a->fds, &a->fds_cap, a->nfds, sizeof(*a->fds), 16))
 		return -ENOMEM;
 	memset(&attr, 0, sizeof(attr));
 	attr.prog_fd = (uint32_t)bpf_program__fd(prog);
@@ -118,7 +105,7 @@ static int attach_single(struct bpf_program *prog, int pid, const char *path, ui
 	struct bpf_link *link;
 	int err;
 
-	err = grow((void **)&a->links, &a->cap, a->nlinks, sizeof(*a->links));
+	err = array__grow((void **)&a->links, &a->cap, a->nlinks, sizeof(*a->links), 16);
 	if (err)
 		return err;
 	link = bpf_program__attach_uprobe_opts(prog, pid, path, offset, &opts);
@@ -222,7 +209,7 @@ int attach__fds(struct attachment *a, int *fds, size_t max)
 
 int attach__adopt(struct attachment *a, int fd)
 {
-	if (grow((void **)&a->fds, &a->fds_cap, a->nfds, sizeof(*a->fds)))
+	if (array__grow((void **)&a->fds, &a->fds_cap, a->nfds, sizeof(*a->fds), 16))
 		return -ENOMEM;
 	a->fds[a->nfds++] = fd;
 	return 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <libiberty/demangle.h>
 #include "memscoped/events.h"
+#include "array.h"
 #include "proc.h"
 #include "process_table.h"
 #include "runtime_tokio.h"
@@ -28,28 +29,30 @@ void runtime_tokio__clear(struct tokio_info *info)
 	memset(info, 0, sizeof(*info));
 }
 
-char *runtime_tokio__type_from_demangled(const char *d)
+char *runtime_tokio__first_argument(const char *p)
 {
-	const char *p = strstr(d, "raw::poll::<"), *q;
+	const char *q;
 	int depth = 0;
 
-	if (!p)
-		p = strstr(d, "raw::poll<");
-	if (!p)
-		return NULL;
-	p = strchr(p, '<') + 1;
-	/* The first generic argument ends at the ',' or '>' of depth 0. */
+	/* It ends at the ',' or '>' of depth 0. */
 	for (q = p; *q; q++) {
 		if (*q == '<' || *q == '(' || *q == '[')
 			depth++;
 		else if (*q == '>' || *q == ')' || *q == ']')
 			depth--;
 		if (depth < 0 || (depth == 0 && *q == ','))
-			break;
+			return q == p ? NULL : strndup(p, (size_t)(q - p));
 	}
-	if (q == p || !*q)
-		return NULL;
-	return strndup(p, (size_t)(q - p));
+	return NULL;
+}
+
+char *runtime_tokio__type_from_demangled(const char *d)
+{
+	const char *p = strstr(d, "raw::poll::<");
+
+	if (!p)
+		p = strstr(d, "raw::poll<");
+	return p ? runtime_tokio__first_argument(strchr(p, '<') + 1) : NULL;
 }
 
 static bool is_poll_symbol(const char *name)
@@ -140,15 +143,9 @@ struct reloc_list {
 static int collect(uint64_t offset, uint64_t addend, void *ctx)
 {
 	struct reloc_list *l = ctx;
-	struct reloc *r;
 
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 1024;
-		r = realloc(l->r, l->cap * sizeof(*r));
-		if (!r)
-			return -ENOMEM;
-		l->r = r;
-	}
+	if (array__grow((void **)&l->r, &l->cap, l->n, sizeof(*l->r), 1024))
+		return -ENOMEM;
 	l->r[l->n].offset = offset;
 	l->r[l->n++].addend = addend;
 	return 0;

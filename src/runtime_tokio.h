@@ -54,6 +54,8 @@ int runtime_tokio__name_types_dwarf(struct elf_symbols *debug, struct tokio_info
 char *runtime_tokio__cell_from_helper(const char *demangled);
 /* A function outside tokio, std, core and alloc (by its demangled path). */
 bool runtime_tokio__is_user_function(const char *demangled);
+/* The first generic argument at p (just past a '<'), malloc'd; NULL if unbalanced. */
+char *runtime_tokio__first_argument(const char *p);
 /* The future type of a demangled poll copy: "tokio::...::poll::<T, S>" gives T (malloc'd). */
 char *runtime_tokio__type_from_demangled(const char *demangled);
 

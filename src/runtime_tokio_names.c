@@ -20,6 +20,7 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <libiberty/demangle.h>
+#include "array.h"
 #include "runtime_tokio.h"
 
 /* Call depth searched: raw::poll -> Harness::poll -> poll_future -> Core::poll. */
@@ -48,17 +49,11 @@ struct funcs {
 static int collect(const struct elf_sym *sym, void *ctx)
 {
 	struct funcs *fs = ctx;
-	struct func *f;
 
 	if (sym->type != STT_FUNC || !sym->size)
 		return 0;
-	if (fs->n == fs->cap) {
-		fs->cap = fs->cap ? fs->cap * 2 : 4096;
-		f = realloc(fs->f, fs->cap * sizeof(*f));
-		if (!f)
-			return -ENOMEM;
-		fs->f = f;
-	}
+	if (array__grow((void **)&fs->f, &fs->cap, fs->n, sizeof(*fs->f), 4096))
+		return -ENOMEM;
 	fs->f[fs->n++] = (struct func){ sym->vaddr, sym->size, sym->name };
 	return 0;
 }
@@ -70,8 +65,8 @@ static int by_vaddr(const void *a, const void *b)
 	return x->vaddr < y->vaddr ? -1 : x->vaddr > y->vaddr;
 }
 
-/* The first of the names at vaddr, or NULL. */
-static struct func *func_at(struct funcs *fs, uint64_t vaddr)
+/* The index of the first function at or above vaddr (n if none). */
+static size_t lower_bound(const struct funcs *fs, uint64_t vaddr)
 {
 	size_t lo = 0, hi = fs->n, mid;
 
@@ -82,7 +77,15 @@ static struct func *func_at(struct funcs *fs, uint64_t vaddr)
 		else
 			hi = mid;
 	}
-	return lo < fs->n && fs->f[lo].vaddr == vaddr ? &fs->f[lo] : NULL;
+	return lo;
+}
+
+/* The first of the names at vaddr, or NULL. */
+static struct func *func_at(struct funcs *fs, uint64_t vaddr)
+{
+	size_t i = lower_bound(fs, vaddr);
+
+	return i < fs->n && fs->f[i].vaddr == vaddr ? &fs->f[i] : NULL;
 }
 
 /* The demangled name (NULL if it does not demangle). */
@@ -105,23 +108,6 @@ static bool has_prefix(const char *s, const char *const *prefixes)
 
 static const char *const runtime_paths[] = { "tokio::", "<tokio::", "core::", "<core::",
 					     "std::",	"<std::",   "alloc::", "<alloc::", NULL };
-
-/* The first generic argument at p (just past '<'), malloc'd; NULL if unbalanced. */
-static char *first_argument(const char *p)
-{
-	const char *q;
-	int depth = 0;
-
-	for (q = p; *q; q++) {
-		if (*q == '<' || *q == '(' || *q == '[')
-			depth++;
-		else if (*q == '>' || *q == ')' || *q == ']')
-			depth--;
-		if (depth < 0 || (depth == 0 && *q == ','))
-			return q == p ? NULL : strndup(p, (size_t)(q - p));
-	}
-	return NULL;
-}
 
 char *runtime_tokio__cell_from_helper(const char *demangled)
 {
@@ -284,7 +270,7 @@ static char *join_types(char *const *cands, size_t n)
 	size_t i, listed = 0;
 
 	for (i = 0; i < n; i++) {
-		t = first_argument(cands[i]);
+		t = runtime_tokio__first_argument(cands[i]);
 		if (!t)
 			continue;
 		if (s && strstr(s, t)) { /* the same future on another scheduler */
@@ -329,7 +315,7 @@ static void decide(struct walk *w, struct verdict *ret)
 	/* T's own poll function, when it is not inlined, tells T's among look-alikes. */
 	for (i = 0; i < w->nuser; i++)
 		for (k = 0; k < w->ncands; k++) {
-			t = first_argument(w->cands[k]);
+			t = runtime_tokio__first_argument(w->cands[k]);
 			if (t && !strcmp(t, w->user[i])) {
 				free(t);
 				ret->cell = strdup(w->cands[k]);
@@ -401,15 +387,8 @@ static int by_rung(const void *a, const void *b)
 /* The function whose bytes hold vaddr (its first name), or NULL. */
 static struct func *func_containing(struct funcs *fs, uint64_t vaddr)
 {
-	size_t lo = 0, hi = fs->n, mid;
+	size_t lo = lower_bound(fs, vaddr + 1);
 
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (fs->f[mid].vaddr <= vaddr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	while (lo-- > 0)
 		if (vaddr < fs->f[lo].vaddr + fs->f[lo].size)
 			return func_at(fs, fs->f[lo].vaddr);
@@ -430,7 +409,7 @@ static void add_poll_to(struct rung *r, size_t poll)
 
 static void reference(struct climb *c, uint64_t from, uint64_t target)
 {
-	struct rung key = { .vaddr = target }, *r, *up;
+	struct rung key = { .vaddr = target }, *r;
 	struct func *f;
 	size_t i;
 
@@ -443,14 +422,9 @@ static void reference(struct climb *c, uint64_t from, uint64_t target)
 		if (c->up[i].vaddr == f->vaddr && c->up[i].polls[0] == r->polls[0] &&
 		    c->up[i].polls[1] == r->polls[1])
 			return;
-	if (c->nup == c->capup) {
-		c->capup = c->capup ? 2 * c->capup : 64;
-		up = realloc(c->up, c->capup * sizeof(*up));
-		if (!up) {
-			c->err = -ENOMEM;
-			return;
-		}
-		c->up = up;
+	if (array__grow((void **)&c->up, &c->capup, c->nup, sizeof(*c->up), 64)) {
+		c->err = -ENOMEM;
+		return;
 	}
 	c->up[c->nup++] = (struct rung){ f->vaddr, { r->polls[0], r->polls[1] }, false };
 }
@@ -594,7 +568,7 @@ int runtime_tokio__name_types(struct elf_symbols *code, struct elf_symbols *syms
 			}
 		name = NULL;
 		if (v[i].cell && !twice)
-			name = first_argument(v[i].cell);
+			name = runtime_tokio__first_argument(v[i].cell);
 		else if (v[i].one_of)
 			name = strdup(v[i].one_of);
 		if (name) {

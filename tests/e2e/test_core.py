@@ -216,17 +216,23 @@ def test_threads_busy_in_the_allocator_during_attach_stay_tracked():
           f"{proc['heap']['live_allocations']} live of {allocs}: frees were missed")
 
 
+def status_once(pid, done):
+    """/proc/PID/status as a dict, once done(status) holds (or after 2 s)."""
+    for _ in range(100):
+        with open(f"/proc/{pid}/status") as f:
+            status = dict(line.split(":\t", 1) for line in f if ":\t" in line)
+        if done(status):
+            break
+        time.sleep(0.02)
+    return status
+
+
 def test_capabilities_are_dropped_once_attached():
     target = Target([target_path("alloc_pattern"), "1"])
     try:
         ms = Memscoped([target.pid], "-v")
         # The drop follows the attach scan, just after the 'attached' line.
-        for _ in range(100):
-            with open(f"/proc/{ms.proc.pid}/status") as f:
-                caps = dict(line.split(":\t", 1) for line in f if line.startswith("Cap"))
-            if int(caps["CapEff"], 16) == 0:
-                break
-            time.sleep(0.02)
+        caps = status_once(ms.proc.pid, lambda s: int(s["CapEff"], 16) == 0)
         # Still working without them: the run completes and reports exactly.
         truth = target.go()
         report, _, err = ms.stop()
@@ -263,12 +269,7 @@ def test_user_switches_to_an_unprivileged_user_once_attached():
     target = Target([target_path("alloc_pattern"), "2"])
     try:
         ms = Memscoped([target.pid], "--user", "nobody", "-v")
-        for _ in range(100):
-            with open(f"/proc/{ms.proc.pid}/status") as f:
-                status = dict(line.split(":\t", 1) for line in f if ":\t" in line)
-            if status["Uid"].split()[0] == str(nobody.pw_uid):
-                break
-            time.sleep(0.02)
+        status = status_once(ms.proc.pid, lambda s: s["Uid"].split()[0] == str(nobody.pw_uid))
         truth = target.go()
         report, _, err = ms.stop()
     finally:
