@@ -2,13 +2,15 @@
 /*
  * Names the future type of each tokio poll copy when its symbol cannot (legacy mangling has no
  * generic arguments). The copy's own code names it: raw::poll<T,S> jumps to Harness<T,S>::poll,
- * which calls drop_in_place<Cell<T,S>> or <Stage<T>>, whose legacy symbols spell T out, and
- * often T's own poll function (an async fn's "{{closure}}").
+ * which calls drop_in_place<Box<Cell<T,S>>>, whose legacy symbol spells T out, and often T's
+ * own poll function (an async fn's "{{closure}}"). What stays nameless is named by its spawn
+ * site (below).
  *
  * Rust merges identical functions into one address with several names, so a helper says "T is
  * one of these". T is in every such set met on the way: intersect them. Futures of identical
  * code stay ambiguous unless T's own poll function, met on the way, picks one; then the name
- * lists them all ("A | B"), which is still true.
+ * lists them all ("A | B"), which is still true. Two copies that come to the same T and S met a
+ * function merged without its other names (LTO): neither is named so.
  *
  * With DWARF (a debug file, or a binary built with debug info) none of this is needed.
  */
@@ -263,32 +265,30 @@ static void visit(struct walk *w, struct func *f)
 	}
 }
 
-/* The future types of the candidates, "A | B | C | …" (malloc'd). */
+/* The future types of the sorted candidates, "A | B | C | …" (malloc'd). */
 static char *join_types(char *const *cands, size_t n)
 {
-	char *s = NULL, *t, *next;
+	char *s = NULL, *t, *prev = NULL, *next;
 	size_t i, listed = 0;
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && listed <= MAX_LISTED; i++) {
 		t = runtime_tokio__first_argument(cands[i]);
-		if (!t)
-			continue;
-		if (s && strstr(s, t)) { /* the same future on another scheduler */
+		/* The same future on another scheduler sorts next to it. */
+		if (!t || (prev && !strcmp(prev, t))) {
 			free(t);
 			continue;
 		}
-		if (listed++ == MAX_LISTED) {
-			free(t);
-			t = strdup("…");
-		}
-		if (!t || asprintf(&next, "%s%s%s", s ? s : "", s ? " | " : "", t) < 0)
+		free(prev);
+		prev = t;
+		if (asprintf(&next, "%s%s%s", s ? s : "", s ? " | " : "",
+			     listed++ < MAX_LISTED ? t : "…") < 0)
 			next = NULL;
-		free(t);
 		free(s);
 		s = next;
-		if (!s || listed > MAX_LISTED)
+		if (!s)
 			break;
 	}
+	free(prev);
 	return s;
 }
 
@@ -459,12 +459,24 @@ static int scan_text(uint64_t vaddr, uint64_t size, void *ctx)
 	return c->err;
 }
 
+/* True if site is one of the items of the list "A | B | C". */
+static bool listed(const char *list, const char *site)
+{
+	size_t n = strlen(site);
+	const char *p;
+
+	for (p = list; (p = strstr(p, site)); p++)
+		if ((p == list || !strncmp(p - 3, " | ", 3)) && (!p[n] || !strncmp(p + n, " | ", 3)))
+			return true;
+	return false;
+}
+
 /* One name, or "A | B" of a copy's distinct spawn sites: appended to *sites (malloc'd). */
 static void add_site(char **sites, const char *site)
 {
 	char *s;
 
-	if (*sites && strstr(*sites, site))
+	if (*sites && listed(*sites, site))
 		return;
 	if (asprintf(&s, "%s%s%s", *sites ? *sites : "", *sites ? " | " : "", site) < 0)
 		return;
@@ -498,7 +510,6 @@ static int spawn_sites(struct elf_symbols *code, struct funcs *fs,
 		qsort(c.at, c.nat, sizeof(*c.at), by_rung);
 		c.nup = 0;
 		c.err = elf_symbols__foreach_text(code, scan_text, &c);
-		/* Each function above: a user's is a spawn site; tokio's own is the next rung. */
 		/* A user function is the spawn site of each rung's copies. Tokio's own is the next
 		 * rung if all that reach it are at most two copies (one future, two schedulers). */
 		if (c.nup > 1)
@@ -601,10 +612,6 @@ out:
 	return err;
 }
 
-/*
- * DWARF names each poll copy's generic arguments outright: rustc gives the subprogram at its
- * address the name "poll<app::serve::{async_fn_env#0}, alloc::sync::Arc<…>>".
- */
 /* The name of the subprogram at addr under die (namespaces and types nest them), or NULL. */
 static const char *subprogram_at(Dwarf_Die *die, Dwarf_Addr addr, int depth)
 {
