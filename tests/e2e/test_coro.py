@@ -220,16 +220,7 @@ def test_coro_ucontext_required_but_absent_is_an_error():
 # libpcl: switches through ucontext underneath; each coroutine is reported once, as pcl.
 
 def run_pcl(pre, runtime="pcl", stuck_after="1"):
-    argv = [target_path("coro_pcl"), str(THREADS)] + (["pre"] if pre else [])
-    target = Target(argv)
-    try:
-        ms = Memscoped([target.pid], "--runtime", runtime, "--stuck-after", stuck_after)
-        truth = target.go()
-        time.sleep(float(stuck_after) + 0.3)
-        report, text, err = ms.stop()
-    finally:
-        target.stop()
-    return truth, process_of(report, target.pid), text, err
+    return run(pre, target_path("coro_pcl"), runtime, stuck_after)
 
 
 def check_pcl(truth, proc):
@@ -301,16 +292,7 @@ def test_coro_pcl_required_but_absent_is_an_error():
 # boost.context: raw fcontext and boost::context::fiber, from libboost_context.so (C++).
 
 def run_fcontext(pre, runtime="fcontext", stuck_after="1"):
-    argv = [target_path("coro_fcontext"), str(THREADS)] + (["pre"] if pre else [])
-    target = Target(argv)
-    try:
-        ms = Memscoped([target.pid], "--runtime", runtime, "--stuck-after", stuck_after)
-        truth = target.go()
-        time.sleep(float(stuck_after) + 0.3)
-        report, text, err = ms.stop()
-    finally:
-        target.stop()
-    return truth, process_of(report, target.pid), text, err
+    return run(pre, target_path("coro_fcontext"), runtime, stuck_after)
 
 
 def check_fcontext(truth, proc):
