@@ -130,6 +130,17 @@ class Memscoped:
             self.proc.wait()
 
 
+def status_once(pid, done):
+    """/proc/PID/status as a dict, once done(status) holds (or after 2 s)."""
+    for _ in range(100):
+        with open(f"/proc/{pid}/status") as f:
+            status = dict(line.split(":\t", 1) for line in f if ":\t" in line)
+        if done(status):
+            break
+        time.sleep(0.02)
+    return status
+
+
 def run_memscoped(*args, timeout=20):
     """Runs memscoped to completion; returns (exit status, stdout, stderr)."""
     p = subprocess.run([MEMSCOPED, *args], capture_output=True, text=True, timeout=timeout)

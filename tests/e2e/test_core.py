@@ -9,7 +9,7 @@ import tempfile
 import time
 
 from harness import (Memscoped, Target, check, check_eq, process_of, run_memscoped,
-                     target_path, thread_of)
+                     status_once, target_path, thread_of)
 
 HEAP_FIELDS = ("live_bytes", "live_allocations", "allocated_bytes_total", "allocations_total")
 
@@ -214,17 +214,6 @@ def test_threads_busy_in_the_allocator_during_attach_stay_tracked():
     allocs = proc["heap"]["allocations_total"]
     check(proc["heap"]["live_allocations"] <= allocs // 10 + 4,
           f"{proc['heap']['live_allocations']} live of {allocs}: frees were missed")
-
-
-def status_once(pid, done):
-    """/proc/PID/status as a dict, once done(status) holds (or after 2 s)."""
-    for _ in range(100):
-        with open(f"/proc/{pid}/status") as f:
-            status = dict(line.split(":\t", 1) for line in f if ":\t" in line)
-        if done(status):
-            break
-        time.sleep(0.02)
-    return status
 
 
 def test_capabilities_are_dropped_once_attached():
