@@ -145,11 +145,13 @@ int probe_plan__allocator_from_elf(struct elf_symbols *e, struct probe_plan *pla
 	return 0;
 }
 
-static int plan_object(int pid, const char *object, struct probe_plan *plan)
+static int plan_object(int pid, const char *object, void *ctx)
 {
+	struct probe_plan *plan = ctx;
 	struct elf_symbols *e;
 	int err;
 
+	probe_plan__clear(plan);
 	snprintf(plan->object, sizeof(plan->object), "%s", object);
 	e = elf_symbols__open_target(pid, object, plan->open_path, sizeof(plan->open_path));
 	if (!e)
@@ -161,9 +163,8 @@ static int plan_object(int pid, const char *object, struct probe_plan *plan)
 
 int probe_plan__allocator(int pid, struct probe_plan *plan, char *err, size_t errlen)
 {
-	char libc[PATH_MAX], next[PATH_MAX];
+	char libc[PATH_MAX];
 	char *exe = NULL;
-	size_t i;
 	int ret;
 
 	ret = proc__exe(pid, &exe);
@@ -175,27 +176,19 @@ int probe_plan__allocator(int pid, struct probe_plan *plan, char *err, size_t er
 	ret = plan_object(pid, exe, plan);
 	if (ret == 0)
 		goto out;
-	probe_plan__clear(plan);
-	ret = proc__libc_path(pid, 0, libc, sizeof(libc));
+	ret = proc__try_libc(pid, plan_object, plan, libc, sizeof(libc));
 	if (ret == -ESRCH) {
 		snprintf(err, errlen, "exited during attach");
 		goto out;
 	}
-	if (ret < 0) {
+	if (ret && !libc[0] && ret != -ENOENT) {
 		snprintf(err, errlen, "cannot read /proc/%d/maps: %s", pid, strerror(-ret));
 		goto out;
 	}
 	if (!libc[0]) {
 		snprintf(err, errlen, "no allocator symbols: '%s' defines none and no libc is mapped",
 			 exe);
-		ret = -ENOENT;
 		goto out;
-	}
-	ret = plan_object(pid, libc, plan);
-	/* Another file named like a libc came first: the real one is a later candidate. */
-	for (i = 1; ret && !proc__libc_path(pid, i, next, sizeof(next)) && next[0]; i++) {
-		probe_plan__clear(plan);
-		ret = plan_object(pid, next, plan);
 	}
 	if (ret)
 		snprintf(err, errlen, "no allocator symbols in '%s' or '%s': %s", exe, libc,

@@ -166,6 +166,25 @@ int proc__libc_path(int pid, size_t index, char *buf, size_t len)
 	return ret < 0 ? ret : l.mappings ? 0 : -ESRCH;
 }
 
+int proc__try_libc(int pid, int (*try_path)(int pid, const char *path, void *ctx), void *ctx,
+		   char *ret_first, size_t len)
+{
+	char next[PATH_MAX];
+	size_t i;
+	int ret;
+
+	ret = proc__libc_path(pid, 0, ret_first, len);
+	if (ret < 0)
+		return ret;
+	if (!ret_first[0])
+		return -ENOENT;
+	ret = try_path(pid, ret_first, ctx);
+	/* Another file named like a libc came first: the real one is a later candidate. */
+	for (i = 1; ret && !proc__libc_path(pid, i, next, sizeof(next)) && next[0]; i++)
+		ret = try_path(pid, next, ctx);
+	return ret;
+}
+
 struct map_files_ctx {
 	const char *path;
 	uint64_t start, end;

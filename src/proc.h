@@ -40,6 +40,14 @@ bool proc__parse_maps_line(char *line, struct proc_mapping *ret);
 int proc__libc_path(int pid, size_t index, char *buf, size_t len);
 
 /*
+ * Calls try_path(pid, path, ctx) on each libc candidate of proc__libc_path in turn until one
+ * returns 0. Returns that 0 or the last one's error; -ENOENT if no libc is mapped, or
+ * proc__libc_path's error. ret_first (len bytes) gets the first candidate ("" if none).
+ */
+int proc__try_libc(int pid, int (*try_path)(int pid, const char *path, void *ctx), void *ctx,
+		   char *ret_first, size_t len);
+
+/*
  * Where the target's file at path can be opened from here: /proc/PID/root/path, or for a
  * mapped file deleted since ("PATH (deleted)" in its maps) /proc/PID/map_files/START-END.
  */

@@ -850,8 +850,9 @@ int coro_ucontext__plan_from_elf(struct elf_symbols *e, struct coro_probe_plan *
 	return 0;
 }
 
-static int plan_object(int pid, const char *object, struct coro_probe_plan *plan)
+static int plan_object(int pid, const char *object, void *ctx)
 {
+	struct coro_probe_plan *plan = ctx;
 	struct elf_symbols *e;
 	int err;
 
@@ -866,8 +867,7 @@ static int plan_object(int pid, const char *object, struct coro_probe_plan *plan
 
 int coro_ucontext__plan(int pid, struct coro_probe_plan *plan, char *err, size_t errlen)
 {
-	char libc[PATH_MAX] = "", next[PATH_MAX], *exe = NULL;
-	size_t i;
+	char libc[PATH_MAX] = "", *exe = NULL;
 	int ret;
 
 	ret = proc__exe(pid, &exe);
@@ -879,12 +879,7 @@ int coro_ucontext__plan(int pid, struct coro_probe_plan *plan, char *err, size_t
 	ret = plan_object(pid, exe, plan);
 	if (ret == 0)
 		goto out;
-	ret = proc__libc_path(pid, 0, libc, sizeof(libc));
-	if (ret >= 0)
-		ret = libc[0] ? plan_object(pid, libc, plan) : -ENOENT;
-	for (i = 1; ret && libc[0] && !proc__libc_path(pid, i, next, sizeof(next)) && next[0];
-	     i++)
-		ret = plan_object(pid, next, plan);
+	ret = proc__try_libc(pid, plan_object, plan, libc, sizeof(libc));
 	if (ret)
 		snprintf(err, errlen, "no ucontext in '%s'%s%s%s: makecontext, swapcontext and "
 				      "setcontext not all found",
