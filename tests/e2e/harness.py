@@ -78,7 +78,7 @@ class Target:
 class Memscoped:
     """The daemon attached to pids; stop() returns (json report, stdout text, stderr)."""
 
-    def __init__(self, pids, *args, wait_attached=True):
+    def __init__(self, pids, *args, wait_attached=True, new_session=False):
         self.dir = tempfile.TemporaryDirectory(prefix="memscoped-e2e-")
         self.report = os.path.join(self.dir.name, "report.json")
         if "--user" in args:  # the report is written by that user
@@ -89,7 +89,9 @@ class Memscoped:
             argv += ["-p", str(p)]
         argv += list(args)
         self.err = open(self.errpath, "w+")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.err, text=True)
+        # In a session of its own, its children can be found after it died.
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.err, text=True,
+                                     start_new_session=new_session)
         if wait_attached:
             self.wait_attached(len(pids))
 

@@ -7,9 +7,11 @@
  * malloc/calloc/realloc/free operations each (default 400000) over 256 slots, fill every
  * block with a pattern derived from a seed, and verify the pattern whenever a block is read,
  * moved by realloc or freed. It prints "checksum X" (a hash of every byte verified, the same
- * on every run), waits for a second SIGUSR1 (the tracer's probes are gone by then), prints
- * "malloc_ns N" (the best of 5 timed rounds of malloc(64)+free on one thread, in ns per pair:
- * a uprobe left behind makes it 20x slower), then "done", and exits 0. A pattern that does
+ * on every run) and "max_gap_us N" (the longest time any worker went between two steps: a
+ * stall detector, since a step takes microseconds), waits for a second SIGUSR1 (the tracer's
+ * probes are gone by then), prints "malloc_ns N" (the best of 50 short timed rounds of
+ * malloc(64)+free on one thread, in ns per pair: a uprobe left behind costs a trap of about a
+ * microsecond on every call, in every round), then "done", and exits 0. A pattern that does
  * not match prints "corrupt ..." and exits 1.
  */
 #include <inttypes.h>
@@ -25,8 +27,9 @@
 #define NTHREADS 2
 #define SLOTS 256
 #define MAX_SIZE 2048
-#define ROUNDS 5
-#define PAIRS_PER_ROUND 50000
+/* Short rounds: the best of many is a round that no other process interrupted. */
+#define ROUNDS 50
+#define PAIRS_PER_ROUND 2000
 
 struct slot {
 	unsigned char *p;
@@ -39,6 +42,7 @@ struct worker {
 	unsigned n;
 	long steps;
 	uint64_t rng, hash, errors;
+	double max_gap;
 	struct slot slots[SLOTS];
 };
 
@@ -127,27 +131,33 @@ static void step(struct worker *w)
 	}
 }
 
-static void *run(void *arg)
-{
-	struct worker *w = arg;
-	long i;
-
-	for (i = 0; i < w->steps; i++)
-		step(w);
-	for (i = 0; i < SLOTS; i++)
-		if (w->slots[i].p) {
-			verify(w, &w->slots[i], w->slots[i].size);
-			free(w->slots[i].p);
-		}
-	return NULL;
-}
-
 static double now(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *run(void *arg)
+{
+	struct worker *w = arg;
+	double last = now(), t;
+	long i;
+
+	for (i = 0; i < w->steps; i++) {
+		step(w);
+		t = now();
+		if (t - last > w->max_gap)
+			w->max_gap = t - last;
+		last = t;
+	}
+	for (i = 0; i < SLOTS; i++)
+		if (w->slots[i].p) {
+			verify(w, &w->slots[i], w->slots[i].size);
+			free(w->slots[i].p);
+		}
+	return NULL;
 }
 
 /* Best of ROUNDS: other load on the machine only ever makes a round slower. */
@@ -175,6 +185,7 @@ int main(int argc, char **argv)
 	static struct worker workers[NTHREADS];
 	long steps = argc > 1 ? atol(argv[1]) : 400000;
 	uint64_t hash = 0xcbf29ce484222325ull, errors = 0;
+	double max_gap = 0;
 	sigset_t set;
 	unsigned i;
 	int sig;
@@ -199,12 +210,15 @@ int main(int argc, char **argv)
 		pthread_join(workers[i].th, NULL);
 		hash = (hash ^ workers[i].hash) * 0x100000001b3ull;
 		errors += workers[i].errors;
+		if (workers[i].max_gap > max_gap)
+			max_gap = workers[i].max_gap;
 	}
 	if (errors) {
 		printf("corrupt %" PRIu64 " errors\n", errors);
 		return 1;
 	}
 	printf("checksum %016" PRIx64 "\n", hash);
+	printf("max_gap_us %.0f\n", max_gap * 1e6);
 	fflush(stdout);
 	sigwait(&set, &sig);
 	printf("malloc_ns %.1f\n", malloc_ns());
