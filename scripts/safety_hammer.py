@@ -54,8 +54,12 @@ def main():
             rows = [json.loads(line) for line in f]
         os.unlink(log)
         print(f"\n{len(rows)} kills with {load} busy processes beside (exit {rc})")
+        base = [r["untraced_max_gap_us"] for r in rows]
+        print(f"untraced runs' longest stall: median {statistics.median(base):.0f} us, "
+              f"max {max(base):.0f} us")
         print(f"{'phase at the kill':42} {'kills':>5} {'gap p50':>8} {'gap p99':>8} "
-              f"{'gap max':>8} {'malloc ns max':>13} {'before ns max':>13}")
+              f"{'gap max':>8} {'malloc ns max':>13} {'before ns max':>13} {'int3 after kill':>15} "
+              f"{'helper ms max':>13} {'detach stall max':>16}")
         by = collections.defaultdict(list)
         for r in rows:
             by[r["phase"]].append(r)
@@ -63,7 +67,10 @@ def main():
             gaps = [r["max_gap_us"] for r in rs]
             print(f"{phase:42} {len(rs):5} {statistics.median(gaps):7.0f}u {pct(gaps, .99):7.0f}u "
                   f"{max(gaps):7.0f}u {max(r['malloc_ns'] for r in rs):13.1f} "
-                  f"{max(r['before_ns'] for r in rs):13.1f}")
+                  f"{max(r['before_ns'] for r in rs):13.1f} "
+                  f"{sum(r['int3_after_kill'] for r in rs):15} "
+                  f"{max(r['helper_ms'] for r in rs):13.1f} "
+                  f"{max(r['detach_stall_us'] for r in rs):15.0f}u")
     return 1 if failed else 0
 
 

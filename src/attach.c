@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +34,21 @@ struct uprobe_multi_attr {
 #define UPROBE_MULTI_RETURN 1u
 
 /*
+ * Closes every fd above stderr but a and b. A forked helper that outlives the daemon must not
+ * hold the daemon's links: they would keep their probes in the target until it exits.
+ */
+static void keep_only_fds(int a, int b)
+{
+	int lo = a < b ? a : b, hi = a < b ? b : a;
+
+	if (lo > 3)
+		close_range(3, (unsigned)lo - 1, 0);
+	if (hi > lo + 1)
+		close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+	close_range((unsigned)hi + 1, ~0u, 0);
+}
+
+/*
  * BPF_LINK_CREATE in a short-lived child, which passes the link back over a socket. A SIGKILL
  * that lands while the kernel is placing uprobes makes it fail to remove the ones already
  * placed ("failed to unregister, leaking uprobe"), leaving breakpoints in the target for good.
@@ -54,7 +70,7 @@ static int link_create_in_child(const struct uprobe_multi_attr *attr)
 		return err;
 	}
 	if (child == 0) {
-		close(sv[0]);
+		keep_only_fds((int)attr->prog_fd, sv[1]);
 		fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, attr, sizeof(*attr));
 		err = fd < 0 ? errno : 0;
 		_exit(fd_pass__send(sv[1], &err, sizeof(err), &fd, fd >= 0) < 0);
@@ -213,6 +229,32 @@ int attach__adopt(struct attachment *a, int fd)
 		return -ENOMEM;
 	a->fds[a->nfds++] = fd;
 	return 0;
+}
+
+void attach__close_inherited(void)
+{
+	char path[64], target[64];
+	struct dirent *de;
+	DIR *dir;
+	ssize_t n;
+	int fd;
+
+	dir = opendir("/proc/self/fd");
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		fd = atoi(de->d_name);
+		if (fd <= 2 || fd == dirfd(dir))
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = '\0';
+		if (!strcmp(target, "anon_inode:bpf_link") || !strcmp(target, "anon_inode:[perf_event]"))
+			close(fd);
+	}
+	closedir(dir);
 }
 
 void attach__destroy(struct attachment *a)

@@ -47,6 +47,13 @@ int attach__offsets(struct bpf_program *prog, int pid, const char *path, const u
 int attach__fds(struct attachment *a, int *fds, size_t max);
 /* Takes ownership of a link fd made elsewhere; 0 or -ENOMEM. */
 int attach__adopt(struct attachment *a, int fd);
+/*
+ * Closes every BPF link and perf event this process holds, for a child just forked: a copy of
+ * the daemon's links in a helper that outlives it keeps their probes in the target, and a
+ * SIGKILLed daemon's links then go only when the helper's exit has unregistered them (seconds
+ * under load: the kernel waits for RCU grace periods).
+ */
+void attach__close_inherited(void);
 /* Detaches everything; safe to call twice. */
 void attach__destroy(struct attachment *a);
 

@@ -765,6 +765,7 @@ static void watch_libraries(struct daemon *d, pid_t daemon_pid)
 	struct process *p;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	attach__close_inherited();
 	if (getppid() != daemon_pid || !seen || !pidfds || drop_capabilities(WATCH_CAPS, NULL))
 		_exit(1);
 	verbose = false; /* every second: only what it attaches is news */

@@ -262,20 +262,29 @@ def finish_checksum(p):
     """Waits for the checksum, then lets the target time its malloc; returns its lines."""
     line = wait_line(p.stdout, "checksum ", 60, p)
     gap = wait_line(p.stdout, "max_gap_us ", 10, p)
+    gaps = wait_line(p.stdout, "gaps_us", 10, p)
     os.kill(p.pid, signal.SIGUSR1)
     out = read_lines(p, 60)
     out["checksum"] = line.split(" ", 1)[1]
     out["max_gap_us"] = gap.split(" ", 1)[1]
+    # (end, length) in seconds of CLOCK_MONOTONIC, the clock of time.monotonic().
+    out["gaps"] = [tuple(float(x) / 1e6 for x in g.split(":")) for g in gaps.split()[1:]]
     return out
 
 
+def longest_gap_within(gaps, t0, t1):
+    """The target's longest stall (us) that overlaps [t0, t1], 0 if none of 1 ms or more."""
+    return max((length * 1e6 for end, length in gaps if end >= t0 and end - length <= t1),
+               default=0)
+
+
 def run_checksum(steps):
-    """An untraced run: (checksum, malloc ns)."""
+    """An untraced run: (checksum, malloc ns, longest stall in us)."""
     p, _ = start_checksum(steps)
     os.kill(p.pid, signal.SIGUSR1)
     out = finish_checksum(p)
     check_eq(p.returncode, 0, f"untraced safety_checksum exit status ({out})")
-    return out["checksum"], float(out["malloc_ns"])
+    return out["checksum"], float(out["malloc_ns"]), float(out["max_gap_us"])
 
 
 # A uprobe costs a trap of 0.7 us or more per call here (DESIGN.md), two or three per pair; the
@@ -321,9 +330,14 @@ def test_sigkill_leaves_target_intact_and_no_probes():
                 time.sleep(delay)
                 phase = daemon_phase(ms)
                 what += f", {phase})"
+                t0 = time.monotonic()
                 ms.kill()
+                # Probes still in place once the daemon is dead belong to a helper it forked.
+                int3_after_kill = bool(text_diffs(target.pid))
                 wait_session_gone(ms.proc.pid, what)
+                helper_ms = (time.monotonic() - t0) * 1000
                 bpf.check_released(what)
+                t1 = time.monotonic()
                 diffs = text_diffs(target.pid)
                 check(not diffs, f"{what}: the target's code differs from its files after "
                       f"memscoped died: {describe(diffs)}")
@@ -342,7 +356,11 @@ def test_sigkill_leaves_target_intact_and_no_probes():
             if log:
                 log.write(json.dumps({"seed": seed, "run": i, "delay_ms": delay * 1000,
                                       "attached": attached, "phase": phase,
+                                      "int3_after_kill": int3_after_kill,
+                                      "helper_ms": helper_ms,
+                                      "detach_stall_us": longest_gap_within(out["gaps"], t0, t1),
                                       "max_gap_us": float(out["max_gap_us"]),
+                                      "untraced_max_gap_us": max(b[2] for b in base),
                                       "malloc_ns": ns, "before_ns": before_ns}) + "\n")
                 log.flush()
             # A coarse second signal: no scheduling noise adds half a microsecond to the best

@@ -7,8 +7,9 @@
  * malloc/calloc/realloc/free operations each (default 400000) over 256 slots, fill every
  * block with a pattern derived from a seed, and verify the pattern whenever a block is read,
  * moved by realloc or freed. It prints "checksum X" (a hash of every byte verified, the same
- * on every run) and "max_gap_us N" (the longest time any worker went between two steps: a
- * stall detector, since a step takes microseconds), waits for a second SIGUSR1 (the tracer's
+ * on every run), "max_gap_us N" (the longest time any worker went between two steps: a
+ * stall detector, since a step takes microseconds) and "gaps_us T:D ..." (the first GAPS
+ * gaps of 1 ms or more: CLOCK_MONOTONIC end time and length, in us), waits for a second SIGUSR1 (the tracer's
  * probes are gone by then), prints "malloc_ns N" (the best of 50 short timed rounds of
  * malloc(64)+free on one thread, in ns per pair: a uprobe left behind costs a trap of about a
  * microsecond on every call, in every round), then "done", and exits 0. A pattern that does
@@ -28,6 +29,8 @@
 #define SLOTS 256
 #define MAX_SIZE 2048
 /* Short rounds: the best of many is a round that no other process interrupted. */
+#define GAPS 64
+#define GAP_MIN 1e-3
 #define ROUNDS 50
 #define PAIRS_PER_ROUND 2000
 
@@ -43,6 +46,8 @@ struct worker {
 	long steps;
 	uint64_t rng, hash, errors;
 	double max_gap;
+	double gap_end[GAPS], gap_len[GAPS];
+	unsigned ngaps;
 	struct slot slots[SLOTS];
 };
 
@@ -150,6 +155,10 @@ static void *run(void *arg)
 		t = now();
 		if (t - last > w->max_gap)
 			w->max_gap = t - last;
+		if (t - last >= GAP_MIN && w->ngaps < GAPS) {
+			w->gap_end[w->ngaps] = t;
+			w->gap_len[w->ngaps++] = t - last;
+		}
 		last = t;
 	}
 	for (i = 0; i < SLOTS; i++)
@@ -187,7 +196,7 @@ int main(int argc, char **argv)
 	uint64_t hash = 0xcbf29ce484222325ull, errors = 0;
 	double max_gap = 0;
 	sigset_t set;
-	unsigned i;
+	unsigned i, j;
 	int sig;
 
 	sigemptyset(&set);
@@ -219,6 +228,11 @@ int main(int argc, char **argv)
 	}
 	printf("checksum %016" PRIx64 "\n", hash);
 	printf("max_gap_us %.0f\n", max_gap * 1e6);
+	printf("gaps_us");
+	for (i = 0; i < NTHREADS; i++)
+		for (j = 0; j < workers[i].ngaps; j++)
+			printf(" %.0f:%.0f", workers[i].gap_end[j] * 1e6, workers[i].gap_len[j] * 1e6);
+	printf("\n");
 	fflush(stdout);
 	sigwait(&set, &sig);
 	printf("malloc_ns %.1f\n", malloc_ns());
