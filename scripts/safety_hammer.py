@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Kills memscoped hundreds of times at random moments of its attach and of tracing, with and
-without background CPU load, through the e2e test test_sigkill_leaves_target_intact_and_no_probes
-(which proves after every kill that the target's code equals its files and no probe is left),
-then prints, per phase of the daemon at the kill, how many kills landed there and the target's
+without background CPU load, through the e2e tests test_safety.test_sigkill_* (which prove after
+every kill that the target's code equals its files and no probe is left): RUNS kills of a C
+target, RUNS/4 during tokio attaches, RUNS/8 around the library watcher's attach. It prints,
+for the C target's kills, per phase of the daemon at the kill, how many kills landed there and the target's
 own figures: its longest stall (max_gap_us) and its malloc+free time after the kill.
 
 Usage: sudo scripts/safety_hammer.py [RUNS_PER_LOAD] (default 200); BUILD as for the tests."""
@@ -29,9 +30,10 @@ def hammer(runs, log, load):
     for b in burners:
         b.start()
     try:
-        env = dict(os.environ, SAFETY_RUNS=str(runs), SAFETY_LOG=log)
+        env = dict(os.environ, SAFETY_RUNS=str(runs), SAFETY_LOG=log,
+                   SAFETY_TOKIO_RUNS=str(runs // 4), SAFETY_DYNAMIC_RUNS=str(runs // 8))
         return subprocess.run([sys.executable, os.path.join(ROOT, "tests/e2e/run.py"),
-                               "test_sigkill_leaves_target_intact"], env=env).returncode
+                               "test_sigkill"], env=env).returncode
     finally:
         stop.set()
         for b in burners:
@@ -59,7 +61,7 @@ def main():
               f"max {max(base):.0f} us")
         print(f"{'phase at the kill':42} {'kills':>5} {'gap p50':>8} {'gap p99':>8} "
               f"{'gap max':>8} {'malloc ns max':>13} {'before ns max':>13} {'int3 after kill':>15} "
-              f"{'helper ms max':>13} {'detach stall max':>16}")
+              f"{'helper ms max':>13} {'reap ms p50':>11} {'reap ms max':>11} {'detach stall max':>16}")
         by = collections.defaultdict(list)
         for r in rows:
             by[r["phase"]].append(r)
@@ -70,6 +72,8 @@ def main():
                   f"{max(r['before_ns'] for r in rs):13.1f} "
                   f"{sum(r['int3_after_kill'] for r in rs):15} "
                   f"{max(r['helper_ms'] for r in rs):13.1f} "
+                  f"{statistics.median(r['reap_ms'] for r in rs):11.1f} "
+                  f"{max(r['reap_ms'] for r in rs):11.1f} "
                   f"{max(r['detach_stall_us'] for r in rs):15.0f}u")
     return 1 if failed else 0
 

@@ -9,6 +9,7 @@ import time
 
 from harness import (Memscoped, Target, TestFailure, check, check_eq, process_of, status_once,
                      target_path, thread_of, wait_line)
+from test_tokio import TokioTarget
 
 HEAP_FIELDS = ("live_bytes", "live_allocations", "allocated_bytes_total", "allocations_total")
 OUR_PROGS = {"alloc_entry", "alloc_return", "task_poll_enter", "task_poll_return"}
@@ -334,6 +335,8 @@ def test_sigkill_leaves_target_intact_and_no_probes():
                 what += f", {phase})"
                 t0 = time.monotonic()
                 ms.kill()
+                # The kernel removes the probes while the daemon exits, before it is reaped.
+                reap_ms = (time.monotonic() - t0) * 1000
                 # Probes still in place once the daemon is dead belong to a helper it forked.
                 int3_after_kill = bool(text_diffs(target.pid))
                 wait_session_gone(ms.proc.pid, what)
@@ -363,7 +366,7 @@ def test_sigkill_leaves_target_intact_and_no_probes():
                 log.write(json.dumps({"seed": seed, "run": i, "delay_ms": delay * 1000,
                                       "attached": attached, "phase": phase,
                                       "int3_after_kill": int3_after_kill,
-                                      "helper_ms": helper_ms,
+                                      "helper_ms": helper_ms, "reap_ms": reap_ms,
                                       "detach_stall_us": longest_gap_within(out["gaps"], t0, t1),
                                       "max_gap_us": float(out["max_gap_us"]),
                                       "untraced_max_gap_us": max(b[2] for b in base),
@@ -423,6 +426,41 @@ def test_sigkill_while_attaching_dynamically_leaves_targets_intact():
         check_eq(churn.proc.returncode, 0, f"{what}: exit status of the target that exited")
         check_eq(host.returncode, 0, f"{what}: target exit status")
         check(truth["threads"], f"{what}: no coroutine figures from the target")
+
+
+def test_sigkill_during_tokio_attach_leaves_target_intact():
+    """Kills during a tokio attach, which has more to do: naming hundreds of poll copies, links
+    on the executable, the attach scan of the target's memory. One multi-thread tokio target
+    with live sleeping tasks is attached and killed again and again; after each kill its code
+    equals its files and nothing is left loaded. SAFETY_TOKIO_RUNS sets the number of kills."""
+    runs = int(os.environ.get("SAFETY_TOKIO_RUNS", 6))
+    seed = int(os.environ.get("SAFETY_SEED", time.time()))
+    rng = random.Random(seed)
+    bpf = BpfBaseline()
+    target = TokioTarget("release", "all", "multi")
+    try:
+        target.go()
+        for i in range(runs):
+            delay = rng.uniform(0, 0.25)
+            what = f"run {i} (SAFETY_SEED={seed}, kill {delay * 1000:.0f} ms from start"
+            ms = Memscoped([target.pid], "--runtime", "tokio", wait_attached=False,
+                           new_session=True)
+            time.sleep(delay)
+            what += f", {daemon_phase(ms)})"
+            ms.kill()
+            wait_session_gone(ms.proc.pid, what)
+            bpf.check_released(what)
+            diffs = text_diffs(target.pid)
+            check(not diffs, f"{what}: the target's code differs from its files after "
+                  f"memscoped died: {describe(diffs)}")
+            check(target.proc.poll() is None, f"{what}: target died")
+        # And a last attach that is not killed sees every sleeper the earlier ones left alone.
+        ms = Memscoped([target.pid], "--runtime", "tokio")
+        report, _, err = ms.stop()
+        check(process_of(report, target.pid)["tasks_summary"]["live"] > 0,
+              f"no live tokio task found after the kills: {err}")
+    finally:
+        target.stop()
 
 
 def test_sigint_during_event_flood_exits_within_a_second():
