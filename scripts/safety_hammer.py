@@ -2,9 +2,10 @@
 """Kills memscoped hundreds of times at random moments of its attach and of tracing, with and
 without background CPU load, through the e2e tests test_safety.test_sigkill_* (which prove after
 every kill that the target's code equals its files and no probe is left): RUNS kills of a C
-target, RUNS/4 during tokio attaches, RUNS/8 around the library watcher's attach. It prints,
-for the C target's kills, per phase of the daemon at the kill, how many kills landed there and the target's
-own figures: its longest stall (max_gap_us) and its malloc+free time after the kill.
+target, RUNS/4 during tokio attaches, RUNS/8 around the library watcher's attach. For the C
+target's kills it prints, per phase of the daemon at the kill, how many kills landed there and
+the target's own figures: its longest stall, probes seen after the kill, how long the daemon's
+helpers and its reaping took, and its malloc+free time after the kill.
 
 Usage: sudo scripts/safety_hammer.py [RUNS_PER_LOAD] (default 200); BUILD as for the tests."""
 import collections
