@@ -28,6 +28,7 @@
 #include "exporter_prometheus.h"
 #include "fd_pass.h"
 #include "http_server.h"
+#include "alloc_plan.h"
 #include "probe_plan.h"
 #include "proc.h"
 #include "report.h"
@@ -586,10 +587,10 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 			   struct attachment *links)
 {
 	struct memscoped_bpf *skel;
-	struct probe_plan *plan;
-	char msg[512];
+	struct alloc_plan *plan;
+	char msg[1536];
 	uint32_t flags = 0;
-	size_t i, j;
+	size_t i, j, k;
 	int err;
 
 	skel = memscoped_bpf__open();
@@ -639,21 +640,25 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 		size_t before = links->nprobes;
 		struct process *p = process_table__find(procs, (uint32_t)pid);
 
-		probe_plan__clear(plan);
-		err = probe_plan__allocator(pid, plan, msg, sizeof(msg));
+		err = alloc_plan__build(pid, opts->allocator, plan, msg, sizeof(msg));
 		if (err) {
 			log_err("pid %d: %s", pid, proc__alive(pid) ? msg : "exited during attach");
 			break;
 		}
-		for (j = 0; j < plan->nnotes && verbose && multi != opts->no_uprobe_multi; j++)
-			log_err("pid %d: %s: %s", pid, plan->object, plan->notes[j]);
+		for (k = 0; k < plan->n; k++)
+			for (j = 0; j < plan->objects[k].nnotes && verbose &&
+				    multi != opts->no_uprobe_multi; j++)
+				log_err("pid %d: %s: %s", pid, plan->objects[k].object,
+					plan->objects[k].notes[j]);
 		if (bpf_map_update_elem(bpf_map__fd(skel->maps.targets), &(uint32_t){ (uint32_t)pid },
 					&flags, BPF_ANY)) {
 			err = -errno;
 			log_err("pid %d: failed to add target: %s", pid, strerror(-err));
 			break;
 		}
-		err = attach__plan(skel->obj, pid, plan, multi, links, msg, sizeof(msg));
+		for (k = 0, err = 0; k < plan->n && !err; k++)
+			err = attach__plan(skel->obj, pid, &plan->objects[k], multi, links, msg,
+					   sizeof(msg));
 		if (err == -EOPNOTSUPP && multi)
 			break;
 		if (!err && !proc__alive(pid))
@@ -678,12 +683,19 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 			break;
 		}
 		p->probes_attached = (uint32_t)(links->nprobes - before);
+		p->allocator.family = plan->families[plan->primary]->name;
+		free(p->allocator.object);
+		p->allocator.object = strdup(plan->objects[plan->primary].object);
+		p->allocator.functions = (uint32_t)alloc_plan__functions(plan);
+		alloc_plan__describe(plan, msg, sizeof(msg));
+		log_err("pid %d: allocator %s", pid, msg);
 		log_err("attached %zu probes to pid %d (allocator in '%s'%s%s%s)%s",
-			links->nprobes - before, pid, plan->object, p->tokio ? ", tokio in '" : "",
+			links->nprobes - before, pid, plan->objects[plan->primary].object,
+			p->tokio ? ", tokio in '" : "",
 			p->tokio ? p->tokio->object : "", p->tokio ? "'" : "",
 			multi ? "" : " (one link per probe)");
 	}
-	probe_plan__clear(plan);
+	alloc_plan__clear(plan);
 	free(plan);
 	return err;
 }
