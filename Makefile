@@ -24,6 +24,8 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGET_BINS := $(patsubst tests/targets/%.c,$(BUILD)/targets/%,$(TARGET_SRCS))
 TARGET_BINS += $(BUILD)/targets/coro_fcontext $(BUILD)/targets/libcoro_pcl_app.so
+TARGET_BINS += $(BUILD)/targets/alloc_family_jemalloc $(BUILD)/targets/alloc_family_mimalloc \
+	$(BUILD)/targets/alloc_family_tcmalloc $(BUILD)/targets/alloc_cxx_tcmalloc
 BENCH_BINS := $(patsubst scripts/bench/%.c,$(BUILD)/bench/%,$(wildcard scripts/bench/*.c))
 
 .PHONY: all deps demo check unit e2e bench fuzz install format clean tokio-targets
@@ -74,6 +76,25 @@ $(BUILD)/targets/libcoro_pcl_app.so: tests/targets/coro_pcl.c
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -shared -fPIC -Dmain=coro_pcl_main $< \
 		-lpcl -o $@
+
+# The allocator-family target linked to each of Debian's allocators (libjemalloc-dev,
+# libmimalloc-dev, libgoogle-perftools-dev); plain alloc_family is for LD_PRELOAD.
+$(BUILD)/targets/alloc_family_jemalloc: tests/targets/alloc_family.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -DUSE_JEMALLOC $< -ljemalloc -o $@
+
+$(BUILD)/targets/alloc_family_mimalloc: tests/targets/alloc_family.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -DUSE_MIMALLOC $< -lmimalloc -o $@
+
+$(BUILD)/targets/alloc_family_tcmalloc: tests/targets/alloc_family.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -DUSE_TCMALLOC $< -ltcmalloc_minimal -o $@
+
+$(BUILD)/targets/alloc_cxx_tcmalloc: tests/targets/alloc_cxx.cc
+	@mkdir -p $(@D)
+	$(CXX) -O1 -g -fno-builtin -Wall -Wextra -pthread -faligned-new -fsized-deallocation $< \
+		-ltcmalloc_minimal -o $@
 
 # boost.context coroutines, in C++ (Debian g++, libboost-context-dev).
 $(BUILD)/targets/coro_fcontext: tests/targets/coro_fcontext.cc

@@ -46,22 +46,36 @@ static const struct probe_spec *planned_at(const struct probe_plan *plan, uint64
 	return NULL;
 }
 
-static void add(struct probe_plan *plan, const struct alloc_fn_row *fn, const char *prog, bool ret,
-		uint64_t offset)
+static void add(struct probe_plan *plan, const struct alloc_fn_row *fn, uint64_t cookie,
+		const char *prog, bool ret, uint64_t offset)
 {
 	struct probe_spec *p = &plan->probes[plan->nprobes++];
 
 	p->symbol = fn->symbol;
 	p->prog = prog;
-	p->cookie = fn->cookie;
+	p->cookie = cookie;
 	p->retprobe = ret;
 	p->offset = offset;
+}
+
+/* The function begins with an unconditional jmp (after an endbr64): a tail-call thunk. */
+static bool is_tail_call(const uint8_t *code, size_t len)
+{
+	static const uint8_t endbr64[] = { 0xf3, 0x0f, 0x1e, 0xfa };
+	size_t at = 0;
+
+	if (len >= sizeof(endbr64) && !memcmp(code, endbr64, sizeof(endbr64)))
+		at = sizeof(endbr64);
+	if (at < len && code[at] == 0xf2) /* bnd jmp */
+		at++;
+	return at < len && (code[at] == 0xe9 || code[at] == 0xeb);
 }
 
 static int plan_row(struct elf_symbols *e, const struct alloc_family *f, const char *prefix,
 		    const struct alloc_fn_row *fn, struct probe_plan *plan)
 {
 	unsigned int func = MS_AC_FUNC(fn->cookie);
+	uint64_t cookie = fn->cookie;
 	const struct probe_spec *twin;
 	struct probe_placement place;
 	struct elf_sym sym;
@@ -114,10 +128,19 @@ static int plan_row(struct elf_symbols *e, const struct alloc_family *f, const c
 		     place.reason);
 	else
 		note(plan, "'%s%s' probed at entry: %s", prefix, fn->symbol, place.reason);
+	/*
+	 * A free that tail-calls another (mimalloc's mi_free_size: `jmp mi_free@plt`) would report
+	 * its block twice: with a return probe, the free it jumps to is inside it, and silent.
+	 */
+	if (func == MS_FN_FREE && n > 0 && is_tail_call(code, (size_t)n)) {
+		cookie |= MS_AC_SCOPED;
+		note(plan, "'%s%s' tail-calls another function: entry and return probed", prefix,
+		     fn->symbol);
+	}
 	/* Entry and return probes at the same address cost one trap. */
-	add(plan, fn, ENTRY_PROG, false, offset + place.offset);
-	if (alloc_fn_row__has_return(fn))
-		add(plan, fn, RETURN_PROG, true, offset + place.offset);
+	add(plan, fn, cookie, ENTRY_PROG, false, offset + place.offset);
+	if (MS_AC_FUNC(cookie) != MS_FN_FREE || (cookie & MS_AC_SCOPED))
+		add(plan, fn, cookie, RETURN_PROG, true, offset + place.offset);
 	return 0;
 }
 
