@@ -11,7 +11,7 @@
 #include "elf_symbols.h"
 
 #define PROBE_PLAN_MAX 256
-#define PROBE_PLAN_NOTES 32
+#define PROBE_PLAN_NOTES 512
 
 struct probe_spec {
 	const char *symbol;
