@@ -353,15 +353,15 @@ static void *worker(void *arg)
 	size_t n = (size_t)(uintptr_t)arg;
 	struct truth *t = &truths[n];
 
+#ifdef USE_MIMALLOC
+	heaps[n] = mi_heap_new();
+#endif
 	if (pre) {
 		pattern(t, n);
 		memset(t, 0, sizeof(*t));
 	}
 	t->tid = (pid_t)syscall(SYS_gettid);
 	before_attach[n] = malloc(333);
-#ifdef USE_MIMALLOC
-	heaps[n] = mi_heap_new();
-#endif
 	pthread_barrier_wait(&start_line);
 	pattern(t, n);
 	pthread_barrier_wait(&start_line);

@@ -1,0 +1,167 @@
+"""Allocator families: jemalloc, mimalloc, tcmalloc and Rust's global allocator, exact.
+
+Each target (tests/targets/alloc_family.c, alloc_cxx.cc, the tokio target's FFI allocators)
+prints the ground truth of what it did with its allocator's own API, from the values the
+allocator returned; memscoped's report must agree to the byte, per thread."""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+from harness import (Memscoped, Target, TestFailure, check, check_eq, process_of,
+                     run_memscoped, target_path, thread_of)
+from test_metrics import free_port, scrape
+
+HEAP_FIELDS = ("live_bytes", "live_allocations", "allocated_bytes_total", "allocations_total")
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+LIBS = {"jemalloc": "libjemalloc.so.2", "mimalloc": "libmimalloc.so.2",
+        "tcmalloc": "libtcmalloc_minimal.so.4"}
+
+
+def sum_truth(truth, field):
+    return sum(t[field] for t in truth["threads"])
+
+
+def check_exact(proc, truth):
+    for t in truth["threads"]:
+        got = thread_of(proc, t["tid"])
+        for f in HEAP_FIELDS:
+            check_eq(got[f], t[f], f"tid {t['tid']} {f}")
+    for f in ("frees_total", "frees_untracked_total"):
+        check_eq(proc["heap"][f], sum_truth(truth, f), f"process {f}")
+    if "failures" in truth["threads"][0]:
+        check_eq(proc["heap"]["allocation_failures_total"], sum_truth(truth, "failures"),
+                 "allocation failures")
+
+
+def check_allocator(proc, err, family, lib):
+    a = proc["allocator"]
+    check_eq(a["family"], family, "processes[].allocator.family")
+    check(os.path.basename(a["object"]).startswith(lib), f"allocator object {a['object']!r}")
+    m = re.search(rf"allocator {family} in '([^']+)' \((\d+) functions\)", err)
+    check(m is not None, f"no attach line naming {family}: {err!r}")
+    check_eq(m.group(1), a["object"], "attach line object")
+    check(a["functions"] >= int(m.group(2)), "functions in JSON vs the attach line")
+
+
+def run_family(argv, family, lib, *args, env=None):
+    target = Target(argv, env=env)
+    try:
+        ms = Memscoped([target.pid], *args)
+        truth = target.go()
+        report, _, err = ms.stop()
+    finally:
+        target.stop()
+    proc = process_of(report, target.pid)
+    check_eq(report["events"]["lost"], 0, "lost events")
+    check_exact(proc, truth)
+    check_allocator(proc, err, family, lib)
+    return proc, err
+
+
+def family_test(family, pre):
+    def test():
+        argv = [target_path(f"alloc_family_{family}"), "3"] + (["pre"] if pre else [])
+        run_family(argv, family, LIBS[family])
+    return test
+
+
+for _f in ("jemalloc", "mimalloc", "tcmalloc"):
+    globals()[f"test_alloc_{_f}_api_exact_attached_before_work"] = family_test(_f, False)
+    globals()[f"test_alloc_{_f}_api_exact_attached_after_work"] = family_test(_f, True)
+
+
+def test_alloc_jemalloc_counts_14_or_more_functions():
+    # malloc calloc realloc free posix_memalign aligned_alloc memalign valloc mallocx rallocx
+    # xallocx sdallocx dallocx and C++'s new/delete (Debian builds them in).
+    proc, _ = run_family([target_path("alloc_family_jemalloc"), "1"], "jemalloc", LIBS["jemalloc"])
+    check(proc["allocator"]["functions"] >= 14 + 9, f"functions {proc['allocator']}")
+
+
+def test_alloc_cxx_new_delete_under_tcmalloc_exact():
+    run_family([target_path("alloc_cxx_tcmalloc"), "2"], "tcmalloc", LIBS["tcmalloc"])
+
+
+def test_alloc_jemalloc_preloaded_into_a_glibc_program_exact():
+    env = dict(os.environ, LD_PRELOAD=os.path.join(LIBDIR, LIBS["jemalloc"]))
+    run_family([target_path("alloc_family"), "2"], "jemalloc", LIBS["jemalloc"], env=env)
+
+
+def test_alloc_naming_an_absent_allocator_lists_what_was_searched():
+    target = Target([target_path("alloc_family_jemalloc"), "1"])
+    try:
+        status, _, err = run_memscoped("-p", str(target.pid), "--allocator", "mimalloc")
+    finally:
+        target.stop()
+    check_eq(status, 1, f"exit status ({err!r})")
+    check("allocator 'mimalloc' not found; searched " in err, f"stderr {err!r}")
+    check("libjemalloc.so.2" in err and "alloc_family_jemalloc'" in err, f"stderr {err!r}")
+    check_eq(err.count("\n"), 1, f"one line: {err!r}")
+
+
+def test_alloc_invalid_allocator_name_is_a_usage_error():
+    status, _, err = run_memscoped("-p", "1", "--allocator", "hoard")
+    check_eq(status, 2, "exit status")
+    check("invalid --allocator 'hoard'" in err, f"stderr {err!r}")
+
+
+def test_alloc_unknown_allocator_is_an_error_naming_it():
+    with tempfile.TemporaryDirectory() as d:
+        src, lib = os.path.join(d, "bump.c"), os.path.join(d, "libbump.so")
+        with open(src, "w") as f:
+            f.write("#include <stddef.h>\n#include <sys/mman.h>\n"
+                    "void *malloc(size_t n){void *p=mmap(0,n+16,3,0x22,-1,0);"
+                    "return p==MAP_FAILED?0:p;}\n"
+                    "void free(void *p){(void)p;}\n"
+                    "void *calloc(size_t a,size_t b){return malloc(a*b);}\n"
+                    "void *realloc(void *p,size_t n){(void)p;return malloc(n);}\n")
+        subprocess.run(["cc", "-shared", "-fPIC", "-O1", src, "-o", lib], check=True)
+        p = subprocess.Popen(["sleep", "60"], env=dict(os.environ, LD_PRELOAD=lib))
+        try:
+            time.sleep(0.3)
+            status, _, err = run_memscoped("-p", str(p.pid))
+        finally:
+            p.kill()
+            p.wait()
+    check_eq(status, 1, f"exit status ({err!r})")
+    check(f"unknown allocator: '{lib}' defines malloc and free" in err, f"stderr {err!r}")
+
+
+def test_alloc_explicit_family_probes_only_it():
+    # --allocator glibc on a jemalloc program: attaches to libc, which this program never calls.
+    target = Target([target_path("alloc_family_jemalloc"), "1"])
+    try:
+        ms = Memscoped([target.pid], "--allocator", "glibc")
+        target.go()
+        report, _, err = ms.stop()
+    finally:
+        target.stop()
+    proc = process_of(report, target.pid)
+    check_eq(proc["allocator"]["family"], "glibc", "family")
+    check("allocator glibc in '" in err and "jemalloc" not in err.split("attached")[0],
+          f"stderr {err!r}")
+
+
+def test_alloc_allocator_info_metric():
+    port = free_port()
+    target = Target([target_path("alloc_family_mimalloc"), "1"])
+    line = []
+    try:
+        ms = Memscoped([target.pid], "--listen", f"127.0.0.1:{port}")
+        # A render is up to a second old.
+        for _ in range(40):
+            line = [x for x in scrape(port).splitlines()
+                    if x.startswith("memscoped_allocator_info{")]
+            if line:
+                break
+            time.sleep(0.1)
+        target.go()
+        ms.stop()
+    finally:
+        target.stop()
+    check_eq(len(line), 1, f"allocator_info samples: {line}")
+    check(f'pid="{target.pid}"' in line[0] and 'family="mimalloc"' in line[0] and
+          'object="/usr/lib/x86_64-linux-gnu/libmimalloc.so.2' in line[0] and
+          line[0].endswith(" 1"), f"sample {line[0]!r}")
