@@ -29,6 +29,7 @@
 #include "fd_pass.h"
 #include "http_server.h"
 #include "alloc_plan.h"
+#include "alloc_watch.h"
 #include "probe_plan.h"
 #include "proc.h"
 #include "report.h"
@@ -688,6 +689,10 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 		p->allocator.object = strdup(plan->objects[plan->primary].object);
 		p->allocator.functions = (uint32_t)alloc_plan__functions(plan);
 		alloc_plan__describe(plan, msg, sizeof(msg));
+		free(p->allocator.probed);
+		p->allocator.probed = strdup(msg);
+		if (proc__cpu_seconds(pid, &p->allocator.cpu_at_attach))
+			p->allocator.cpu_at_attach = 0;
 		log_err("pid %d: allocator %s", pid, msg);
 		log_err("attached %zu probes to pid %d (allocator in '%s'%s%s%s)%s",
 			links->nprobes - before, pid, plan->objects[plan->primary].object,
@@ -965,6 +970,26 @@ static uint64_t period_ns(double seconds)
 	return (uint64_t)(seconds * 1e9);
 }
 
+/* Never silently blind: a busy target whose allocator probes stay silent is said, once. */
+static void warn_blind(struct daemon *d, uint64_t now)
+{
+	size_t i, n = process_table__count(d->decoder.procs);
+	double cpu, elapsed;
+	char msg[1536];
+
+	for (i = 0; i < n; i++) {
+		struct process *p = process_table__at(d->decoder.procs, i);
+
+		elapsed = now > p->start_ns ? (double)(now - p->start_ns) / 1e9 : 0;
+		if (elapsed < d->opts.stuck_after || proc__cpu_seconds((int)p->pid, &cpu))
+			continue;
+		if (!alloc_watch__blind(p, elapsed, cpu, d->opts.stuck_after))
+			continue;
+		alloc_watch__message(p, elapsed, cpu, msg, sizeof(msg));
+		log_err("warning: %s", msg);
+	}
+}
+
 static void run(struct daemon *d)
 {
 	const struct cli_options *o = &d->opts;
@@ -991,6 +1016,7 @@ static void run(struct daemon *d)
 			ring_buffer__consume(d->rb);
 			if (!update_alive(d->decoder.procs, bpf_map__fd(d->skel->maps.targets)))
 				break;
+			warn_blind(d, now);
 		}
 		if (report_requested) {
 			report_requested = 0;

@@ -36,6 +36,7 @@ static void process_free(struct process *p)
 	free(p->thread_index);
 	free(p->exe);
 	free(p->allocator.object);
+	free(p->allocator.probed);
 	free(p);
 }
 

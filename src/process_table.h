@@ -56,6 +56,8 @@ struct process {
 		const char *family; /* static: the family's name */
 		char *object;	    /* as the target maps it */
 		uint32_t functions; /* probed functions of every family */
+		char *probed;	    /* every family and object probed, for messages */
+		double cpu_at_attach; /* the target's CPU seconds then */
 		bool blind_warned;  /* the zero-event warning was given */
 	} allocator;
 	struct heap_stats heap;

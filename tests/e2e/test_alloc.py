@@ -165,3 +165,34 @@ def test_alloc_allocator_info_metric():
     check(f'pid="{target.pid}"' in line[0] and 'family="mimalloc"' in line[0] and
           'object="/usr/lib/x86_64-linux-gnu/libmimalloc.so.2' in line[0] and
           line[0].endswith(" 1"), f"sample {line[0]!r}")
+
+
+def test_alloc_busy_target_with_no_allocator_events_is_warned_once():
+    with tempfile.TemporaryDirectory() as d:
+        src, exe = os.path.join(d, "spin.c"), os.path.join(d, "spin")
+        with open(src, "w") as f:
+            f.write("int main(void){for(;;)__asm__ volatile(\"\");}\n")
+        subprocess.run(["cc", "-O1", src, "-o", exe], check=True)
+        p = subprocess.Popen([exe])
+        try:
+            ms = Memscoped([p.pid], "--stuck-after", "1", "-d", "3")
+            report, _, err = ms.wait(timeout=20)
+        finally:
+            p.kill()
+            p.wait()
+    lines = [x for x in err.splitlines() if "no allocator events" in x]
+    check_eq(len(lines), 1, f"warning lines: {err!r}")
+    check(lines[0].startswith(f"memscoped: warning: pid {p.pid}: no allocator events in ") and
+          "probed glibc in '" in lines[0], f"warning {lines[0]!r}")
+    check_eq(process_of(report, p.pid)["heap"]["allocations_total"], 0, "allocations")
+
+
+def test_alloc_idle_target_is_not_warned():
+    target = Target([target_path("alloc_family_jemalloc"), "1"])
+    try:
+        ms = Memscoped([target.pid], "--stuck-after", "1")
+        time.sleep(1.6)
+        _, _, err = ms.stop()
+    finally:
+        target.stop()
+    check("no allocator events" not in err, f"stderr {err!r}")
