@@ -196,3 +196,22 @@ def test_alloc_idle_target_is_not_warned():
     finally:
         target.stop()
     check("no allocator events" not in err, f"stderr {err!r}")
+
+
+def tokio_ffi_test(variant, family, rt):
+    def test():
+        from test_tokio import check_all_records, check_summary, run
+        (records, summaries, _), proc, _, err = run(variant, "all", rt)
+        check_eq(proc["allocator"]["family"], family, "allocator family")
+        check(f"allocator {family} in '{LIBDIR}/{LIBS[family]}" in err, f"stderr {err!r}")
+        # Per-task bytes exact, never-completing tasks flagged, as with glibc.
+        check_all_records(proc, records)
+        check_summary(proc, records, summaries, rt)
+    return test
+
+
+for _f in ("jemalloc", "mimalloc"):
+    for _v in ("", "-strip"):
+        for _rt in ("current", "multi"):
+            globals()[f"test_alloc_tokio_global_allocator_{_f}{_v.replace('-', '_')}_{_rt}"] = \
+                tokio_ffi_test(f"{_f}{_v}", _f, _rt)
