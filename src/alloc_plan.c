@@ -228,7 +228,13 @@ int alloc_plan__build(int pid, const char *requested, struct alloc_plan *plan, c
 			if (alloc_families[j] == &alloc_rust) {
 				struct elf_sym sym;
 
-				custom_global = !alloc_rust.lookup(e, "__rg_alloc", &sym);
+				/*
+				 * A #[global_allocator]: __rg_alloc (older rustc), or no __rdl_alloc
+				 * (the System allocator's shim) behind __rust_alloc (newer ones
+				 * inline the allocator into it).
+				 */
+				custom_global = !alloc_rust.lookup(e, "__rg_alloc", &sym) ||
+						alloc_rust.lookup(e, "__rdl_alloc", &sym);
 			} else if (alloc_families[j] != &alloc_glibc) {
 				other = true;
 			}

@@ -4,7 +4,7 @@
  * __rust_dealloc): a way to see a #[global_allocator] whose own functions memscoped cannot
  * name. Layered over a probed allocator it is never counted twice: allocations nest (only the
  * outermost call reports) and __rust_dealloc has a return probe, so the free inside it is its.
- * rustc >= 1.8x mangles the shims (v0, crate __rustc): _RNvCs<hash>_7___rustc12___rust_alloc.
+ * Newer rustc mangles the shims (v0, crate __rustc): _RNvCs<hash>_7___rustc12___rust_alloc.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -44,7 +44,9 @@ static int rust_lookup(struct elf_symbols *e, const char *name, struct elf_sym *
 
 	if (!elf_symbols__lookup(e, name, ret_sym))
 		return 0;
-	snprintf(m.suffix, sizeof(m.suffix), "_7___rustc%zu%s", strlen(name), name);
+	/* v0 writes an identifier that starts with '_' as <length>_<identifier>. */
+	snprintf(m.suffix, sizeof(m.suffix), "_7___rustc%zu%s%s", strlen(name),
+		 name[0] == '_' || (name[0] >= '0' && name[0] <= '9') ? "_" : "", name);
 	elf_symbols__foreach(e, match_shim, &m);
 	if (!m.found)
 		return -ENOENT;

@@ -215,3 +215,23 @@ for _f in ("jemalloc", "mimalloc"):
         for _rt in ("current", "multi"):
             globals()[f"test_alloc_tokio_global_allocator_{_f}{_v.replace('-', '_')}_{_rt}"] = \
                 tokio_ffi_test(f"{_f}{_v}", _f, _rt)
+
+
+def test_alloc_rust_global_allocator_over_an_unnamed_allocator_is_layered_once():
+    # The selfcheck build's #[global_allocator] wraps System: memscoped cannot name it, so it
+    # probes Rust's shims over glibc, and counts each allocation once (exact per task).
+    from test_tokio import check_all_records, run
+    (records, _, _), proc, _, err = run("selfcheck", "all", "multi")
+    check_eq(proc["allocator"]["family"], "rust", "allocator family")
+    check("allocator rust in '" in err and ", glibc in '" in err, f"stderr {err!r}")
+    check_all_records(proc, records)
+
+
+def test_alloc_rust_requested_probes_only_the_shims():
+    from test_tokio import check_all_records, run
+    (records, _, _), proc, _, err = run("jemalloc", "all", "current",
+                                        extra=("--allocator", "rust"))
+    check_eq(proc["allocator"]["family"], "rust", "allocator family")
+    check(re.search(r"allocator rust in '[^']+' \(4 functions\)\n", err) is not None,
+          f"only Rust's four shims: {err!r}")
+    check_all_records(proc, records)
