@@ -32,3 +32,12 @@ void alloc_watch__message(const struct process *p, double elapsed, double cpu_se
 		 p->pid, elapsed, cpu_seconds - p->allocator.cpu_at_attach,
 		 p->allocator.probed ? p->allocator.probed : p->allocator.family);
 }
+
+bool alloc_watch__frees_missed(struct process *p, double elapsed, double stuck_after)
+{
+	if (p->allocator.frees_warned || !p->allocator.family || elapsed < stuck_after ||
+	    !p->blocks_replaced)
+		return false;
+	p->allocator.frees_warned = true;
+	return true;
+}

@@ -13,6 +13,12 @@
  * now); marks p so that it is said once.
  */
 bool alloc_watch__blind(struct process *p, double elapsed, double cpu_seconds, double stuck_after);
+/*
+ * True once, when allocations landed on addresses memscoped still held live (a free it did not
+ * see: rustc can inline a #[global_allocator]'s dealloc past __rust_dealloc) and stuck_after
+ * seconds have passed since attach.
+ */
+bool alloc_watch__frees_missed(struct process *p, double elapsed, double stuck_after);
 /* The warning line (no trailing newline). */
 void alloc_watch__message(const struct process *p, double elapsed, double cpu_seconds, char *buf,
 			  size_t len);

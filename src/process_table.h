@@ -59,6 +59,7 @@ struct process {
 		char *probed;	    /* every family and object probed, for messages */
 		double cpu_at_attach; /* the target's CPU seconds then */
 		bool blind_warned;  /* the zero-event warning was given */
+		bool frees_warned;  /* the missed-frees warning was given */
 	} allocator;
 	struct heap_stats heap;
 	struct task_table *tasks;
