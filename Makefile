@@ -105,6 +105,13 @@ $(BUILD)/bench/%: scripts/bench/%.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -g -Wall -Wextra -pthread $< -o $@
 
+# The malloc benchmark linked to each allocator family (scripts/bench/alloc.sh).
+ALLOC_BENCH_BINS := $(BUILD)/bench/malloc_bench_jemalloc $(BUILD)/bench/malloc_bench_mimalloc \
+	$(BUILD)/bench/malloc_bench_tcmalloc
+$(BUILD)/bench/malloc_bench_%: scripts/bench/malloc_bench.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -Wall -Wextra -pthread $< -l$(subst tcmalloc,tcmalloc_minimal,$*) -o $@
+
 $(BUILD)/fixtures/fixture.so: tests/unit/fixture_elf.c
 	@mkdir -p $(@D)
 	$(CC) -O1 -shared -fPIC -Wl,-z,separate-code -Wl,--build-id $< -o $@
@@ -144,8 +151,9 @@ $(BUILD)/tokio-bench-out/.built: $(TOKIO_BENCH_SRCS)
 	CARGO_TARGET_DIR=$(abspath $(BUILD))/tokio-bench tests/targets/tokio-bench/build.sh $(BUILD)/tokio-bench-out
 	touch $@
 
-bench: deps all $(BENCH_BINS) $(BUILD)/tokio-bench-out/.built
+bench: deps all $(BENCH_BINS) $(ALLOC_BENCH_BINS) $(BUILD)/tokio-bench-out/.built
 	BUILD=$(BUILD) scripts/bench/run.sh
+	BUILD=$(BUILD) scripts/bench/alloc.sh
 	BUILD=$(BUILD) scripts/bench/coro.sh
 
 FUZZ_SECONDS ?= 60

@@ -13,6 +13,9 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* --empty-programs (benchmarks): the allocator programs return at once, the uprobe floor. */
+const volatile bool empty_programs = false;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, MS_DEFAULT_RING_SIZE);
@@ -241,6 +244,8 @@ int alloc_entry(struct pt_regs *ctx)
 	__u32 func = MS_AC_FUNC(cookie);
 	struct args args;
 
+	if (empty_programs)
+		return 0;
 	read_args(ctx, &args);
 	ptr = arg_at(&args, MS_AC_PTR(cookie));
 	if (func == MS_FN_FREE && !(cookie & MS_AC_SCOPED))
@@ -260,6 +265,8 @@ int alloc_entry(struct pt_regs *ctx)
 SEC("uretprobe")
 int alloc_return(struct pt_regs *ctx)
 {
+	if (empty_programs)
+		return 0;
 	return alloc_return_common(PT_REGS_RC(ctx));
 }
 

@@ -30,6 +30,7 @@ enum {
 	OPT_TEXTFILE,
 	OPT_DEBUG_DIR,
 	OPT_ALLOCATOR,
+	OPT_EMPTY_PROGRAMS,
 };
 
 static const char *const allocators[] = { "auto", "glibc", "jemalloc", "mimalloc", "tcmalloc",
@@ -78,6 +79,9 @@ static const struct argp_option options[] = {
 	{ "no-uprobe-multi", OPT_NO_UPROBE_MULTI, NULL, 0,
 	  "Attach one perf-event link per probe instead of one uprobe_multi link per program "
 	  "(kernels before 6.6 fall back to this by themselves)", 0 },
+	{ "empty-programs", OPT_EMPTY_PROGRAMS, NULL, 0,
+	  "For benchmarks: the same allocator probes with programs that do nothing (the uprobe "
+	  "floor); no allocation is tracked", 0 },
 	{ "verbose", 'v', NULL, 0, "Explain probe placement; show libbpf's messages", 0 },
 	{ 0 },
 };
@@ -244,6 +248,9 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_NO_UPROBE_MULTI:
 		o->no_uprobe_multi = true;
+		break;
+	case OPT_EMPTY_PROGRAMS:
+		o->empty_programs = true;
 		break;
 	case 'v':
 		o->verbose++;

@@ -31,6 +31,7 @@ struct cli_options {
 	const char *debug_dir;	 /* build-id debug files; NULL = the target's /usr/lib/debug */
 	const char *user;	 /* become this user once attached; NULL = stay uid 0 */
 	bool no_uprobe_multi;	 /* one perf-event link per probe */
+	bool empty_programs;	 /* benchmarks: allocator programs that do nothing */
 	int verbose;
 };
 

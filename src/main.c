@@ -602,6 +602,7 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 	}
 	*ret_skel = skel;
 	bpf_map__set_max_entries(skel->maps.events, (uint32_t)opts->ring_size);
+	skel->rodata->empty_programs = opts->empty_programs;
 	if (multi) {
 		bpf_program__set_expected_attach_type(skel->progs.alloc_entry,
 						      MS_BPF_TRACE_UPROBE_MULTI);
