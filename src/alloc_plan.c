@@ -12,6 +12,7 @@
 
 struct objects {
 	char *paths[MAX_OBJECTS];
+	uint64_t starts[MAX_OBJECTS]; /* lowest mapped address */
 	size_t n;
 };
 
@@ -25,21 +26,34 @@ static bool listed(const struct objects *o, const char *path)
 	return false;
 }
 
-static void push(struct objects *o, const char *path)
+static void push(struct objects *o, const char *path, uint64_t start)
 {
 	char *s;
 
 	if (o->n == MAX_OBJECTS || listed(o, path))
 		return;
 	s = strdup(path);
-	if (s)
-		o->paths[o->n++] = s;
+	if (!s)
+		return;
+	o->starts[o->n] = start;
+	o->paths[o->n++] = s;
 }
+
+/* A file named like a libc (libc.so.6, libc-2.31.so): glibc's, or a damaged look-alike. */
+static bool libc_named(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	return !strncmp(base, "libc.so", 7) || !strncmp(base, "libc-", 5);
+}
+
+enum collect_mode { COLLECT_WANTED, COLLECT_LIBRARIES, COLLECT_LIBC };
 
 struct mapped {
 	struct objects *o;
-	const char *want; /* NULL: every executable mapping; else a path or file name to match */
-	const char *skip;
+	enum collect_mode mode;
+	const char *want; /* COLLECT_WANTED: a path or file name to match */
 };
 
 static bool names(const char *path, const char *want)
@@ -58,12 +72,42 @@ static int collect(const struct proc_mapping *m, void *ctx)
 
 	if (m->perms[2] != 'x' || m->path[0] != '/')
 		return 0;
-	if (c->skip && !strcmp(m->path, c->skip))
-		return 0;
-	if (c->want && !names(m->path, c->want))
-		return 0;
-	push(c->o, m->path);
+	switch (c->mode) {
+	case COLLECT_WANTED:
+		if (!names(m->path, c->want))
+			return 0;
+		break;
+	case COLLECT_LIBRARIES:
+		if (libc_named(m->path))
+			return 0;
+		break;
+	case COLLECT_LIBC:
+		if (!libc_named(m->path))
+			return 0;
+		break;
+	}
+	push(c->o, m->path, m->start);
 	return 0;
+}
+
+/*
+ * Libraries in load order: the loader maps them top-down, so the first loaded is the highest
+ * (/proc/PID/maps lists them by address, the other way round).
+ */
+static void sort_by_start_descending(struct objects *o, size_t from)
+{
+	size_t i, j;
+
+	for (i = from + 1; i < o->n; i++)
+		for (j = i; j > from && o->starts[j - 1] < o->starts[j]; j--) {
+			char *p = o->paths[j];
+			uint64_t s = o->starts[j];
+
+			o->paths[j] = o->paths[j - 1];
+			o->starts[j] = o->starts[j - 1];
+			o->paths[j - 1] = p;
+			o->starts[j - 1] = s;
+		}
 }
 
 /* The LD_PRELOAD objects the target maps, in the variable's order. */
@@ -78,7 +122,7 @@ static void preloaded(int pid, struct objects *o)
 	if (!f)
 		return;
 	while (getdelim(&env, &len, '\0', f) > 0) {
-		struct mapped c = { o, NULL, NULL };
+		struct mapped c = { o, COLLECT_WANTED, NULL };
 
 		if (strncmp(env, "LD_PRELOAD=", 11))
 			continue;
@@ -173,8 +217,8 @@ int alloc_plan__build(int pid, const char *requested, struct alloc_plan *plan, c
 	const struct alloc_family *want = NULL;
 	struct found found[16];
 	struct objects o = { .n = 0 };
-	char libc[PATH_MAX], open_path[PATH_MAX], list[1024];
-	size_t i, j, nfound = 0, binder = SIZE_MAX;
+	size_t i, j, nfound = 0, binder = SIZE_MAX, first_library, first_libc;
+	char open_path[PATH_MAX], list[1024];
 	bool custom_global = false, other = false;
 	char *exe = NULL;
 	int ret;
@@ -193,21 +237,23 @@ int alloc_plan__build(int pid, const char *requested, struct alloc_plan *plan, c
 		return ret;
 	}
 	/* The dynamic linker's order: the executable, LD_PRELOAD, libraries; libc last. */
-	push(&o, exe);
+	push(&o, exe, 0);
 	preloaded(pid, &o);
-	if (proc__libc_path(pid, 0, libc, sizeof(libc)))
-		libc[0] = '\0';
+	first_library = o.n;
 	{
-		struct mapped c = { &o, NULL, libc[0] ? libc : NULL };
+		struct mapped c = { &o, COLLECT_LIBRARIES, NULL };
 
 		ret = proc__mappings(pid, collect, &c);
+		sort_by_start_descending(&o, first_library);
+		first_libc = o.n;
+		c.mode = COLLECT_LIBC;
+		if (ret >= 0)
+			ret = proc__mappings(pid, collect, &c);
 	}
-	if (ret < 0 && !o.n) {
+	if (ret < 0) {
 		snprintf(err, errlen, "cannot read /proc/%d/maps: %s", pid, strerror(-ret));
 		goto out;
 	}
-	if (libc[0])
-		push(&o, libc);
 	for (i = 0; i < o.n; i++) {
 		struct elf_symbols *e = elf_symbols__open_target(pid, o.paths[i], open_path,
 								 sizeof(open_path));
@@ -220,8 +266,12 @@ int alloc_plan__build(int pid, const char *requested, struct alloc_plan *plan, c
 
 			if (!prefix)
 				continue;
-			/* libc's names are glibc only in libc (or a static executable). */
-			if (alloc_families[j] == &alloc_glibc && i != 0 && strcmp(o.paths[i], libc))
+			/*
+			 * glibc's names are glibc only in a libc or a static executable, and
+			 * not where another family also defines them (mimalloc's __libc_malloc).
+			 */
+			if (alloc_families[j] == &alloc_glibc &&
+			    (known || (i != 0 && !libc_named(o.paths[i]))))
 				continue;
 			found[nfound++] = (struct found){ alloc_families[j], prefix, i };
 			known = true;
@@ -242,7 +292,7 @@ int alloc_plan__build(int pid, const char *requested, struct alloc_plan *plan, c
 		if (binder == SIZE_MAX && !passes_through(o.paths[i]) && defines(e, "malloc") &&
 		    defines(e, "free")) {
 			binder = i;
-			if (!known && i != o.n - 1) {
+			if (!known && i < first_libc) {
 				snprintf(err, errlen,
 					 "unknown allocator: '%s' defines malloc and free but is none of "
 					 "jemalloc, mimalloc, tcmalloc or glibc",
