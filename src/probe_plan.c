@@ -7,7 +7,6 @@
 #include <gelf.h>
 #include "memscoped/events.h"
 #include "insn_decode.h"
-#include "proc.h"
 #include "probe_plan.h"
 
 /* The BPF programs dispatch on the cookie, so one link per program covers every function. */
@@ -195,57 +194,4 @@ int probe_plan__allocator_from_elf(struct elf_symbols *e, struct probe_plan *pla
 	if (!err && (!has_symbol(plan, "malloc") || !has_symbol(plan, "free")))
 		return -ENOENT;
 	return err;
-}
-
-static int plan_object(int pid, const char *object, void *ctx)
-{
-	struct probe_plan *plan = ctx;
-	struct elf_symbols *e;
-	int err;
-
-	probe_plan__clear(plan);
-	snprintf(plan->object, sizeof(plan->object), "%s", object);
-	e = elf_symbols__open_target(pid, object, plan->open_path, sizeof(plan->open_path));
-	if (!e)
-		return -errno;
-	err = probe_plan__allocator_from_elf(e, plan);
-	elf_symbols__close(e);
-	return err;
-}
-
-int probe_plan__allocator(int pid, struct probe_plan *plan, char *err, size_t errlen)
-{
-	char libc[PATH_MAX];
-	char *exe = NULL;
-	int ret;
-
-	ret = proc__exe(pid, &exe);
-	if (ret) {
-		snprintf(err, errlen, "cannot read /proc/%d/exe: %s", pid, strerror(-ret));
-		return ret;
-	}
-	/* A static executable carries its own allocator. */
-	ret = plan_object(pid, exe, plan);
-	if (ret == 0)
-		goto out;
-	ret = proc__try_libc(pid, plan_object, plan, libc, sizeof(libc));
-	if (ret == -ESRCH) {
-		snprintf(err, errlen, "exited during attach");
-		goto out;
-	}
-	if (ret && !libc[0] && ret != -ENOENT) {
-		snprintf(err, errlen, "cannot read /proc/%d/maps: %s", pid, strerror(-ret));
-		goto out;
-	}
-	if (!libc[0]) {
-		snprintf(err, errlen, "no allocator symbols: '%s' defines none and no libc is mapped",
-			 exe);
-		goto out;
-	}
-	if (ret)
-		snprintf(err, errlen, "no allocator symbols in '%s' or '%s': %s", exe, libc,
-			 strerror(-ret));
-out:
-	free(exe);
-	return ret;
 }

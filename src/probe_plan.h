@@ -43,10 +43,4 @@ int probe_plan__family_from_elf(struct elf_symbols *e, const struct alloc_family
 /* Functions with an entry probe in the plan. */
 size_t probe_plan__functions(const struct probe_plan *plan);
 
-/*
- * Finds the object that holds the target's allocator (a static executable, else the libc it
- * maps) and plans its probes. On failure, err says what was searched.
- */
-int probe_plan__allocator(int pid, struct probe_plan *plan, char *err, size_t errlen);
-
 #endif
