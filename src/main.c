@@ -688,7 +688,8 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 		p->allocator.family = plan->families[plan->primary]->name;
 		free(p->allocator.object);
 		p->allocator.object = strdup(plan->objects[plan->primary].object);
-		p->allocator.functions = (uint32_t)alloc_plan__functions(plan);
+		p->allocator.functions =
+			(uint32_t)probe_plan__functions(&plan->objects[plan->primary]);
 		alloc_plan__describe(plan, msg, sizeof(msg));
 		free(p->allocator.probed);
 		p->allocator.probed = strdup(msg);

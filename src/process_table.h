@@ -55,7 +55,7 @@ struct process {
 	struct {
 		const char *family; /* static: the family's name */
 		char *object;	    /* as the target maps it */
-		uint32_t functions; /* probed functions of every family */
+		uint32_t functions; /* its probed functions, as the attach line says */
 		char *probed;	    /* every family and object probed, for messages */
 		double cpu_at_attach; /* the target's CPU seconds then */
 		bool blind_warned;  /* the zero-event warning was given */
