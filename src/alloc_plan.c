@@ -154,15 +154,6 @@ void alloc_plan__clear(struct alloc_plan *plan)
 	plan->primary = 0;
 }
 
-size_t alloc_plan__functions(const struct alloc_plan *plan)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < plan->n; i++)
-		n += probe_plan__functions(&plan->objects[i]);
-	return n;
-}
-
 void alloc_plan__describe(const struct alloc_plan *plan, char *buf, size_t len)
 {
 	size_t i, k, at = 0;

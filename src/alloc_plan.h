@@ -29,8 +29,6 @@ struct alloc_plan {
 int alloc_plan__build(int pid, const char *requested, struct alloc_plan *plan, char *err,
 		      size_t errlen);
 void alloc_plan__clear(struct alloc_plan *plan);
-/* Probed functions over every object. */
-size_t alloc_plan__functions(const struct alloc_plan *plan);
 /* "jemalloc in '/usr/lib/.../libjemalloc.so.2' (14 functions), glibc in '...' (10 functions)" */
 void alloc_plan__describe(const struct alloc_plan *plan, char *buf, size_t len);
 
