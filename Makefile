@@ -25,7 +25,8 @@ TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGET_BINS := $(patsubst tests/targets/%.c,$(BUILD)/targets/%,$(TARGET_SRCS))
 TARGET_BINS += $(BUILD)/targets/coro_fcontext $(BUILD)/targets/libcoro_pcl_app.so
 TARGET_BINS += $(BUILD)/targets/alloc_family_jemalloc $(BUILD)/targets/alloc_family_mimalloc \
-	$(BUILD)/targets/alloc_family_tcmalloc $(BUILD)/targets/alloc_cxx_tcmalloc
+	$(BUILD)/targets/alloc_family_tcmalloc $(BUILD)/targets/alloc_cxx_tcmalloc \
+	$(BUILD)/targets/alloc_family_jemalloc_static $(BUILD)/targets/alloc_family_tcmalloc_static
 BENCH_BINS := $(patsubst scripts/bench/%.c,$(BUILD)/bench/%,$(wildcard scripts/bench/*.c))
 
 .PHONY: all deps demo check unit e2e bench fuzz install format clean tokio-targets
@@ -90,6 +91,18 @@ $(BUILD)/targets/alloc_family_mimalloc: tests/targets/alloc_family.c
 $(BUILD)/targets/alloc_family_tcmalloc: tests/targets/alloc_family.c
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -DUSE_TCMALLOC $< -ltcmalloc_minimal -o $@
+
+# The allocator linked into the executable itself (Debian's libjemalloc_pic.a,
+# libtcmalloc_minimal.a).
+$(BUILD)/targets/alloc_family_jemalloc_static: tests/targets/alloc_family.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -DUSE_JEMALLOC $< \
+		-Wl,-Bstatic -ljemalloc_pic -Wl,-Bdynamic -lstdc++ -lm -ldl -o $@
+
+$(BUILD)/targets/alloc_family_tcmalloc_static: tests/targets/alloc_family.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -DUSE_TCMALLOC $< \
+		-Wl,-Bstatic -ltcmalloc_minimal -Wl,-Bdynamic -lstdc++ -lm -o $@
 
 $(BUILD)/targets/alloc_cxx_tcmalloc: tests/targets/alloc_cxx.cc
 	@mkdir -p $(@D)

@@ -73,6 +73,18 @@ for _f in ("jemalloc", "mimalloc", "tcmalloc"):
     globals()[f"test_alloc_{_f}_api_exact_attached_after_work"] = family_test(_f, True)
 
 
+def static_test(family):
+    def test():
+        exe = target_path(f"alloc_family_{family}_static")
+        proc, _ = run_family([exe, "2"], family, f"alloc_family_{family}_static")
+        check_eq(proc["allocator"]["object"], exe, "the executable holds the allocator")
+    return test
+
+
+for _f in ("jemalloc", "tcmalloc"):
+    globals()[f"test_alloc_{_f}_linked_into_the_executable_exact"] = static_test(_f)
+
+
 def test_alloc_jemalloc_counts_14_or_more_functions():
     # malloc calloc realloc free posix_memalign aligned_alloc memalign valloc mallocx rallocx
     # xallocx sdallocx dallocx and C++'s new/delete (Debian builds them in).
