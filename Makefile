@@ -26,7 +26,8 @@ TARGET_BINS := $(patsubst tests/targets/%.c,$(BUILD)/targets/%,$(TARGET_SRCS))
 TARGET_BINS += $(BUILD)/targets/coro_fcontext $(BUILD)/targets/libcoro_pcl_app.so
 TARGET_BINS += $(BUILD)/targets/alloc_family_jemalloc $(BUILD)/targets/alloc_family_mimalloc \
 	$(BUILD)/targets/alloc_family_tcmalloc $(BUILD)/targets/alloc_cxx_tcmalloc \
-	$(BUILD)/targets/alloc_family_jemalloc_static $(BUILD)/targets/alloc_family_tcmalloc_static
+	$(BUILD)/targets/alloc_family_jemalloc_static $(BUILD)/targets/alloc_family_tcmalloc_static \
+	$(BUILD)/targets/alloc_family_rjem
 BENCH_BINS := $(patsubst scripts/bench/%.c,$(BUILD)/bench/%,$(wildcard scripts/bench/*.c))
 
 .PHONY: all deps demo check unit e2e bench fuzz install format clean tokio-targets
@@ -103,6 +104,21 @@ $(BUILD)/targets/alloc_family_tcmalloc_static: tests/targets/alloc_family.c
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -DUSE_TCMALLOC $< \
 		-Wl,-Bstatic -ltcmalloc_minimal -Wl,-Bdynamic -lstdc++ -lm -o $@
+
+# jemalloc with its API renamed _rjem_* (as tikv-jemallocator links it) beside glibc: Debian's
+# libjemalloc_pic.a with its exported names prefixed by objcopy.
+JEMALLOC_API := aligned_alloc calloc dallocx free mallctl mallctlbymib mallctlnametomib malloc \
+	malloc_stats_print malloc_usable_size mallocx memalign nallocx posix_memalign rallocx \
+	realloc sallocx sdallocx valloc xallocx
+$(BUILD)/targets/librjem.a: /usr/lib/x86_64-linux-gnu/libjemalloc_pic.a
+	@mkdir -p $(@D)
+	printf '%s _rjem_%s\n' $(foreach s,$(JEMALLOC_API),$(s) $(s)) > $@.syms
+	objcopy --redefine-syms=$@.syms $< $@
+
+$(BUILD)/targets/alloc_family_rjem: tests/targets/alloc_family.c $(BUILD)/targets/librjem.a
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -DUSE_JEMALLOC -DRJEM $< \
+		$(BUILD)/targets/librjem.a -lstdc++ -lm -ldl -o $@
 
 $(BUILD)/targets/alloc_cxx_tcmalloc: tests/targets/alloc_cxx.cc
 	@mkdir -p $(@D)

@@ -85,6 +85,14 @@ for _f in ("jemalloc", "tcmalloc"):
     globals()[f"test_alloc_{_f}_linked_into_the_executable_exact"] = static_test(_f)
 
 
+def test_alloc_rjem_prefixed_jemalloc_beside_glibc_exact():
+    # The standard names are glibc's, the _rjem_ API is jemalloc's, in the executable: both
+    # are probed, every block counted once by the one that made it.
+    exe = target_path("alloc_family_rjem")
+    proc, err = run_family([exe, "2"], "glibc", "libc.so")
+    check(f"jemalloc in '{exe}' (" in err, f"prefixed jemalloc not probed: {err!r}")
+
+
 def test_alloc_jemalloc_counts_14_or_more_functions():
     # malloc calloc realloc free posix_memalign aligned_alloc memalign valloc mallocx rallocx
     # xallocx sdallocx dallocx and C++'s new/delete (Debian builds them in).

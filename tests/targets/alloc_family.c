@@ -24,6 +24,26 @@
 #if defined(USE_JEMALLOC)
 #include <jemalloc/jemalloc.h>
 #define FAMILY "jemalloc"
+#ifdef RJEM
+/*
+ * jemalloc with its API prefixed _rjem_, as Rust's tikv-jemallocator links it: the standard
+ * names stay glibc's, so this target uses both allocators side by side.
+ */
+void *_rjem_mallocx(size_t size, int flags);
+void *_rjem_rallocx(void *ptr, size_t size, int flags);
+size_t _rjem_xallocx(void *ptr, size_t size, size_t extra, int flags);
+void _rjem_sdallocx(void *ptr, size_t size, int flags);
+void _rjem_dallocx(void *ptr, int flags);
+void _rjem_free(void *ptr);
+#define mallocx _rjem_mallocx
+#define rallocx _rjem_rallocx
+#define xallocx _rjem_xallocx
+#define sdallocx _rjem_sdallocx
+#define dallocx _rjem_dallocx
+#define je_free _rjem_free
+#else
+#define je_free free
+#endif
 #elif defined(USE_MIMALLOC)
 #include <mimalloc.h>
 #define FAMILY "mimalloc"
@@ -136,7 +156,7 @@ static void family(struct truth *t, size_t base)
 		else if (i % 3 == 1)
 			dallocx(p, 0);
 		else
-			free(p);
+			je_free(p);
 		freed(t, sz);
 	}
 	/* rallocx moves; a failing one keeps the old block. */
