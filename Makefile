@@ -24,6 +24,10 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGET_BINS := $(patsubst tests/targets/%.c,$(BUILD)/targets/%,$(TARGET_SRCS))
 TARGET_BINS += $(BUILD)/targets/coro_fcontext $(BUILD)/targets/libcoro_pcl_app.so
+TARGET_BINS += $(BUILD)/targets/alloc_family_jemalloc $(BUILD)/targets/alloc_family_mimalloc \
+	$(BUILD)/targets/alloc_family_tcmalloc $(BUILD)/targets/alloc_cxx_tcmalloc \
+	$(BUILD)/targets/alloc_family_jemalloc_static $(BUILD)/targets/alloc_family_tcmalloc_static \
+	$(BUILD)/targets/alloc_family_rjem
 BENCH_BINS := $(patsubst scripts/bench/%.c,$(BUILD)/bench/%,$(wildcard scripts/bench/*.c))
 
 .PHONY: all deps demo check unit e2e bench fuzz install format clean tokio-targets
@@ -75,6 +79,52 @@ $(BUILD)/targets/libcoro_pcl_app.so: tests/targets/coro_pcl.c
 	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -shared -fPIC -Dmain=coro_pcl_main $< \
 		-lpcl -o $@
 
+# The allocator-family target linked to each of Debian's allocators (libjemalloc-dev,
+# libmimalloc-dev, libgoogle-perftools-dev); plain alloc_family is for LD_PRELOAD.
+$(BUILD)/targets/alloc_family_jemalloc: tests/targets/alloc_family.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -DUSE_JEMALLOC $< -ljemalloc -o $@
+
+$(BUILD)/targets/alloc_family_mimalloc: tests/targets/alloc_family.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -DUSE_MIMALLOC $< -lmimalloc -o $@
+
+$(BUILD)/targets/alloc_family_tcmalloc: tests/targets/alloc_family.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -DUSE_TCMALLOC $< -ltcmalloc_minimal -o $@
+
+# The allocator linked into the executable itself (Debian's libjemalloc_pic.a,
+# libtcmalloc_minimal.a).
+$(BUILD)/targets/alloc_family_jemalloc_static: tests/targets/alloc_family.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -DUSE_JEMALLOC $< \
+		-Wl,-Bstatic -ljemalloc_pic -Wl,-Bdynamic -lstdc++ -lm -ldl -o $@
+
+$(BUILD)/targets/alloc_family_tcmalloc_static: tests/targets/alloc_family.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -DUSE_TCMALLOC $< \
+		-Wl,-Bstatic -ltcmalloc_minimal -Wl,-Bdynamic -lstdc++ -lm -o $@
+
+# jemalloc with its API renamed _rjem_* (as tikv-jemallocator links it) beside glibc: Debian's
+# libjemalloc_pic.a with its exported names prefixed by objcopy.
+JEMALLOC_API := aligned_alloc calloc dallocx free mallctl mallctlbymib mallctlnametomib malloc \
+	malloc_stats_print malloc_usable_size mallocx memalign nallocx posix_memalign rallocx \
+	realloc sallocx sdallocx valloc xallocx
+$(BUILD)/targets/librjem.a: /usr/lib/x86_64-linux-gnu/libjemalloc_pic.a
+	@mkdir -p $(@D)
+	printf '%s _rjem_%s\n' $(foreach s,$(JEMALLOC_API),$(s) $(s)) > $@.syms
+	objcopy --redefine-syms=$@.syms $< $@
+
+$(BUILD)/targets/alloc_family_rjem: tests/targets/alloc_family.c $(BUILD)/targets/librjem.a
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread -DUSE_JEMALLOC -DRJEM $< \
+		$(BUILD)/targets/librjem.a -lstdc++ -lm -ldl -o $@
+
+$(BUILD)/targets/alloc_cxx_tcmalloc: tests/targets/alloc_cxx.cc
+	@mkdir -p $(@D)
+	$(CXX) -O1 -g -fno-builtin -Wall -Wextra -pthread -faligned-new -fsized-deallocation $< \
+		-ltcmalloc_minimal -o $@
+
 # boost.context coroutines, in C++ (Debian g++, libboost-context-dev).
 $(BUILD)/targets/coro_fcontext: tests/targets/coro_fcontext.cc
 	@mkdir -p $(@D)
@@ -83,6 +133,13 @@ $(BUILD)/targets/coro_fcontext: tests/targets/coro_fcontext.cc
 $(BUILD)/bench/%: scripts/bench/%.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -g -Wall -Wextra -pthread $< -o $@
+
+# The malloc benchmark linked to each allocator family (scripts/bench/alloc.sh).
+ALLOC_BENCH_BINS := $(BUILD)/bench/malloc_bench_jemalloc $(BUILD)/bench/malloc_bench_mimalloc \
+	$(BUILD)/bench/malloc_bench_tcmalloc
+$(BUILD)/bench/malloc_bench_%: scripts/bench/malloc_bench.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -Wall -Wextra -pthread $< -l$(subst tcmalloc,tcmalloc_minimal,$*) -o $@
 
 $(BUILD)/fixtures/fixture.so: tests/unit/fixture_elf.c
 	@mkdir -p $(@D)
@@ -123,8 +180,9 @@ $(BUILD)/tokio-bench-out/.built: $(TOKIO_BENCH_SRCS)
 	CARGO_TARGET_DIR=$(abspath $(BUILD))/tokio-bench tests/targets/tokio-bench/build.sh $(BUILD)/tokio-bench-out
 	touch $@
 
-bench: deps all $(BENCH_BINS) $(BUILD)/tokio-bench-out/.built
+bench: deps all $(BENCH_BINS) $(ALLOC_BENCH_BINS) $(BUILD)/tokio-bench-out/.built
 	BUILD=$(BUILD) scripts/bench/run.sh
+	BUILD=$(BUILD) scripts/bench/alloc.sh
 	BUILD=$(BUILD) scripts/bench/coro.sh
 
 FUZZ_SECONDS ?= 60

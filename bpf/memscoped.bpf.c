@@ -13,6 +13,9 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* --empty-programs (benchmarks): the allocator programs return at once, the uprobe floor. */
+const volatile bool empty_programs = false;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, MS_DEFAULT_RING_SIZE);
@@ -41,8 +44,11 @@ struct {
 /* Per-thread state; task storage is freed with the thread, so nothing leaks. */
 struct thread_state {
 	__u32 depth;	  /* allocator calls in progress on this thread */
-	__u32 func;	  /* outermost allocator function */
+	__u32 func;	  /* outermost allocator function: enum ms_alloc_func | MS_FN_F_* */
+	__u32 ret_size;	  /* it returns a usable size (xallocx) */
+	__u32 __pad0;
 	__u64 size;	  /* its requested size */
+	__u64 extra;	  /* resize in place: extra bytes it may add (xallocx) */
 	__u64 old_addr;	  /* realloc: block passed in */
 	__u64 memptr;	  /* posix_memalign: where the result is stored */
 	__u64 sp;	  /* user stack pointer at its entry */
@@ -111,12 +117,35 @@ static __always_inline int emit(__u16 type, __u16 func, __u64 addr, __u64 old_ad
 	return 0;
 }
 
+/* The six argument registers, read once: a switch over ctx offsets would not verify. */
+struct args {
+	__u64 a[6];
+};
+
+static __always_inline void read_args(struct pt_regs *ctx, struct args *r)
+{
+	r->a[0] = PT_REGS_PARM1(ctx);
+	r->a[1] = PT_REGS_PARM2(ctx);
+	r->a[2] = PT_REGS_PARM3(ctx);
+	r->a[3] = PT_REGS_PARM4(ctx);
+	r->a[4] = PT_REGS_PARM5(ctx);
+	r->a[5] = ctx->r9;
+}
+
+/* The argument at a 1-based position of a table row (0: none). */
+static __always_inline __u64 arg_at(const struct args *r, __u32 i)
+{
+	if (i == 0 || i > 6)
+		return 0;
+	return r->a[i - 1];
+}
+
 /* Entry of an allocator function: remember its arguments if it is the outermost call. */
-static __always_inline int alloc_enter(struct pt_regs *ctx, __u64 size, __u64 old_addr,
-				       __u64 memptr)
+static __always_inline int alloc_enter(struct pt_regs *ctx, __u64 cookie, __u64 size,
+				       __u64 extra, __u64 old_addr, __u64 memptr)
 {
 	struct thread_state *ts;
-	__u32 func;
+	__u32 func = MS_AC_FUNC(cookie);
 	__u64 sp;
 
 	if (!is_target())
@@ -133,15 +162,22 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, __u64 size, __u64 ol
 		ts->depth = 0;
 	if (ts->depth++ > 0)
 		return 0;
-	func = (__u32)bpf_get_attach_cookie(ctx);
-	ts->func = func;
+	ts->func = func | (cookie & MS_AC_FREES_ON_FAIL ? MS_FN_F_FREES_ON_FAIL : 0);
+	ts->ret_size = !!(cookie & MS_AC_RET_SIZE);
 	ts->size = size;
+	ts->extra = extra;
 	ts->old_addr = old_addr;
 	ts->memptr = memptr;
 	ts->sp = sp;
+	/* A layered free (Rust's __rust_dealloc over a probed allocator) reports once, here. */
+	if (func == MS_FN_FREE) {
+		if (old_addr)
+			emit(MS_EV_FREE, MS_FN_FREE, old_addr, 0, 0, sp, current_task(ts));
+		return 0;
+	}
 	/* Reported at entry: another thread may get the old block before realloc returns. */
 	if (old_addr && (func == MS_FN_REALLOC || func == MS_FN_REALLOCARRAY))
-		emit(MS_EV_REALLOC_BEGIN, func, old_addr, 0, size, ts->sp, current_task(ts));
+		emit(MS_EV_REALLOC_BEGIN, ts->func, old_addr, 0, size, ts->sp, current_task(ts));
 	return 0;
 }
 
@@ -157,8 +193,25 @@ static __always_inline int alloc_return_common(__u64 addr)
 		return 0;
 	if (--ts->depth > 0)
 		return 0;
+	if (MS_FN_KIND(ts->func) == MS_FN_FREE)
+		return 0;
+	/* In place: the same block or none; xallocx returns the usable size, mi_expand the block. */
+	if (MS_FN_KIND(ts->func) == MS_FN_RESIZE) {
+		__u64 size = ts->size + ts->extra;
+
+		/* xallocx: at least size on success; of the extra, what it got. */
+		if (ts->ret_size) {
+			if (addr < size)
+				size = addr;
+			addr = addr >= ts->size ? ts->old_addr : 0;
+		} else if (addr != ts->old_addr) {
+			addr = 0;
+		}
+		return emit(MS_EV_ALLOC, ts->func, addr, ts->old_addr, size, ts->sp,
+			    current_task(ts));
+	}
 	/* posix_memalign returns 0 on success and stores the block through memptr. */
-	if (ts->func == MS_FN_POSIX_MEMALIGN) {
+	if (ts->memptr) {
 		if ((int)addr != 0 || !ts->memptr ||
 		    bpf_probe_read_user(&addr, sizeof(addr), (void *)ts->memptr))
 			addr = 0;
@@ -180,39 +233,40 @@ static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 	return emit(MS_EV_FREE, MS_FN_FREE, ptr, 0, 0, PT_REGS_SP(ctx), ts ? current_task(ts) : 0);
 }
 
-/* One program for every allocator entry (one uprobe_multi link): the cookie names the function. */
+/*
+ * One program for every allocator entry (one uprobe_multi link): the cookie says what the
+ * function does and where its arguments are (MS_ALLOC_COOKIE), from the family's table.
+ */
 SEC("uprobe")
 int alloc_entry(struct pt_regs *ctx)
 {
-	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
+	__u64 cookie = bpf_get_attach_cookie(ctx), size, count, ptr;
+	__u32 func = MS_AC_FUNC(cookie);
+	struct args args;
 
-	switch (bpf_get_attach_cookie(ctx)) {
-	case MS_FN_FREE:
-		return free_enter(ctx, a1);
-	case MS_FN_MALLOC:
-	case MS_FN_VALLOC:
-	case MS_FN_PVALLOC:
-		return alloc_enter(ctx, a1, 0, 0);
-	case MS_FN_CALLOC:
-		return alloc_enter(ctx, a1 * a2, 0, 0);
-	case MS_FN_REALLOC:
-		return alloc_enter(ctx, a2, a1, 0);
-	case MS_FN_REALLOCARRAY:
-		return alloc_enter(ctx, a2 * a3, a1, 0);
-	case MS_FN_POSIX_MEMALIGN:
-		return alloc_enter(ctx, a3, 0, a1);
-	case MS_FN_ALIGNED_ALLOC:
-	case MS_FN_MEMALIGN:
-		return alloc_enter(ctx, a2, 0, 0);
-	default:
+	if (empty_programs)
 		return 0;
-	}
+	read_args(ctx, &args);
+	ptr = arg_at(&args, MS_AC_PTR(cookie));
+	if (func == MS_FN_FREE && !(cookie & MS_AC_SCOPED))
+		return free_enter(ctx, ptr);
+	if (func == 0 || func >= MS_FN_MAX)
+		return 0;
+	size = arg_at(&args, MS_AC_SIZE(cookie));
+	count = arg_at(&args, MS_AC_COUNT(cookie));
+	if (func == MS_FN_RESIZE)
+		return alloc_enter(ctx, cookie, size, count, ptr, 0);
+	if (MS_AC_COUNT(cookie))
+		size *= count;
+	return alloc_enter(ctx, cookie, size, 0, ptr, arg_at(&args, MS_AC_OUT(cookie)));
 }
 
 /* The return of every allocator: only the outermost call on the thread reports. */
 SEC("uretprobe")
 int alloc_return(struct pt_regs *ctx)
 {
+	if (empty_programs)
+		return 0;
 	return alloc_return_common(PT_REGS_RC(ctx));
 }
 

@@ -29,8 +29,12 @@ enum {
 	OPT_LISTEN,
 	OPT_TEXTFILE,
 	OPT_DEBUG_DIR,
+	OPT_ALLOCATOR,
+	OPT_EMPTY_PROGRAMS,
 };
 
+static const char *const allocators[] = { "auto", "glibc", "jemalloc", "mimalloc", "tcmalloc",
+					  "rust" };
 static const char *const runtimes[] = { "auto", "none", "tokio", "ucontext", "pcl", "fcontext" };
 
 static const struct argp_option options[] = {
@@ -50,6 +54,9 @@ static const struct argp_option options[] = {
 	  "A live task idle (or polled nonstop) this long is a suspect (default 30)", 0 },
 	{ "runtime", OPT_RUNTIME, "NAME", 0,
 	  "Task runtime: auto (default), tokio, ucontext, pcl, fcontext or none", 0 },
+	{ "allocator", OPT_ALLOCATOR, "NAME", 0,
+	  "Allocator to probe: auto (default: what the target uses), glibc, jemalloc, mimalloc, "
+	  "tcmalloc or rust", 0 },
 	{ "listen", OPT_LISTEN, "[ADDR:]PORT", 0,
 	  "Serve Prometheus metrics at http://ADDR:PORT/metrics (default address 127.0.0.1)", 0 },
 	{ "textfile", OPT_TEXTFILE, "PATH", 0,
@@ -72,6 +79,9 @@ static const struct argp_option options[] = {
 	{ "no-uprobe-multi", OPT_NO_UPROBE_MULTI, NULL, 0,
 	  "Attach one perf-event link per probe instead of one uprobe_multi link per program "
 	  "(kernels before 6.6 fall back to this by themselves)", 0 },
+	{ "empty-programs", OPT_EMPTY_PROGRAMS, NULL, 0,
+	  "For benchmarks: the same allocator probes with programs that do nothing (the uprobe "
+	  "floor); no allocation is tracked", 0 },
 	{ "verbose", 'v', NULL, 0, "Explain probe placement; show libbpf's messages", 0 },
 	{ 0 },
 };
@@ -190,6 +200,15 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 					   "ucontext, pcl, fcontext or none", arg);
 		o->runtime = runtimes[i];
 		break;
+	case OPT_ALLOCATOR:
+		for (i = 0; i < sizeof(allocators) / sizeof(allocators[0]); i++)
+			if (!strcmp(arg, allocators[i]))
+				break;
+		if (i == sizeof(allocators) / sizeof(allocators[0]))
+			return fail(state, "invalid --allocator '%s': expected auto, glibc, jemalloc, "
+					   "mimalloc, tcmalloc or rust", arg);
+		o->allocator = allocators[i];
+		break;
 	case OPT_LISTEN:
 		if (http_server__parse_addr(arg, &addr, &addr_len))
 			return fail(state, "invalid --listen '%s': expected [ADDR:]PORT", arg);
@@ -230,6 +249,9 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_NO_UPROBE_MULTI:
 		o->no_uprobe_multi = true;
 		break;
+	case OPT_EMPTY_PROGRAMS:
+		o->empty_programs = true;
+		break;
 	case 'v':
 		o->verbose++;
 		break;
@@ -259,6 +281,7 @@ int cli__parse(int argc, char **argv, unsigned int flags, struct cli_options *re
 		.max_task_types = 50,
 		.stuck_after = 30,
 		.runtime = "auto",
+		.allocator = "auto",
 	};
 
 	char **args;

@@ -25,11 +25,13 @@ struct cli_options {
 	uint64_t max_task_types; /* task_type label values per runtime in metrics */
 	double stuck_after;	 /* seconds idle (or busy) before a live task is a suspect */
 	const char *runtime;	 /* "auto", "none" or a runtime name */
+	const char *allocator;	 /* "auto" or an allocator family name */
 	const char *listen;	 /* [ADDR:]PORT for /metrics, NULL = off */
 	const char *textfile;	 /* metrics file for node_exporter, NULL = off */
 	const char *debug_dir;	 /* build-id debug files; NULL = the target's /usr/lib/debug */
 	const char *user;	 /* become this user once attached; NULL = stay uid 0 */
 	bool no_uprobe_multi;	 /* one perf-event link per probe */
+	bool empty_programs;	 /* benchmarks: allocator programs that do nothing */
 	int verbose;
 };
 

@@ -13,6 +13,7 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 	struct ms_event e;
 	struct process *p;
 	uint32_t task;
+	unsigned int kind;
 
 	d->stats.received++;
 	if (len != sizeof(e)) {
@@ -34,9 +35,19 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 		task = coro_process__task_of(p, e.sp);
 		if (!task)
 			task = tokio_process__task_of(p, e.task);
-		if (e.old_addr && (e.func == MS_FN_REALLOC || e.func == MS_FN_REALLOCARRAY))
+		kind = MS_FN_KIND(e.func);
+		/* In place (xallocx, mi_expand): not resized leaves the block as it was. */
+		if (kind == MS_FN_RESIZE) {
+			if (e.addr)
+				process__resize(p, e.tid, e.addr, e.size, task, e.ts);
+			return 0;
+		}
+		if (e.old_addr && (kind == MS_FN_REALLOC || kind == MS_FN_REALLOCARRAY)) {
 			process__realloc_end(p, e.tid, e.old_addr, e.addr, e.size, task, e.ts);
-		else
+			/* reallocf: failing, it frees the block realloc would have kept. */
+			if (!e.addr && e.size && (e.func & MS_FN_F_FREES_ON_FAIL))
+				process__free(p, e.tid, e.old_addr, e.ts);
+		} else
 			process__alloc(p, e.tid, e.addr, e.size, task, e.ts);
 		return 0;
 	case MS_EV_TASK_ENTER:

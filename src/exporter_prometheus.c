@@ -250,6 +250,30 @@ static int render_dropped(struct prom_text *out, const struct proc_view *views, 
 	return err;
 }
 
+/* Which allocator memscoped found serving each process (src/alloc_plan.c). */
+static int render_allocator_info(struct prom_text *out, const struct proc_view *views, size_t n)
+{
+	struct prom_label labels[4] = { { "pid", NULL }, { "comm", NULL }, { "family", NULL },
+					{ "object", NULL } };
+	size_t i;
+	int err;
+
+	err = prom_text__family(out, "memscoped_allocator_info", "gauge",
+				"The allocator family serving the process and its object");
+	for (i = 0; i < n && !err; i++) {
+		const struct process *p = views[i].p;
+
+		if (!p->allocator.family)
+			continue;
+		labels[0].value = views[i].pid;
+		labels[1].value = p->comm;
+		labels[2].value = p->allocator.family;
+		labels[3].value = p->allocator.object ? p->allocator.object : "";
+		err = prom_text__sample(out, "memscoped_allocator_info", labels, 4, 1);
+	}
+	return err;
+}
+
 static int render(struct prom_text *out, const struct exporter_input *in, struct proc_view *views,
 		  size_t n)
 {
@@ -276,6 +300,8 @@ static int render(struct prom_text *out, const struct exporter_input *in, struct
 			return err;
 	}
 	err = render_dropped(out, views, n);
+	if (!err)
+		err = render_allocator_info(out, views, n);
 	if (err)
 		return err;
 	for (i = 0; i < n; i++) {

@@ -404,3 +404,10 @@ int insn_decode__placement(const uint8_t *code, size_t len, struct probe_placeme
 		ret->reason = "skipped single-stepped insns that only set flags or scratch regs";
 	return 0;
 }
+
+int insn_decode__arg_register(unsigned int argpos)
+{
+	static const int regs[] = { RDI, RSI, RDX, RCX, R8, R9 };
+
+	return argpos >= 1 && argpos <= 6 ? regs[argpos - 1] : -1;
+}

@@ -28,6 +28,9 @@ struct probe_placement {
  */
 int insn_decode__placement(const uint8_t *code, size_t len, struct probe_placement *ret);
 
+/* The null_arg value of a NULL check of the 1-based argument argpos (SysV x86-64), or -1. */
+int insn_decode__arg_register(unsigned int argpos);
+
 /* Length of the instruction at code; 0 if truncated or outside this decoder's subset. */
 size_t insn_decode__length(const uint8_t *code, size_t len);
 

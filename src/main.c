@@ -28,6 +28,8 @@
 #include "exporter_prometheus.h"
 #include "fd_pass.h"
 #include "http_server.h"
+#include "alloc_plan.h"
+#include "alloc_watch.h"
 #include "probe_plan.h"
 #include "proc.h"
 #include "report.h"
@@ -586,10 +588,10 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 			   struct attachment *links)
 {
 	struct memscoped_bpf *skel;
-	struct probe_plan *plan;
-	char msg[512];
+	struct alloc_plan *plan;
+	char msg[1536];
 	uint32_t flags = 0;
-	size_t i, j;
+	size_t i, j, k;
 	int err;
 
 	skel = memscoped_bpf__open();
@@ -600,6 +602,7 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 	}
 	*ret_skel = skel;
 	bpf_map__set_max_entries(skel->maps.events, (uint32_t)opts->ring_size);
+	skel->rodata->empty_programs = opts->empty_programs;
 	if (multi) {
 		bpf_program__set_expected_attach_type(skel->progs.alloc_entry,
 						      MS_BPF_TRACE_UPROBE_MULTI);
@@ -639,21 +642,25 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 		size_t before = links->nprobes;
 		struct process *p = process_table__find(procs, (uint32_t)pid);
 
-		probe_plan__clear(plan);
-		err = probe_plan__allocator(pid, plan, msg, sizeof(msg));
+		err = alloc_plan__build(pid, opts->allocator, plan, msg, sizeof(msg));
 		if (err) {
 			log_err("pid %d: %s", pid, proc__alive(pid) ? msg : "exited during attach");
 			break;
 		}
-		for (j = 0; j < plan->nnotes && verbose && multi != opts->no_uprobe_multi; j++)
-			log_err("pid %d: %s: %s", pid, plan->object, plan->notes[j]);
+		for (k = 0; k < plan->n; k++)
+			for (j = 0; j < plan->objects[k].nnotes && verbose &&
+				    multi != opts->no_uprobe_multi; j++)
+				log_err("pid %d: %s: %s", pid, plan->objects[k].object,
+					plan->objects[k].notes[j]);
 		if (bpf_map_update_elem(bpf_map__fd(skel->maps.targets), &(uint32_t){ (uint32_t)pid },
 					&flags, BPF_ANY)) {
 			err = -errno;
 			log_err("pid %d: failed to add target: %s", pid, strerror(-err));
 			break;
 		}
-		err = attach__plan(skel->obj, pid, plan, multi, links, msg, sizeof(msg));
+		for (k = 0, err = 0; k < plan->n && !err; k++)
+			err = attach__plan(skel->obj, pid, &plan->objects[k], multi, links, msg,
+					   sizeof(msg));
 		if (err == -EOPNOTSUPP && multi)
 			break;
 		if (!err && !proc__alive(pid))
@@ -678,12 +685,24 @@ static int load_and_attach(const struct cli_options *opts, bool multi,
 			break;
 		}
 		p->probes_attached = (uint32_t)(links->nprobes - before);
+		p->allocator.family = plan->families[plan->primary]->name;
+		free(p->allocator.object);
+		p->allocator.object = strdup(plan->objects[plan->primary].object);
+		p->allocator.functions =
+			(uint32_t)probe_plan__functions(&plan->objects[plan->primary]);
+		alloc_plan__describe(plan, msg, sizeof(msg));
+		free(p->allocator.probed);
+		p->allocator.probed = strdup(msg);
+		if (proc__cpu_seconds(pid, &p->allocator.cpu_at_attach))
+			p->allocator.cpu_at_attach = 0;
+		log_err("pid %d: allocator %s", pid, msg);
 		log_err("attached %zu probes to pid %d (allocator in '%s'%s%s%s)%s",
-			links->nprobes - before, pid, plan->object, p->tokio ? ", tokio in '" : "",
+			links->nprobes - before, pid, plan->objects[plan->primary].object,
+			p->tokio ? ", tokio in '" : "",
 			p->tokio ? p->tokio->object : "", p->tokio ? "'" : "",
 			multi ? "" : " (one link per probe)");
 	}
-	probe_plan__clear(plan);
+	alloc_plan__clear(plan);
 	free(plan);
 	return err;
 }
@@ -954,6 +973,30 @@ static uint64_t period_ns(double seconds)
 	return (uint64_t)(seconds * 1e9);
 }
 
+/* Never silently blind: a busy target whose allocator probes stay silent is said, once. */
+static void warn_blind(struct daemon *d, uint64_t now)
+{
+	size_t i, n = process_table__count(d->decoder.procs);
+	double cpu, elapsed;
+	char msg[1536];
+
+	for (i = 0; i < n; i++) {
+		struct process *p = process_table__at(d->decoder.procs, i);
+
+		elapsed = now > p->start_ns ? (double)(now - p->start_ns) / 1e9 : 0;
+		if (alloc_watch__frees_missed(p, elapsed, d->opts.stuck_after))
+			log_err("warning: pid %u: %" PRIu64 " allocations reused addresses still live: "
+				"frees were not seen; probed %s", p->pid, p->blocks_replaced,
+				p->allocator.probed ? p->allocator.probed : p->allocator.family);
+		if (elapsed < d->opts.stuck_after || proc__cpu_seconds((int)p->pid, &cpu))
+			continue;
+		if (!alloc_watch__blind(p, elapsed, cpu, d->opts.stuck_after))
+			continue;
+		alloc_watch__message(p, elapsed, cpu, msg, sizeof(msg));
+		log_err("warning: %s", msg);
+	}
+}
+
 static void run(struct daemon *d)
 {
 	const struct cli_options *o = &d->opts;
@@ -980,6 +1023,7 @@ static void run(struct daemon *d)
 			ring_buffer__consume(d->rb);
 			if (!update_alive(d->decoder.procs, bpf_map__fd(d->skel->maps.targets)))
 				break;
+			warn_blind(d, now);
 		}
 		if (report_requested) {
 			report_requested = 0;

@@ -7,29 +7,11 @@
 #include <gelf.h>
 #include "memscoped/events.h"
 #include "insn_decode.h"
-#include "proc.h"
 #include "probe_plan.h"
 
 /* The BPF programs dispatch on the cookie, so one link per program covers every function. */
 #define ENTRY_PROG "alloc_entry"
 #define RETURN_PROG "alloc_return"
-
-static const struct alloc_fn {
-	const char *symbol;
-	enum ms_alloc_func func;
-	bool has_return;
-} alloc_fns[] = {
-	{ "malloc", MS_FN_MALLOC, true },
-	{ "calloc", MS_FN_CALLOC, true },
-	{ "realloc", MS_FN_REALLOC, true },
-	{ "reallocarray", MS_FN_REALLOCARRAY, true },
-	{ "posix_memalign", MS_FN_POSIX_MEMALIGN, true },
-	{ "aligned_alloc", MS_FN_ALIGNED_ALLOC, true },
-	{ "memalign", MS_FN_MEMALIGN, true },
-	{ "valloc", MS_FN_VALLOC, true },
-	{ "pvalloc", MS_FN_PVALLOC, true },
-	{ "free", MS_FN_FREE, false },
-};
 
 static void note(struct probe_plan *plan, const char *fmt, ...)
 {
@@ -63,6 +45,137 @@ static const struct probe_spec *planned_at(const struct probe_plan *plan, uint64
 	return NULL;
 }
 
+static void add(struct probe_plan *plan, const struct alloc_fn_row *fn, uint64_t cookie,
+		const char *prog, bool ret, uint64_t offset)
+{
+	struct probe_spec *p = &plan->probes[plan->nprobes++];
+
+	p->symbol = fn->symbol;
+	p->prog = prog;
+	p->cookie = cookie;
+	p->retprobe = ret;
+	p->offset = offset;
+}
+
+/* The function begins with an unconditional jmp (after an endbr64): a tail-call thunk. */
+static bool is_tail_call(const uint8_t *code, size_t len)
+{
+	static const uint8_t endbr64[] = { 0xf3, 0x0f, 0x1e, 0xfa };
+	size_t at = 0;
+
+	if (len >= sizeof(endbr64) && !memcmp(code, endbr64, sizeof(endbr64)))
+		at = sizeof(endbr64);
+	if (at < len && code[at] == 0xf2) /* bnd jmp */
+		at++;
+	return at < len && (code[at] == 0xe9 || code[at] == 0xeb);
+}
+
+static int plan_row(struct elf_symbols *e, const struct alloc_family *f, const char *prefix,
+		    const struct alloc_fn_row *fn, struct probe_plan *plan)
+{
+	unsigned int func = MS_AC_FUNC(fn->cookie);
+	uint64_t cookie = fn->cookie;
+	const struct probe_spec *twin;
+	struct probe_placement place;
+	struct elf_sym sym;
+	uint8_t code[32];
+	uint64_t offset;
+	ssize_t n;
+
+	if (alloc_family__lookup(f, e, prefix, fn->symbol, &sym)) {
+		note(plan, "'%s%s' not found, skipping", prefix, fn->symbol);
+		return 0;
+	}
+	if (sym.type == STT_GNU_IFUNC) {
+		note(plan, "'%s%s' is an IFUNC resolver, skipping", prefix, fn->symbol);
+		return 0;
+	}
+	if (elf_symbols__offset(e, sym.vaddr, &offset)) {
+		note(plan, "'%s%s' at 0x%lx is not in a loadable segment, skipping", prefix,
+		     fn->symbol, (unsigned long)sym.vaddr);
+		return 0;
+	}
+	n = elf_symbols__read(e, offset, code, sizeof(code));
+	if (n > 0 && (uint64_t)n > sym.size && sym.size)
+		n = (ssize_t)sym.size;
+	if (n <= 0 || insn_decode__placement(code, (size_t)n, &place)) {
+		place.offset = 0;
+		place.null_arg = -1;
+		place.reason = "entry bytes unreadable";
+	}
+	/* Only a free may lose its NULL calls (a no-op): malloc(0) is a real allocation. */
+	if (place.null_arg >= 0 &&
+	    (func != MS_FN_FREE || place.null_arg != insn_decode__arg_register(MS_AC_PTR(fn->cookie)))) {
+		place.offset = 0;
+		place.reason = "its NULL early return would hide real calls";
+	}
+	/* Aliases (glibc's memalign = aligned_alloc, mimalloc's malloc = mi_malloc): one probe. */
+	twin = planned_at(plan, offset + place.offset);
+	if (!twin && place.offset)
+		twin = planned_at(plan, offset);
+	if (twin) {
+		note(plan, "'%s%s' is an alias of '%s'", prefix, fn->symbol, twin->symbol);
+		return 0;
+	}
+	if (plan->nprobes + 2 > PROBE_PLAN_MAX) {
+		note(plan, "'%s%s': more than %d probes, skipping", prefix, fn->symbol,
+		     PROBE_PLAN_MAX);
+		return -E2BIG;
+	}
+	if (place.offset)
+		note(plan, "'%s%s' probed at +%zu: %s", prefix, fn->symbol, place.offset,
+		     place.reason);
+	else
+		note(plan, "'%s%s' probed at entry: %s", prefix, fn->symbol, place.reason);
+	/*
+	 * A free that tail-calls another (mimalloc's mi_free_size: `jmp mi_free@plt`) would report
+	 * its block twice: with a return probe, the free it jumps to is inside it, and silent.
+	 */
+	if (func == MS_FN_FREE && n > 0 && is_tail_call(code, (size_t)n)) {
+		cookie |= MS_AC_SCOPED;
+		note(plan, "'%s%s' tail-calls another function: entry and return probed", prefix,
+		     fn->symbol);
+	}
+	/* Entry and return probes at the same address cost one trap. */
+	add(plan, fn, cookie, ENTRY_PROG, false, offset + place.offset);
+	if (MS_AC_FUNC(cookie) != MS_FN_FREE || (cookie & MS_AC_SCOPED))
+		add(plan, fn, cookie, RETURN_PROG, true, offset + place.offset);
+	return 0;
+}
+
+size_t probe_plan__functions(const struct probe_plan *plan)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < plan->nprobes; i++)
+		n += !plan->probes[i].retprobe;
+	return n;
+}
+
+int probe_plan__family_from_elf(struct elf_symbols *e, const struct alloc_family *f,
+				const char *prefix, struct probe_plan *plan)
+{
+	bool allocs = false, frees = false;
+	size_t i, before = plan->nprobes;
+
+	for (i = 0; i < f->nfns; i++)
+		plan_row(e, f, prefix, &f->fns[i], plan);
+	for (i = 0; f->cxx && i < alloc_cxx_nrows; i++)
+		plan_row(e, f, "", &alloc_cxx_rows[i], plan);
+	for (i = before; i < plan->nprobes; i++) {
+		if (MS_AC_FUNC(plan->probes[i].cookie) == MS_FN_FREE)
+			frees = true;
+		else
+			allocs = true;
+	}
+	/* Without both ends of a block's life nothing can be tracked. */
+	if (!allocs || !frees) {
+		plan->nprobes = before;
+		return -ENOENT;
+	}
+	return 0;
+}
+
 static bool has_symbol(const struct probe_plan *plan, const char *symbol)
 {
 	size_t i;
@@ -73,127 +186,12 @@ static bool has_symbol(const struct probe_plan *plan, const char *symbol)
 	return false;
 }
 
-static void add(struct probe_plan *plan, const struct alloc_fn *fn, const char *prog, bool ret,
-		uint64_t offset)
-{
-	struct probe_spec *p = &plan->probes[plan->nprobes++];
-
-	p->symbol = fn->symbol;
-	p->prog = prog;
-	p->cookie = fn->func;
-	p->retprobe = ret;
-	p->offset = offset;
-}
-
 int probe_plan__allocator_from_elf(struct elf_symbols *e, struct probe_plan *plan)
 {
-	const struct probe_spec *twin;
-	struct probe_placement place;
-	struct elf_sym sym;
-	uint8_t code[32];
-	uint64_t offset;
-	size_t i;
-	ssize_t n;
+	int err = probe_plan__family_from_elf(e, &alloc_glibc, "", plan);
 
-	for (i = 0; i < sizeof(alloc_fns) / sizeof(alloc_fns[0]); i++) {
-		const struct alloc_fn *fn = &alloc_fns[i];
-
-		if (elf_symbols__lookup(e, fn->symbol, &sym)) {
-			note(plan, "'%s' not found, skipping", fn->symbol);
-			continue;
-		}
-		if (sym.type == STT_GNU_IFUNC) {
-			note(plan, "'%s' is an IFUNC resolver, skipping", fn->symbol);
-			continue;
-		}
-		if (elf_symbols__offset(e, sym.vaddr, &offset)) {
-			note(plan, "'%s' at 0x%lx is not in a loadable segment, skipping", fn->symbol,
-			     (unsigned long)sym.vaddr);
-			continue;
-		}
-		/* glibc aliases (memalign = aligned_alloc): one probe per address. */
-		twin = planned_at(plan, offset);
-		if (twin) {
-			note(plan, "'%s' is an alias of '%s'", fn->symbol, twin->symbol);
-			continue;
-		}
-		n = elf_symbols__read(e, offset, code, sizeof(code));
-		if (n > 0 && (uint64_t)n > sym.size && sym.size)
-			n = (ssize_t)sym.size;
-		if (n <= 0 || insn_decode__placement(code, (size_t)n, &place)) {
-			place.offset = 0;
-			place.null_arg = -1;
-			place.reason = "entry bytes unreadable";
-		}
-		/* Only free may lose its NULL calls: malloc(0) is a real allocation. */
-		if (place.null_arg >= 0 && fn->func != MS_FN_FREE) {
-			place.offset = 0;
-			place.reason = "its NULL early return would hide real calls";
-		}
-		if (place.offset)
-			note(plan, "'%s' probed at +%zu: %s", fn->symbol, place.offset, place.reason);
-		else
-			note(plan, "'%s' probed at entry: %s", fn->symbol, place.reason);
-		/* Entry and return probes at the same address cost one trap. */
-		add(plan, fn, ENTRY_PROG, false, offset + place.offset);
-		if (fn->has_return)
-			add(plan, fn, RETURN_PROG, true, offset + place.offset);
-	}
-	/* Without both ends of a block's life nothing can be tracked. */
-	if (!has_symbol(plan, "malloc") || !has_symbol(plan, "free"))
+	/* glibc's own rule: malloc and free themselves. */
+	if (!err && (!has_symbol(plan, "malloc") || !has_symbol(plan, "free")))
 		return -ENOENT;
-	return 0;
-}
-
-static int plan_object(int pid, const char *object, void *ctx)
-{
-	struct probe_plan *plan = ctx;
-	struct elf_symbols *e;
-	int err;
-
-	probe_plan__clear(plan);
-	snprintf(plan->object, sizeof(plan->object), "%s", object);
-	e = elf_symbols__open_target(pid, object, plan->open_path, sizeof(plan->open_path));
-	if (!e)
-		return -errno;
-	err = probe_plan__allocator_from_elf(e, plan);
-	elf_symbols__close(e);
 	return err;
-}
-
-int probe_plan__allocator(int pid, struct probe_plan *plan, char *err, size_t errlen)
-{
-	char libc[PATH_MAX];
-	char *exe = NULL;
-	int ret;
-
-	ret = proc__exe(pid, &exe);
-	if (ret) {
-		snprintf(err, errlen, "cannot read /proc/%d/exe: %s", pid, strerror(-ret));
-		return ret;
-	}
-	/* A static executable carries its own allocator. */
-	ret = plan_object(pid, exe, plan);
-	if (ret == 0)
-		goto out;
-	ret = proc__try_libc(pid, plan_object, plan, libc, sizeof(libc));
-	if (ret == -ESRCH) {
-		snprintf(err, errlen, "exited during attach");
-		goto out;
-	}
-	if (ret && !libc[0] && ret != -ENOENT) {
-		snprintf(err, errlen, "cannot read /proc/%d/maps: %s", pid, strerror(-ret));
-		goto out;
-	}
-	if (!libc[0]) {
-		snprintf(err, errlen, "no allocator symbols: '%s' defines none and no libc is mapped",
-			 exe);
-		goto out;
-	}
-	if (ret)
-		snprintf(err, errlen, "no allocator symbols in '%s' or '%s': %s", exe, libc,
-			 strerror(-ret));
-out:
-	free(exe);
-	return ret;
 }

@@ -7,15 +7,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "alloc_family.h"
 #include "elf_symbols.h"
 
-#define PROBE_PLAN_MAX 32
-#define PROBE_PLAN_NOTES 32
+#define PROBE_PLAN_MAX 256
+#define PROBE_PLAN_NOTES 512
 
 struct probe_spec {
 	const char *symbol;
 	const char *prog; /* BPF program name in the skeleton */
-	uint32_t cookie;  /* enum ms_alloc_func */
+	uint64_t cookie;  /* allocators: MS_ALLOC_COOKIE (memscoped/events.h) */
 	bool retprobe;
 	uint64_t offset;  /* file offset in the object */
 };
@@ -31,13 +32,15 @@ struct probe_plan {
 
 void probe_plan__clear(struct probe_plan *plan);
 
-/* Plans the allocator probes in an opened object; -ENOENT if it has no allocator symbols. */
+/* Plans glibc's allocator probes in an opened object; -ENOENT if it has no allocator symbols. */
 int probe_plan__allocator_from_elf(struct elf_symbols *e, struct probe_plan *plan);
-
 /*
- * Finds the object that holds the target's allocator (a static executable, else the libc it
- * maps) and plans its probes. On failure, err says what was searched.
+ * Adds the probes of one allocator family (its functions named with prefix) found in an opened
+ * object; -ENOENT if it lacks an allocating function or a freeing one.
  */
-int probe_plan__allocator(int pid, struct probe_plan *plan, char *err, size_t errlen);
+int probe_plan__family_from_elf(struct elf_symbols *e, const struct alloc_family *f,
+				const char *prefix, struct probe_plan *plan);
+/* Functions with an entry probe in the plan. */
+size_t probe_plan__functions(const struct probe_plan *plan);
 
 #endif

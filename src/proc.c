@@ -70,6 +70,31 @@ int proc__state(int pid, char *ret_state, bool *ret_kernel_thread)
 	return 0;
 }
 
+int proc__cpu_seconds(int pid, double *ret_seconds)
+{
+	unsigned long long utime, stime;
+	char path[64], buf[1024], *p;
+	long tick = sysconf(_SC_CLK_TCK);
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields 14 and 15 (utime, stime), after the comm's last ')'. */
+	p = strrchr(buf, ')');
+	if (!p || tick <= 0 ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+		   &stime) != 2)
+		return -EIO;
+	*ret_seconds = (double)(utime + stime) / (double)tick;
+	return 0;
+}
+
 bool proc__alive(int pid)
 {
 	char state;

@@ -21,6 +21,8 @@ int proc__comm(int pid, int tid, char comm[PROC_COMM_LEN]);
 int proc__exe(int pid, char **ret_path);
 /* The one-letter state of /proc/PID/stat ('R', 'S', 'Z', ...); -errno. */
 int proc__state(int pid, char *ret_state, bool *ret_kernel_thread);
+/* CPU time the process (every thread) has used, user + system; -errno. */
+int proc__cpu_seconds(int pid, double *ret_seconds);
 /* True while the process exists and is not a zombie. */
 bool proc__alive(int pid);
 

@@ -35,6 +35,8 @@ static void process_free(struct process *p)
 	free(p->threads);
 	free(p->thread_index);
 	free(p->exe);
+	free(p->allocator.object);
+	free(p->allocator.probed);
 	free(p);
 }
 
@@ -333,6 +335,14 @@ void process__realloc_end(struct process *p, uint32_t tid, uint64_t old_addr, ui
 	/* realloc(p, 0) frees p and returns NULL on glibc. */
 	if (new_addr)
 		process__alloc(p, tid, new_addr, size, task, ts);
+}
+
+void process__resize(struct process *p, uint32_t tid, uint64_t addr, uint64_t size, uint32_t task,
+		     uint64_t ts)
+{
+	/* A realloc that kept its address: counted as one, so the figures agree with realloc's. */
+	process__realloc_begin(p, tid, addr);
+	process__realloc_end(p, tid, addr, addr, size, task, ts);
 }
 
 bool process__claim_cell(struct process *p, uint64_t addr, uint32_t task,

@@ -51,6 +51,16 @@ struct process {
 	bool execed; /* it exec'd a new program: figures stop at the exec */
 	uint64_t start_ns; /* attach time, CLOCK_MONOTONIC */
 	uint32_t probes_attached;
+	/* The allocator that serves malloc (src/alloc_plan.c); family NULL before attach. */
+	struct {
+		const char *family; /* static: the family's name */
+		char *object;	    /* as the target maps it */
+		uint32_t functions; /* its probed functions, as the attach line says */
+		char *probed;	    /* every family and object probed, for messages */
+		double cpu_at_attach; /* the target's CPU seconds then */
+		bool blind_warned;  /* the zero-event warning was given */
+		bool frees_warned;  /* the missed-frees warning was given */
+	} allocator;
 	struct heap_stats heap;
 	struct task_table *tasks;
 	struct tokio_process *tokio; /* NULL unless tokio was found */
@@ -94,6 +104,9 @@ void process__free(struct process *p, uint32_t tid, uint64_t addr, uint64_t ts);
 void process__realloc_begin(struct process *p, uint32_t tid, uint64_t old_addr);
 void process__realloc_end(struct process *p, uint32_t tid, uint64_t old_addr, uint64_t new_addr,
 			  uint64_t size, uint32_t task, uint64_t ts);
+/* A block resized in place (xallocx, mi_expand): now size bytes, owned by task. */
+void process__resize(struct process *p, uint32_t tid, uint64_t addr, uint64_t size, uint32_t task,
+		     uint64_t ts);
 /* The live block at addr becomes the cell of task index; false if no such block. */
 bool process__claim_cell(struct process *p, uint64_t addr, uint32_t task,
 			 struct heap_block *ret_block);

@@ -393,6 +393,15 @@ static struct json_object *process_json(const struct process *p, const struct re
 	put_u64(o, "pid", p->pid);
 	json_object_object_add(o, "comm", json_object_new_string(p->comm));
 	json_object_object_add(o, "exe", json_object_new_string(p->exe));
+	if (p->allocator.family) {
+		struct json_object *a = json_object_new_object();
+
+		json_object_object_add(a, "family", json_object_new_string(p->allocator.family));
+		json_object_object_add(a, "object", json_object_new_string(p->allocator.object ?
+									     p->allocator.object : ""));
+		put_u64(a, "functions", p->allocator.functions);
+		json_object_object_add(o, "allocator", a);
+	}
 	json_object_object_add(o, "exited", json_object_new_boolean(p->exited));
 	json_object_object_add(o, "exec", json_object_new_boolean(p->execed));
 	/* Lost events or a bound hit make every figure a lower bound. */

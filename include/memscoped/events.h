@@ -41,7 +41,10 @@ enum ms_pcl_func {
 	MS_PCL_DELETE,	      /* co_delete(co) entered: addr = co */
 };
 
-/* The allocator function an event came from; also the BPF cookie of its probe. */
+/*
+ * What an allocator function does (ms_event.func of allocator events, low byte); the low byte
+ * of its probe's cookie. Every family's functions map onto these (src/alloc_*.c).
+ */
 enum ms_alloc_func {
 	MS_FN_MALLOC = 1,
 	MS_FN_CALLOC,
@@ -53,8 +56,30 @@ enum ms_alloc_func {
 	MS_FN_VALLOC,
 	MS_FN_PVALLOC,
 	MS_FN_FREE,
+	MS_FN_RESIZE, /* resizes in place (xallocx, mi_expand): same address, new size or none */
 	MS_FN_MAX,
 };
+
+/*
+ * An allocator probe's cookie: the function kind and where its arguments are, so that a new
+ * allocator family is a table row, not a BPF edit. Argument positions are 1-based (0: none).
+ */
+#define MS_AC_FUNC(c) ((__u32)(c) & 0xff)
+#define MS_AC_SIZE(c) (((c) >> 8) & 0xf)   /* bytes requested */
+#define MS_AC_COUNT(c) (((c) >> 12) & 0xf) /* multiplies size (calloc); resize: extra bytes */
+#define MS_AC_PTR(c) (((c) >> 16) & 0xf)   /* block passed in (realloc, free, resize) */
+#define MS_AC_OUT(c) (((c) >> 20) & 0xf)   /* where the block is stored (posix_memalign) */
+#define MS_AC_ALIGN(c) (((c) >> 24) & 0xf) /* alignment: documents the row, size is unchanged */
+#define MS_AC_FLAGS(c) (((c) >> 28) & 0xf) /* mallocx flags: ZERO/ALIGN leave the size as asked */
+#define MS_AC_RET_SIZE (1ull << 32)	   /* returns the usable size, not a pointer (xallocx) */
+#define MS_AC_SCOPED (1ull << 33)	   /* a free with a return probe: frees inside it are its own */
+#define MS_AC_FREES_ON_FAIL (1ull << 34)   /* a failed realloc frees the block (reallocf) */
+#define MS_ALLOC_COOKIE(func, size, count, ptr, out, align, flags)                              \
+	((__u64)(func) | (__u64)(size) << 8 | (__u64)(count) << 12 | (__u64)(ptr) << 16 |         \
+	 (__u64)(out) << 20 | (__u64)(align) << 24 | (__u64)(flags) << 28)
+/* ms_event.func bit: the realloc that failed freed its block (MS_AC_FREES_ON_FAIL). */
+#define MS_FN_F_FREES_ON_FAIL 0x100
+#define MS_FN_KIND(func) ((func) & 0xff)
 
 /* One fixed-size event; every field is meaningful for every type or zero. */
 struct ms_event {

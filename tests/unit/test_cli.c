@@ -171,6 +171,24 @@ static void test_cli_bad_syntax(void **state)
 	assert_rejected("-p");
 }
 
+static void test_cli_allocator(void **state)
+{
+	struct cli_options o;
+
+	(void)state;
+	assert_int_equal(parse(&o, "-p", "1"), 0);
+	assert_string_equal(o.allocator, "auto");
+	assert_false(o.empty_programs);
+	assert_int_equal(parse(&o, "-p", "1", "--allocator", "jemalloc", "--empty-programs"), 0);
+	assert_string_equal(o.allocator, "jemalloc");
+	assert_true(o.empty_programs);
+	assert_int_equal(parse(&o, "-p", "1", "--allocator=rust"), 0);
+	assert_string_equal(o.allocator, "rust");
+	assert_rejected("-p", "1", "--allocator", "hoard");
+	assert_rejected("-p", "1", "--allocator", "");
+	assert_rejected("-p", "1", "--allocator", "JEMALLOC");
+}
+
 static void test_cli_parse_seconds(void **state)
 {
 	double v = -7;
@@ -252,6 +270,7 @@ int main(void)
 	    cmocka_unit_test(test_cli_bad_ring_size),
 	    cmocka_unit_test(test_cli_bad_limits_and_report),
 	    cmocka_unit_test(test_cli_bad_syntax),
+	    cmocka_unit_test(test_cli_allocator),
 	    cmocka_unit_test(test_cli_parse_seconds),
 	    cmocka_unit_test(test_cli_parse_u64),
 	    cmocka_unit_test(test_cli_parse_pid),

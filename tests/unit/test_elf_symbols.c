@@ -305,7 +305,7 @@ static void assert_probe(const struct probe_plan *plan, const char *symbol, bool
 
 	assert_non_null(p);
 	assert_string_equal(p->prog, prog);
-	assert_int_equal(p->cookie, cookie);
+	assert_int_equal(MS_AC_FUNC(p->cookie), cookie);
 	assert_int_equal(p->offset, offset);
 }
 

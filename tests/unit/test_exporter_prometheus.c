@@ -49,6 +49,8 @@ static void test_exporter_heap_metrics_exact(void **state)
 
 	(void)state;
 	p->probes_attached = 17;
+	p->allocator.family = "jemalloc";
+	p->allocator.object = strdup("/usr/lib/libjemalloc.so.2");
 	process__alloc(p, 42, 0x1000, 100, 0, 0);
 	process__alloc(p, 42, 0x2000, 50, 0, 0);
 	process__free(p, 42, 0x2000, 0);
@@ -85,6 +87,11 @@ static void test_exporter_heap_metrics_exact(void **state)
 		"memscoped_bound_dropped_total{pid=\"42\",comm=\"a\\\"b\\\\c\",bound=\"max_threads\"} 0\n"
 		"memscoped_bound_dropped_total{pid=\"42\",comm=\"a\\\"b\\\\c\",bound=\"max_tasks\"} 0\n"
 		"memscoped_bound_dropped_total{pid=\"42\",comm=\"a\\\"b\\\\c\",bound=\"task_types\"} 0\n"
+		"# HELP memscoped_allocator_info The allocator family serving the process and its "
+		"object\n"
+		"# TYPE memscoped_allocator_info gauge\n"
+		"memscoped_allocator_info{pid=\"42\",comm=\"a\\\"b\\\\c\",family=\"jemalloc\","
+		"object=\"/usr/lib/libjemalloc.so.2\"} 1\n"
 		"# HELP memscoped_events_total Events received from the BPF ring buffer\n"
 		"# TYPE memscoped_events_total counter\n"
 		"memscoped_events_total 12\n"

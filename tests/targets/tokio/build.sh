@@ -1,6 +1,7 @@
 #!/bin/sh
 # Build every variant of the tokio test target, offline, and copy them to
 #   OUTDIR/tokio-target-{release,strip,lto,v0,selfcheck,debuglink,shared}
+#   OUTDIR/tokio-target-{jemalloc,mimalloc}[-strip]   (#[global_allocator] over Debian's libs)
 #   OUTDIR/libtokio_target.so   (all of tokio-target-shared but a C main)
 #   OUTDIR/debug/.build-id/xx/yyyy.debug   (debug file of tokio-target-debuglink)
 #
@@ -10,16 +11,17 @@
 # (default: <repo>/build/tokio), never into the source tree.
 #
 # usage: tests/targets/tokio/build.sh OUTDIR [variant...]
-#   variants: release strip lto v0 selfcheck debuglink shared (default: all)
+#   variants: release strip lto v0 selfcheck debuglink shared jemalloc jemalloc-strip
+#             mimalloc mimalloc-strip (default: all)
 set -eu
 
 if [ $# -lt 1 ]; then
-    echo "usage: $0 OUTDIR [release|strip|lto|v0|selfcheck|debuglink|shared ...]" >&2
+    echo "usage: $0 OUTDIR [release|strip|lto|v0|selfcheck|debuglink|shared|jemalloc|jemalloc-strip|mimalloc|mimalloc-strip ...]" >&2
     exit 2
 fi
 OUTDIR=$1
 shift
-VARIANTS=${*:-release strip lto v0 selfcheck debuglink shared}
+VARIANTS=${*:-release strip lto v0 selfcheck debuglink shared jemalloc jemalloc-strip mimalloc mimalloc-strip}
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../../.." && pwd)
@@ -65,6 +67,11 @@ for v in $VARIANTS; do
     lto) build lto lto legacy "$BASEFLAGS" ;;
     v0) build v0 release v0 "$BASEFLAGS -C symbol-mangling-version=v0" ;;
     selfcheck) build selfcheck release selfcheck "$BASEFLAGS" --features selfcheck ;;
+    # #[global_allocator] over Debian's libjemalloc2 / libmimalloc2.0 through FFI.
+    jemalloc) build jemalloc release jemalloc "$BASEFLAGS" --features jemalloc ;;
+    jemalloc-strip) build jemalloc-strip strip jemalloc "$BASEFLAGS" --features jemalloc ;;
+    mimalloc) build mimalloc release mimalloc "$BASEFLAGS" --features mimalloc ;;
+    mimalloc-strip) build mimalloc-strip strip mimalloc "$BASEFLAGS" --features mimalloc ;;
     debuglink)
         build debuglink-full dbgfile legacy "$BASEFLAGS"
         full=$OUTDIR/tokio-target-debuglink-full

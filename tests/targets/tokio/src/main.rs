@@ -24,6 +24,9 @@ use tokio::task::JoinHandle;
 #[cfg(feature = "selfcheck")]
 mod selfcheck;
 
+#[cfg(any(feature = "jemalloc", feature = "mimalloc"))]
+mod ffi_alloc;
+
 /// "Forever" for tokio::time::sleep (10 years; far beyond any test).
 const FOREVER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// The block_on root future's own buffer (untasked, live until exit).
