@@ -155,7 +155,8 @@ static void cut_threads(struct json_object *proc, size_t max)
 	top_sorted(&t, idx);
 	kept = json_object_new_array();
 	for (i = 0; i < t.n; i++)
-		json_object_array_add(kept, json_object_get(json_object_array_get_idx(all, idx[i])));
+		json_object_array_add(kept,
+				      json_object_get(json_object_array_get_idx(all, idx[i])));
 	json_object_object_add(proc, "threads", kept);
 	json_object_object_add(proc, "threads_omitted", omitted);
 }
@@ -273,7 +274,8 @@ static int cut_types(struct json_object *proc, const struct process *p, size_t m
 	top_sorted(&t, idx);
 	kept = json_object_new_array();
 	for (i = 0; i < t.n; i++) {
-		json_object_array_add(kept, json_object_get(json_object_array_get_idx(all, idx[i])));
+		json_object_array_add(kept,
+				      json_object_get(json_object_array_get_idx(all, idx[i])));
 		kept_type[i] = type_of[idx[i]];
 	}
 	err = add_histograms(kept, kept_type, tt);
@@ -361,7 +363,8 @@ static struct json_object *report_data(const struct report_input *in,
 	char buf[32];
 
 	put_u64(root, "report_version", 1);
-	json_object_object_add(root, "memscoped_version", json_object_new_string(MEMSCOPED_VERSION));
+	json_object_object_add(root, "memscoped_version",
+			       json_object_new_string(MEMSCOPED_VERSION));
 	snprintf(buf, sizeof(buf), "%.3f", in->duration_seconds);
 	json_object_object_add(root, "duration_seconds",
 			       json_object_new_double_s(in->duration_seconds, buf));
@@ -425,7 +428,8 @@ int report_html__write_bounded(FILE *f, const struct report_input *in,
 	head = (size_t)(mark - report_html_template);
 	err = fwrite(report_html_template, 1, head, f) == head ? 0 : -EIO;
 	if (!err)
-		err = write_escaped(f, json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN));
+		err = write_escaped(f,
+				    json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN));
 	json_object_put(data);
 	head += strlen(DATA_MARK);
 	if (!err && fwrite(report_html_template + head, 1, len - head, f) != len - head)

@@ -181,7 +181,8 @@ static void assign_slots(struct series *s, const uint64_t *held, size_t ntypes)
 		}
 		if (s->slots[victim].used && s->slots[victim].peak >= held[top[i]])
 			break;
-		s->slots[victim] = (struct slot){ .used = true, .type = top[i], .peak = 0 };
+		s->slots[victim] =
+			(struct slot){ .used = true, .type = top[i], .peak = held[top[i]] };
 		memset(s->col[COL_TYPES + victim], 0, s->n * sizeof(uint64_t));
 	}
 }
@@ -217,7 +218,7 @@ static int record(struct timeseries *ts, struct series *s, const struct process 
 int timeseries__tick(struct timeseries *ts, struct process_table *procs, uint64_t now_ns,
 		     bool force)
 {
-	bool due;
+	bool due, series_due;
 	size_t i;
 	int err = 0;
 
@@ -238,13 +239,15 @@ int timeseries__tick(struct timeseries *ts, struct process_table *procs, uint64_
 			err = -ENOMEM;
 			continue;
 		}
-		/* A forced point is extra: it leaves the schedule alone. */
-		if (!force && ts->ticks < s->next_tick)
+		/* A forced point that was not due is extra: it leaves the schedule alone. */
+		series_due = due && ts->ticks >= s->next_tick;
+		if (!series_due && !force)
 			continue;
-		if (!force)
-			s->next_tick = ts->ticks + s->stride;
 		if (record(ts, s, p, now_ns))
 			err = -ENOMEM;
+		/* After record(): a point that thinned the series waits the doubled stride. */
+		if (series_due)
+			s->next_tick = ts->ticks + s->stride;
 	}
 	return err;
 }
