@@ -8,6 +8,7 @@ packages=(
 	libjson-c-dev libmicrohttpd-dev libiberty-dev libcmocka-dev libclang-rt-14-dev
 	python3 bpftrace prometheus valgrind man-db binutils librust-tokio-dev librust-libc-dev
 	g++ libpcl1-dev libboost-context-dev strace libcap2-bin
+	chromium fonts-dejavu-core python3-yaml
 )
 
 missing=()
