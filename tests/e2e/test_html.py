@@ -293,6 +293,34 @@ def test_html_report_of_a_tokio_run_matches_the_json_report_in_chromium():
             shutil.copyfile(shot, SCREENSHOT)
 
 
+def test_html_report_of_two_heap_only_targets_renders_cleanly():
+    with tempfile.TemporaryDirectory(prefix="memscoped-html-") as d:
+        page = os.path.join(d, "report.html")
+        targets = [Target([target_path("alloc_pattern"), "2"]) for _ in range(2)]
+        try:
+            ms = Memscoped([t.pid for t in targets], "--runtime", "none", "--html", page)
+            for t in targets:
+                t.go()
+            report, _, _ = ms.stop()
+        finally:
+            for t in targets:
+                t.stop()
+        dom_text, console, requests = browse(page, d, "--dump-dom")
+        check_eq((console, requests), ([], []), "console messages and requests")
+        dom = Dom()
+        dom.feed(dom_text)
+        check_eq(dom.body.get("data-rendered"), "1", "page rendered by its script")
+        pids = sorted({pid for pid, *_ in dom.figures if pid is not None})
+        check_eq(pids, sorted(str(t.pid) for t in targets), "a section per target")
+        for proc in report["processes"]:
+            check_eq(proc["task_types"], [], "no task types without a runtime")
+            heap = [v for pid, table, row, f, v, _ in dom.figures
+                    if pid == str(proc["pid"]) and f == "heap.live_bytes"]
+            check_eq(heap, [str(proc["heap"]["live_bytes"])], f"live heap of {proc['pid']}")
+            check_eq(proc["heap"]["live_bytes"], proc["timeseries"]["heap_live_bytes"][-1],
+                     "last point of the series")
+
+
 def test_html_report_is_rewritten_on_sigusr1():
     with tempfile.TemporaryDirectory(prefix="memscoped-html-") as d:
         page = os.path.join(d, "report.html")
