@@ -1,7 +1,8 @@
 """The HTML report (--html) of a real tokio run, opened in headless Chromium.
 
 The page must render without a console message, make no network request, show exactly the
-figures of the JSON report written at the same moment, and produce a 1280x800 screenshot.
+figures of the JSON report written at the same moment, sort its task types table when a
+column header is clicked, and produce a 1280x800 screenshot.
 Each detector is first shown to catch a page that does log and does fetch. Chromium is a
 test dependency (scripts/install-deps.sh): without it these tests fail, they never skip."""
 import html.parser
@@ -250,6 +251,55 @@ def check_timeseries(proc):
     check(ts["task_types"], "task types have series")
 
 
+# Appended to a copy of a report page: clicks column headers of the task types table as a user
+# would, and leaves the row orders in a body attribute for --dump-dom.
+SORT_CLICKS = """<script>
+(function () {
+	var out = {};
+	function header(label) {
+		return Array.prototype.filter.call(
+			document.querySelectorAll('table[data-table="types"] thead th'),
+			function (h) { return h.textContent === label; })[0];
+	}
+	function order() {
+		return Array.prototype.map.call(
+			document.querySelectorAll('table[data-table="types"] tbody tr'),
+			function (r) { return r.getAttribute("data-type"); });
+	}
+	header("live bytes").click();
+	out.live_bytes_first = order();
+	header("live bytes").click();
+	out.live_bytes_second = order();
+	header("spawned").click();
+	out.spawned_first = order();
+	document.body.setAttribute("data-sort-test", JSON.stringify(out));
+})();
+</script>
+"""
+
+
+def check_sorting(page, workdir, proc):
+    """Clicking a column sorts the rows by its figure, descending, then ascending."""
+    with open(page) as f:
+        text = f.read()
+    copy = os.path.join(workdir, "sorted.html")
+    with open(copy, "w") as f:
+        f.write(text.replace("</body>", SORT_CLICKS + "</body>"))
+    dom_text, console, requests = browse(copy, workdir, "--dump-dom")
+    check_eq((console, requests), ([], []), "console and requests while sorting")
+    dom = Dom()
+    dom.feed(dom_text)
+    orders = json.loads(dom.body["data-sort-test"])
+    types = {t["name"]: t for t in proc["task_types"]}
+    for key, field, descending in (("live_bytes_first", "live_bytes", True),
+                                   ("live_bytes_second", "live_bytes", False),
+                                   ("spawned_first", "spawned", True)):
+        values = [types[name][field] for name in orders[key]]
+        check_eq(sorted(orders[key]), sorted(types), f"rows after sorting ({key})")
+        check_eq(values, sorted(values, reverse=descending), f"{field} order ({key})")
+    check(orders["live_bytes_first"] != orders["live_bytes_second"], "sorting changed nothing")
+
+
 def png_size(path):
     with open(path, "rb") as f:
         head = f.read(24)
@@ -284,6 +334,7 @@ def test_html_report_of_a_tokio_run_matches_the_json_report_in_chromium():
         check_eq(dom.body.get("data-rendered"), "1", "page rendered by its script")
         compared = compare(dom, report)
         check(compared > 100, f"only {compared} figures compared")
+        check_sorting(page, d, proc)
 
         shot = os.path.join(d, "shot.png")
         _, console, requests = browse(page, d, f"--screenshot={shot}", "--window-size=1280,800")
