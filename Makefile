@@ -51,7 +51,7 @@ $(BUILD)/obj/main.o: $(BUILD)/memscoped.skel.h
 # The HTML report's page, linked in as bytes (.incbin): edit src/report_html.html itself.
 $(BUILD)/obj/report_html_data.o: src/report_html_data.S src/report_html.html
 	@mkdir -p $(@D)
-	$(CC) -c $< -o $@
+	$(CC) -Wa,-I$(CURDIR) -c $< -o $@
 
 $(BUILD)/libmemscoped.a: $(LIB_OBJS)
 	$(AR) rcs $@ $^

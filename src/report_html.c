@@ -228,9 +228,23 @@ static int add_histograms(struct json_object *kept, const uint32_t *type_of,
 	return 0;
 }
 
+/* The index of the type a report row names, by name and runtime; UINT32_MAX if none. */
+static uint32_t find_type(const struct task_table *tt, struct json_object *row)
+{
+	const char *name = json_object_get_string(json_object_object_get(row, "name"));
+	const char *runtime = json_object_get_string(json_object_object_get(row, "runtime"));
+	size_t k;
+
+	for (k = 0; name && runtime && k < tt->ntypes; k++)
+		if (!strcmp(tt->types[k].name, name) && !strcmp(tt->types[k].runtime, runtime))
+			return (uint32_t)k;
+	return UINT32_MAX;
+}
+
 /*
  * "task_types": the top ones (suspects first, then by bytes held), "task_types_omitted" sums
- * the rest. The report lists types with a task, in table order: pair each row with its index.
+ * the rest. The report lists types with a task, in table order: pair each row with its index
+ * as it goes, and look up by name the kept rows that do not pair (the order changed).
  */
 static int cut_types(struct json_object *proc, const struct process *p, size_t max)
 {
@@ -276,7 +290,8 @@ static int cut_types(struct json_object *proc, const struct process *p, size_t m
 	for (i = 0; i < t.n; i++) {
 		json_object_array_add(kept,
 				      json_object_get(json_object_array_get_idx(all, idx[i])));
-		kept_type[i] = type_of[idx[i]];
+		kept_type[i] = type_of[idx[i]] != UINT32_MAX ? type_of[idx[i]] :
+			       find_type(tt, json_object_array_get_idx(all, idx[i]));
 	}
 	err = add_histograms(kept, kept_type, tt);
 	free(type_of);
