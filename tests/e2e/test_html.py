@@ -344,6 +344,29 @@ def test_html_report_of_a_tokio_run_matches_the_json_report_in_chromium():
             shutil.copyfile(shot, SCREENSHOT)
 
 
+def test_html_report_of_ucontext_coroutines_matches_the_json_report():
+    with tempfile.TemporaryDirectory(prefix="memscoped-html-") as d:
+        page = os.path.join(d, "report.html")
+        target = Target([target_path("coro_ucontext"), "3"])
+        try:
+            ms = Memscoped([target.pid], "--runtime", "ucontext", "--stuck-after", "1",
+                           "--html", page)
+            target.go()
+            time.sleep(1.3)  # past --stuck-after: parked coroutines are suspects
+            report, _, _ = ms.stop()
+        finally:
+            target.stop()
+        proc = process_of(report, target.pid)
+        check_eq(proc["runtimes"], ["ucontext"], "runtimes")
+        check_timeseries(proc)
+        dom_text, console, requests = browse(page, d, "--dump-dom")
+        check_eq((console, requests), ([], []), "console messages and requests")
+        dom = Dom()
+        dom.feed(dom_text)
+        compared = compare(dom, report)
+        check(compared > 50, f"only {compared} figures compared")
+
+
 def test_html_report_of_two_heap_only_targets_renders_cleanly():
     with tempfile.TemporaryDirectory(prefix="memscoped-html-") as d:
         page = os.path.join(d, "report.html")
