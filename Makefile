@@ -18,7 +18,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
-LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/report_html_data.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TARGET_SRCS := $(wildcard tests/targets/*.c)
@@ -51,6 +51,11 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) include/memscoped/events.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARNINGS) -c $< -o $@
 
 $(BUILD)/obj/main.o: $(BUILD)/memscoped.skel.h
+
+# The HTML report's page, linked in as bytes (.incbin): edit src/report_html.html itself.
+$(BUILD)/obj/report_html_data.o: src/report_html_data.S src/report_html.html
+	@mkdir -p $(@D)
+	$(CC) -Wa,-I$(CURDIR) -c $< -o $@
 
 $(BUILD)/libmemscoped.a: $(LIB_OBJS)
 	$(AR) rcs $@ $^

@@ -9,6 +9,7 @@ packages=(
 	python3 bpftrace prometheus valgrind man-db binutils librust-tokio-dev librust-libc-dev
 	g++ libpcl1-dev libboost-context-dev strace libcap2-bin
 	libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev redis-tools
+	chromium fonts-dejavu-core python3-yaml
 )
 
 missing=()

@@ -31,6 +31,7 @@ enum {
 	OPT_DEBUG_DIR,
 	OPT_ALLOCATOR,
 	OPT_EMPTY_PROGRAMS,
+	OPT_HTML,
 };
 
 static const char *const allocators[] = { "auto", "glibc", "jemalloc", "mimalloc", "tcmalloc",
@@ -42,6 +43,8 @@ static const struct argp_option options[] = {
 	{ "duration", 'd', "SECONDS", 0,
 	  "Stop after this long (default: until SIGINT/SIGTERM or every target exited)", 0 },
 	{ "report", 'r', "FILE", 0, "On exit, write the JSON report to FILE ('-' = stdout)", 0 },
+	{ "html", OPT_HTML, "FILE", 0,
+	  "On exit, also write a self-contained HTML report to FILE ('-' = stdout)", 0 },
 	{ "interval", 'i', "SECONDS", 0, "Print a short summary to stderr every SECONDS (0 = off)",
 	  0 },
 	{ "ring-size", OPT_RING_SIZE, "BYTES", 0,
@@ -170,6 +173,11 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		if (!*arg)
 			return fail(state, "invalid --report '': expected a file name or '-'");
 		o->report = arg;
+		break;
+	case OPT_HTML:
+		if (!*arg)
+			return fail(state, "invalid --html '': expected a file name or '-'");
+		o->html = arg;
 		break;
 	case OPT_RING_SIZE:
 		if (cli__parse_u64(arg, &o->ring_size) || o->ring_size < 4096 ||

@@ -15,6 +15,7 @@ struct cli_options {
 	size_t npids;
 	double duration;	 /* seconds; 0 = until signal or every target exited */
 	const char *report;	 /* JSON report path, "-" = stdout, NULL = none */
+	const char *html;	 /* HTML report path, "-" = stdout, NULL = none */
 	double interval;	 /* seconds between stderr summaries; 0 = off */
 	uint64_t ring_size;	 /* bytes, power of two */
 	uint64_t max_allocations; /* live blocks tracked per process */

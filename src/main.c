@@ -323,6 +323,23 @@ static int write_json_report(const char *path, const struct report_input *in)
 	return err;
 }
 
+static int write_report_html(FILE *f, const void *ctx)
+{
+	return report_html__write(f, ctx);
+}
+
+static int write_html_report(const char *path, const struct report_input *in)
+{
+	int err;
+
+	if (!strcmp(path, "-"))
+		return report_html__write(stdout, in);
+	err = write_atomically(path, write_report_html, in);
+	if (err)
+		log_err("cannot write HTML report '%s': %s", path, strerror(-err));
+	return err;
+}
+
 static uint64_t lost_events(struct memscoped_bpf *skel)
 {
 	int ncpus = libbpf_num_possible_cpus(), i;
@@ -717,6 +734,7 @@ struct daemon {
 	struct http_server *http;
 	struct prom_text *metrics;
 	struct bpf_link *exec_link; /* sched_process_exec: a target's exec ends its report */
+	struct timeseries *series;  /* live heap over time, for the JSON and HTML reports */
 	uint64_t start;
 	bool multi;	     /* uprobe_multi links, not one perf-event link per probe */
 	int watch_fd;	     /* the library watcher's socket, or -1 */
@@ -923,6 +941,7 @@ static void fill_report(struct daemon *d, struct report_input *r)
 	r->procs = d->decoder.procs;
 	r->now_ns = now;
 	r->stuck_after_ns = (uint64_t)(d->opts.stuck_after * 1e9);
+	r->timeseries = d->series;
 }
 
 /* Renders the metrics once for both the HTTP endpoint and the textfile. */
@@ -962,10 +981,16 @@ static void publish_metrics(struct daemon *d, bool textfile)
 static int write_reports(struct daemon *d)
 {
 	struct report_input r;
+	int err;
 
 	fill_report(d, &r);
+	/* The series ends at the report's own figures. */
+	timeseries__tick(d->series, r.procs, r.now_ns, true);
 	report_text__write(stdout, &r);
-	return d->opts.report ? write_json_report(d->opts.report, &r) : 0;
+	err = d->opts.report ? write_json_report(d->opts.report, &r) : 0;
+	if (d->opts.html && write_html_report(d->opts.html, &r))
+		err = -EIO;
+	return err;
 }
 
 static uint64_t period_ns(double seconds)
@@ -1025,6 +1050,7 @@ static void run(struct daemon *d)
 				break;
 			warn_blind(d, now);
 		}
+		timeseries__tick(d->series, d->decoder.procs, now, false);
 		if (report_requested) {
 			report_requested = 0;
 			write_reports(d);
@@ -1127,6 +1153,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_writable(o->report, "report", o->user ? &user : NULL) ||
+	    check_writable(o->html, "HTML report", o->user ? &user : NULL) ||
 	    check_writable(o->textfile, "textfile", o->user ? &user : NULL))
 		return 1;
 	for (i = 0; i < o->npids; i++)
@@ -1150,7 +1177,11 @@ int main(int argc, char **argv)
 	limits.max_task_types = o->max_types;
 	d.decoder.procs = process_table__new(&limits, name_thread);
 	d.metrics = (o->listen || o->textfile) ? prom_text__new() : NULL;
-	if (!d.decoder.procs || ((o->listen || o->textfile) && !d.metrics) || add_targets(&d)) {
+	/* One point a second, or one per --interval. */
+	if (o->report || o->html)
+		d.series = timeseries__new(o->interval > 0 ? o->interval : 1, TIMESERIES_POINTS);
+	if (!d.decoder.procs || ((o->listen || o->textfile) && !d.metrics) ||
+	    ((o->report || o->html) && !d.series) || add_targets(&d)) {
 		log_err("out of memory");
 		goto cleanup;
 	}
@@ -1217,6 +1248,7 @@ cleanup:
 	ring_buffer__free(d.rb);
 	memscoped_bpf__destroy(d.skel);
 	prom_text__free(d.metrics);
+	timeseries__free(d.series);
 	process_table__free(d.decoder.procs);
 	return err;
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "process_table.h"
+#include "timeseries.h"
 
 struct report_input {
 	double duration_seconds;
@@ -14,10 +15,17 @@ struct report_input {
 	struct process_table *procs;
 	uint64_t now_ns;	 /* CLOCK_MONOTONIC at the report */
 	uint64_t stuck_after_ns; /* --stuck-after */
+	const struct timeseries *timeseries; /* NULL: no "timeseries" field */
 };
 
 /* Writes the JSON report; returns 0 or -errno. */
 int report_json__write(FILE *f, const struct report_input *in);
+/* One process of the JSON report without its "tasks", and one of its tasks (by index). */
+struct json_object *report_json__process(const struct process *p, const struct report_input *in);
+struct json_object *report_json__task(const struct process *p, uint32_t index,
+				      const struct report_input *in);
+/* Writes the self-contained HTML report (report_html.c); returns 0 or -errno. */
+int report_html__write(FILE *f, const struct report_input *in);
 /* Writes the readable report. */
 int report_text__write(FILE *f, const struct report_input *in);
 /* One line per process, for --interval. */

@@ -388,7 +388,7 @@ static int write_tasks(FILE *f, const struct process *p, const struct report_inp
 
 static struct json_object *process_json(const struct process *p, const struct report_input *in)
 {
-	struct json_object *o = json_object_new_object();
+	struct json_object *o = json_object_new_object(), *ts;
 
 	put_u64(o, "pid", p->pid);
 	json_object_object_add(o, "comm", json_object_new_string(p->comm));
@@ -411,6 +411,9 @@ static struct json_object *process_json(const struct process *p, const struct re
 	json_object_object_add(o, "threads", threads_json(p));
 	json_object_object_add(o, "limits", limits_json(p));
 	add_tasks(o, p, in);
+	ts = timeseries__json(in->timeseries, p);
+	if (ts)
+		json_object_object_add(o, "timeseries", ts);
 	return o;
 }
 
@@ -421,6 +424,17 @@ static int write_process(FILE *f, const struct process *p, const struct report_i
 
 	json_object_put(o);
 	return err ? err : write_tasks(f, p, in);
+}
+
+struct json_object *report_json__process(const struct process *p, const struct report_input *in)
+{
+	return process_json(p, in);
+}
+
+struct json_object *report_json__task(const struct process *p, uint32_t index,
+				      const struct report_input *in)
+{
+	return task_json(p, index, in);
 }
 
 int report_json__write(FILE *f, const struct report_input *in)

@@ -42,6 +42,7 @@ static void test_cli_defaults(void **state)
 	assert_int_equal(o.pids[0], 1234);
 	assert_true(o.duration == 0);
 	assert_null(o.report);
+	assert_null(o.html);
 	assert_true(o.interval == 0);
 	assert_int_equal(o.ring_size, 8u << 20);
 	assert_int_equal(o.max_allocations, 10000000);
@@ -58,7 +59,8 @@ static void test_cli_long_options(void **state)
 	assert_int_equal(parse(&o, "--pid", "1", "--pid=2", "--duration", "2.5", "--report",
 			       "out.json", "--interval=0.5", "--ring-size", "4096",
 			       "--max-allocations", "5", "--max-threads=7", "--no-uprobe-multi",
-			       "--verbose", "--user", "nobody", "--max-types", "12"),
+			       "--verbose", "--user", "nobody", "--max-types", "12", "--html",
+			       "out.html"),
 			 0);
 	assert_int_equal(o.npids, 2);
 	assert_int_equal(o.pids[0], 1);
@@ -73,6 +75,7 @@ static void test_cli_long_options(void **state)
 	assert_int_equal(o.verbose, 1);
 	assert_string_equal(o.user, "nobody");
 	assert_int_equal(o.max_types, 12);
+	assert_string_equal(o.html, "out.html");
 }
 
 static void test_cli_short_options(void **state)
@@ -160,6 +163,7 @@ static void test_cli_bad_limits_and_report(void **state)
 	assert_rejected("-p", "1", "--max-types", "0");
 	assert_rejected("-p", "1", "--max-types", "1000001");
 	assert_rejected("-p", "1", "--report", "");
+	assert_rejected("-p", "1", "--html", "");
 }
 
 static void test_cli_bad_syntax(void **state)
