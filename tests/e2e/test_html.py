@@ -161,6 +161,13 @@ def compare(dom, report):
     same(header["complete"], all(p["complete"] for p in report["processes"]), "complete")
     same(header["targets"], ", ".join(f"{p['comm']} ({p['pid']})" for p in report["processes"]),
          "targets")
+    allocators = []
+    for p in report["processes"]:
+        a = p.get("allocator")
+        if a and f"{a['family']} in {a['object']}" not in allocators:
+            allocators.append(f"{a['family']} in {a['object']}")
+    same(header["allocator"], ", ".join(allocators) or "none", "allocator")
+    check(allocators, "no allocator in the JSON report")
     same(header["runtimes"], ", ".join(sorted({r for p in report["processes"]
                                                 for r in p["runtimes"]})) or "none", "runtimes")
     compared = 0
