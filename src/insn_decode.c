@@ -190,6 +190,12 @@ static size_t decode(const uint8_t *p, size_t len, struct insn *in)
 			if (!m || (p[i] >> 3 & 7) != 0)
 				return 0;
 			in->kind = INSN_NOP;
+		} else if (op == 0xb6 || op == 0xb7 || op == 0xbe || op == 0xbf) {
+			/* movzx/movsx */
+			m = modrm_len(p + i, len - i);
+			if (!m)
+				return 0;
+			write_reg(in, p[i], rex, false);
 		} else if (op == 0x1e && rep && i < len && (p[i] == 0xfa || p[i] == 0xfb)) {
 			in->kind = INSN_ENDBR;	/* endbr64/endbr32: single-stepped */
 			m = 1;
@@ -223,6 +229,12 @@ static size_t decode(const uint8_t *p, size_t len, struct insn *in)
 		in->writes_mem = true;
 	} else if (op >= 0x58 && op <= 0x5f) {
 		in->writes = REG(RSP) | REG((op & 7) | (rex & 1) << 3);
+	} else if (op == 0x63) {
+		/* movsxd */
+		m = modrm_len(p + i, len - i);
+		if (!m)
+			return 0;
+		write_reg(in, p[i], rex, false);
 	} else if (op >= 0x70 && op <= 0x7f) {
 		in->kind = INSN_JCC;
 		in->cc = op & 0xf;
@@ -279,6 +291,15 @@ static size_t decode(const uint8_t *p, size_t len, struct insn *in)
 
 		in->writes = REG(op < 0xb8 ? gpr8(r, rex) : r);
 		imm = op < 0xb8 ? 1 : rex & 8 ? 8 : immz;
+	} else if (op == 0xc0 || op == 0xc1 || (op >= 0xd0 && op <= 0xd3)) {
+		/* shifts and rotates (group 2) by $imm, 1 or %cl */
+		m = modrm_len(p + i, len - i);
+		if (!m)
+			return 0;
+		modrm = p[i];
+		imm = op <= 0xc1 ? 1 : 0;
+		in->writes_flags = true;
+		write_rm(in, modrm, rex, !(op & 1));
 	} else if (op == 0xc3) {
 		in->kind = INSN_BRANCH;
 	} else if (op == 0xc6 || op == 0xc7 || op == 0xf6 || op == 0xf7) {
@@ -331,13 +352,13 @@ size_t insn_decode__length(const uint8_t *code, size_t len)
 }
 
 /* Why the probe cannot move past in (reached before any emulated insn), or NULL if it can. */
-static const char *blocker(const struct insn *in, bool null_exit)
+static const char *blocker(const struct insn *in, bool null_exit, unsigned int live)
 {
 	if (in->rejected)
 		return "an earlier insn is rejected by uprobes";
 	if ((in->kind == INSN_JCC && !null_exit) || in->kind == INSN_BRANCH)
 		return "an earlier branch is not a NULL early return of an argument";
-	if (in->writes & ARG_REGS)
+	if (in->writes & live)
 		return "an earlier insn writes an argument register";
 	if (in->writes & (REG(RSP) | REG(RBP)) || in->writes_mem)
 		return "an earlier insn writes the stack, %rbp or memory";
@@ -353,8 +374,22 @@ static int keep_entry(struct probe_placement *ret, const char *reason)
 	return 0;
 }
 
+static const unsigned int arg_regs[] = { RDI, RSI, RDX, RCX, R8, R9 };
+
+int insn_decode__arg_register(unsigned int argpos)
+{
+	return argpos >= 1 && argpos <= 6 ? (int)arg_regs[argpos - 1] : -1;
+}
+
 int insn_decode__placement(const uint8_t *code, size_t len, struct probe_placement *ret)
 {
+	return insn_decode__placement_args(code, len, 0x3f, ret);
+}
+
+int insn_decode__placement_args(const uint8_t *code, size_t len, unsigned int args,
+				struct probe_placement *ret)
+{
+	unsigned int live = 0, k;
 	int zero = -1, null_checked = -1;
 	bool endbr_only = true, null_exit;
 	const char *why;
@@ -363,6 +398,9 @@ int insn_decode__placement(const uint8_t *code, size_t len, struct probe_placeme
 
 	if (!code || !len)
 		return -EINVAL;
+	for (k = 0; k < 6; k++)
+		if (args & 1u << k)
+			live |= REG(arg_regs[k]);
 	if (!decode(code, len, &in))
 		return keep_entry(ret, "entry insn is not decoded");
 	if (in.rejected)
@@ -377,11 +415,15 @@ int insn_decode__placement(const uint8_t *code, size_t len, struct probe_placeme
 	for (off = 0; off < len; off += in.len) {
 		if (off && !decode(code + off, len - off, &in))
 			return keep_entry(ret, "an earlier insn is not decoded");
-		/* The NULL check's je is emulated too; landing after it makes free(NULL) free. */
-		if (in.emulated && (in.kind == INSN_PUSH || in.kind == INSN_NOP))
-			break;
 		null_exit = in.kind == INSN_JCC && in.cc == CC_E && zero >= 0;
-		why = blocker(&in, null_exit);
+		/*
+		 * The NULL check's je is emulated too; landing after it makes free(NULL) free. Any
+		 * other conditional branch is reached by every call, with the arguments intact.
+		 */
+		if (in.emulated && (in.kind == INSN_PUSH || in.kind == INSN_NOP ||
+				    (in.kind == INSN_JCC && !null_exit)))
+			break;
+		why = blocker(&in, null_exit, live);
 		if (why)
 			return keep_entry(ret, why);
 		if (null_exit)
@@ -400,14 +442,10 @@ int insn_decode__placement(const uint8_t *code, size_t len, struct probe_placeme
 		ret->reason = null_check_reasons[null_checked];
 	else if (endbr_only)
 		ret->reason = "skipped endbr64 (single-stepped)";
+	else if (in.kind == INSN_JCC)
+		ret->reason = "a conditional branch, after single-stepped insns that write no "
+			      "argument it reads";
 	else
 		ret->reason = "skipped single-stepped insns that only set flags or scratch regs";
 	return 0;
-}
-
-int insn_decode__arg_register(unsigned int argpos)
-{
-	static const int regs[] = { RDI, RSI, RDX, RCX, R8, R9 };
-
-	return argpos >= 1 && argpos <= 6 ? regs[argpos - 1] : -1;
 }

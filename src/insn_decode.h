@@ -28,6 +28,15 @@ struct probe_placement {
  */
 int insn_decode__placement(const uint8_t *code, size_t len, struct probe_placement *ret);
 
+/*
+ * The same for a function whose probe reads only the arguments in args (bit k: the (k+1)-th
+ * argument register): skipped insns may write the others, and the probe may also land on a
+ * conditional branch (emulated) that every call reaches. jemalloc's free, for one, computes
+ * into %rdx and %rcx before its first emulated insn, and its malloc starts with cmp; ja.
+ */
+int insn_decode__placement_args(const uint8_t *code, size_t len, unsigned int args,
+				struct probe_placement *ret);
+
 /* The null_arg value of a NULL check of the 1-based argument argpos (SysV x86-64), or -1. */
 int insn_decode__arg_register(unsigned int argpos);
 

@@ -70,6 +70,19 @@ static bool is_tail_call(const uint8_t *code, size_t len)
 	return at < len && (code[at] == 0xe9 || code[at] == 0xeb);
 }
 
+/* The argument registers the probe's programs read (bit k: argument k + 1). */
+static unsigned int args_read(uint64_t cookie)
+{
+	const unsigned int pos[] = { MS_AC_SIZE(cookie), MS_AC_COUNT(cookie), MS_AC_PTR(cookie),
+				     MS_AC_OUT(cookie), MS_AC_ALIGN(cookie), MS_AC_FLAGS(cookie) };
+	unsigned int mask = 0, i;
+
+	for (i = 0; i < sizeof(pos) / sizeof(pos[0]); i++)
+		if (pos[i] >= 1 && pos[i] <= 6)
+			mask |= 1u << (pos[i] - 1);
+	return mask;
+}
+
 static int plan_row(struct elf_symbols *e, const struct alloc_family *f, const char *prefix,
 		    const struct alloc_fn_row *fn, struct probe_plan *plan)
 {
@@ -78,7 +91,7 @@ static int plan_row(struct elf_symbols *e, const struct alloc_family *f, const c
 	const struct probe_spec *twin;
 	struct probe_placement place;
 	struct elf_sym sym;
-	uint8_t code[32];
+	uint8_t code[64];
 	uint64_t offset;
 	ssize_t n;
 
@@ -98,7 +111,7 @@ static int plan_row(struct elf_symbols *e, const struct alloc_family *f, const c
 	n = elf_symbols__read(e, offset, code, sizeof(code));
 	if (n > 0 && (uint64_t)n > sym.size && sym.size)
 		n = (ssize_t)sym.size;
-	if (n <= 0 || insn_decode__placement(code, (size_t)n, &place)) {
+	if (n <= 0 || insn_decode__placement_args(code, (size_t)n, args_read(cookie), &place)) {
 		place.offset = 0;
 		place.null_arg = -1;
 		place.reason = "entry bytes unreadable";

@@ -28,6 +28,17 @@ static void assert_entry(const uint8_t *code, size_t len, const char *why)
 	assert_non_null(strstr(p.reason, why));
 }
 
+/* The probe moved to a conditional branch at off: reached by every call, emulated. */
+static void assert_branch(const uint8_t *code, size_t len, size_t off)
+{
+	struct probe_placement p = place(code, len);
+
+	assert_int_equal(p.offset, off);
+	assert_true(p.emulated);
+	assert_int_equal(p.null_arg, -1);
+	assert_non_null(strstr(p.reason, "conditional branch"));
+}
+
 static void test_placement_free_skips_null_check(void **state)
 {
 	struct probe_placement p = place(libc_free, sizeof(libc_free));
@@ -70,10 +81,11 @@ static void test_placement_flag_check_then_push_moves(void **state)
 	}
 }
 
-static void test_placement_flag_check_then_je_stays(void **state)
+static void test_placement_flag_check_then_je_lands_on_the_je(void **state)
 {
 	(void)state;
-	assert_entry(libc_aligned_alloc, 32, "not a NULL early return");
+	/* cmpb $0,x(%rip) (7 bytes); je */
+	assert_branch(libc_aligned_alloc, 32, 7);
 }
 
 static void test_placement_mul_stays(void **state)
@@ -83,13 +95,13 @@ static void test_placement_mul_stays(void **state)
 	assert_entry(libc_reallocarray, 32, "not decoded");
 }
 
-static void test_placement_non_argument_test_stays(void **state)
+static void test_placement_non_argument_test_lands_on_the_je(void **state)
 {
 	/* test %rax,%rax; je; push %rbp */
 	static const uint8_t c[] = { 0x48, 0x85, 0xc0, 0x0f, 0x84, 0x10, 0, 0, 0, 0x55 };
 
 	(void)state;
-	assert_entry(c, sizeof(c), "not a NULL early return");
+	assert_branch(c, sizeof(c), 3);
 }
 
 static void test_placement_skipped_write_of_rdi_stays(void **state)
@@ -136,15 +148,15 @@ static void test_placement_skipped_stack_write_stays(void **state)
 	assert_entry(rex_push, sizeof(rex_push), "writes the stack");
 }
 
-static void test_placement_jne_stays(void **state)
+static void test_placement_jne_lands_on_the_jne(void **state)
 {
-	/* test %rdi,%rdi; jne; push %rbp */
+	/* test %rdi,%rdi; jne; push %rbp: NULL calls reach the jne too */
 	static const uint8_t near[] = { 0x48, 0x85, 0xff, 0x0f, 0x85, 0x10, 0, 0, 0, 0x55 };
 	static const uint8_t shrt[] = { 0x48, 0x85, 0xff, 0x75, 0x10, 0x55 };
 
 	(void)state;
-	assert_entry(near, sizeof(near), "not a NULL early return");
-	assert_entry(shrt, sizeof(shrt), "not a NULL early return");
+	assert_branch(near, sizeof(near), 3);
+	assert_branch(shrt, sizeof(shrt), 3);
 }
 
 static void test_placement_null_check_forms(void **state)
@@ -164,7 +176,7 @@ static void test_placement_null_check_forms(void **state)
 	assert_non_null(strstr(p.reason, "%r8"));
 }
 
-static void test_placement_not_null_checks_stay(void **state)
+static void test_placement_not_null_checks_land_on_the_je(void **state)
 {
 	/* cmp $1,%rdi; je */
 	static const uint8_t one[] = { 0x48, 0x83, 0xff, 0x01, 0x74, 0x10, 0x55 };
@@ -176,10 +188,32 @@ static void test_placement_not_null_checks_stay(void **state)
 	static const uint8_t add[] = { 0x48, 0x85, 0xff, 0x48, 0x83, 0xc0, 0x01, 0x74, 0x10, 0x55 };
 
 	(void)state;
-	assert_entry(one, sizeof(one), "not a NULL early return");
-	assert_entry(edi, sizeof(edi), "not a NULL early return");
-	assert_entry(two, sizeof(two), "not a NULL early return");
-	assert_entry(add, sizeof(add), "not a NULL early return");
+	assert_branch(one, sizeof(one), 4);
+	assert_branch(edi, sizeof(edi), 2);
+	assert_branch(two, sizeof(two), 3);
+	assert_branch(add, sizeof(add), 7);
+}
+
+static void test_placement_only_the_arguments_read_are_kept(void **state)
+{
+	/* jemalloc 5.3's free: mov %rdi,%rax; mov x(%rip),%rdx; mov %rdi,%rcx; shr $0x1a,%rax;
+	 * and $-0x40000000,%rcx; and $0xf0,%eax; cmp 0x1b0(%rax),%rcx; jne */
+	static const uint8_t c[] = { 0x48, 0x89, 0xf8, 0x48, 0x8b, 0x15, 0x0e, 0x53, 0x0a, 0x00,
+				     0x48, 0x89, 0xf9, 0x48, 0xc1, 0xe8, 0x1a, 0x48, 0x81, 0xe1,
+				     0x00, 0x00, 0x00, 0xc0, 0x25, 0xf0, 0x00, 0x00, 0x00, 0x48,
+				     0x3b, 0x88, 0xb0, 0x01, 0x00, 0x00, 0x75, 0x10 };
+	struct probe_placement p;
+
+	(void)state;
+	/* Every argument live: the write of %rdx keeps it at entry. */
+	assert_entry(c, sizeof(c), "writes an argument register");
+	/* free reads only %rdi. */
+	assert_int_equal(insn_decode__placement_args(c, sizeof(c), 1u << 0, &p), 0);
+	assert_int_equal(p.offset, 36);
+	assert_true(p.emulated);
+	/* ... but not if the probe read %rcx, which it writes on the way. */
+	assert_int_equal(insn_decode__placement_args(c, sizeof(c), 1u << 3, &p), 0);
+	assert_int_equal(p.offset, 0);
 }
 
 static void test_placement_endbr64_is_skipped(void **state)
@@ -402,15 +436,16 @@ int main(void)
 		cmocka_unit_test(test_placement_free_skips_null_check),
 		cmocka_unit_test(test_placement_push_entry_stays),
 		cmocka_unit_test(test_placement_flag_check_then_push_moves),
-		cmocka_unit_test(test_placement_flag_check_then_je_stays),
+		cmocka_unit_test(test_placement_flag_check_then_je_lands_on_the_je),
 		cmocka_unit_test(test_placement_mul_stays),
-		cmocka_unit_test(test_placement_non_argument_test_stays),
+		cmocka_unit_test(test_placement_non_argument_test_lands_on_the_je),
 		cmocka_unit_test(test_placement_skipped_write_of_rdi_stays),
 		cmocka_unit_test(test_placement_skipped_write_of_scratch_moves),
 		cmocka_unit_test(test_placement_skipped_stack_write_stays),
-		cmocka_unit_test(test_placement_jne_stays),
+		cmocka_unit_test(test_placement_jne_lands_on_the_jne),
 		cmocka_unit_test(test_placement_null_check_forms),
-		cmocka_unit_test(test_placement_not_null_checks_stay),
+		cmocka_unit_test(test_placement_not_null_checks_land_on_the_je),
+		cmocka_unit_test(test_placement_only_the_arguments_read_are_kept),
 		cmocka_unit_test(test_placement_endbr64_is_skipped),
 		cmocka_unit_test(test_placement_emulated_nops),
 		cmocka_unit_test(test_placement_rejected_never_chosen),
