@@ -26,7 +26,7 @@ TARGET_BINS := $(patsubst tests/targets/%.c,$(BUILD)/targets/%,$(TARGET_SRCS))
 TARGET_BINS += $(BUILD)/targets/coro_fcontext $(BUILD)/targets/libcoro_pcl_app.so
 BENCH_BINS := $(patsubst scripts/bench/%.c,$(BUILD)/bench/%,$(wildcard scripts/bench/*.c))
 
-.PHONY: all deps demo check unit e2e bench fuzz install format clean tokio-targets
+.PHONY: all deps demo check unit e2e bench fuzz install format format-check clean tokio-targets
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/memscoped
@@ -137,8 +137,15 @@ install: all
 	install -D -m 0755 $(BUILD)/memscoped $(DESTDIR)$(PREFIX)/sbin/memscoped
 	install -D -m 0644 man/memscoped.8 $(DESTDIR)$(PREFIX)/share/man/man8/memscoped.8
 
+FORMAT_SRCS := $(wildcard src/*.c src/*.h bpf/*.c bpf/*.h include/memscoped/*.h tests/unit/*.c \
+	tests/unit/*.h tests/targets/*.c)
+
 format:
-	clang-format -i src/*.c src/*.h bpf/*.c include/memscoped/*.h tests/unit/*.c tests/targets/*.c
+	clang-format -i $(FORMAT_SRCS)
+
+# Fails, listing the places, where the code differs from .clang-format.
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRCS)
 
 clean:
 	rm -rf $(BUILD)

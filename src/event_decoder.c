@@ -56,7 +56,7 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 		return 0;
 	case MS_EV_FREE:
 		coro_process__block_freed(p, e.addr, e.ts);
-		process__free(p, e.tid, e.addr, e.ts);
+		process__freed(p, e.tid, e.addr, e.ts);
 		return 0;
 	case MS_EV_REALLOC_BEGIN:
 		coro_process__block_freed(p, e.addr, e.ts);

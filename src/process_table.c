@@ -245,7 +245,7 @@ static void release(struct process *p, const struct heap_block *b, uint64_t ts)
 	}
 }
 
-void process__free(struct process *p, uint32_t tid, uint64_t addr, uint64_t ts)
+void process__freed(struct process *p, uint32_t tid, uint64_t addr, uint64_t ts)
 {
 	struct heap_block old;
 	struct task *task;
@@ -268,7 +268,7 @@ void process__realloc_begin(struct process *p, uint32_t tid, uint64_t old_addr)
 	struct thread_stats *t = process__thread(p, tid);
 
 	if (!t) {
-		process__free(p, tid, old_addr, 0);
+		process__freed(p, tid, old_addr, 0);
 		return;
 	}
 	t->realloc_pending = true;
@@ -304,7 +304,7 @@ void process__realloc_end(struct process *p, uint32_t tid, uint64_t old_addr, ui
 			process__alloc_failed(p);
 			return;
 		}
-		process__free(p, tid, old_addr, ts);
+		process__freed(p, tid, old_addr, ts);
 		if (new_addr)
 			process__alloc(p, tid, new_addr, size, task, ts);
 		return;

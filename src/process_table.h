@@ -90,7 +90,7 @@ struct process *process_table__at(struct process_table *pt, size_t i);
 /* The allocator's view of one process; task is a task index (0 = untasked); ts in ns. */
 void process__alloc(struct process *p, uint32_t tid, uint64_t addr, uint64_t size, uint32_t task,
 		    uint64_t ts);
-void process__free(struct process *p, uint32_t tid, uint64_t addr, uint64_t ts);
+void process__freed(struct process *p, uint32_t tid, uint64_t addr, uint64_t ts);
 void process__realloc_begin(struct process *p, uint32_t tid, uint64_t old_addr);
 void process__realloc_end(struct process *p, uint32_t tid, uint64_t old_addr, uint64_t new_addr,
 			  uint64_t size, uint32_t task, uint64_t ts);

@@ -59,7 +59,7 @@ enum ms_alloc_func {
 /* One fixed-size event; every field is meaningful for every type or zero. */
 struct ms_event {
 	__u16 type;	/* enum ms_event_type */
-	__u16 func;	/* enum ms_alloc_func */
+	__u16 func;	/* by type: ms_alloc_func, ms_coro_func, ms_pcl_func, or 0 */
 	__u32 pid;	/* tgid of the target */
 	__u32 tid;
 	__u32 __pad;

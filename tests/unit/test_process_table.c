@@ -105,7 +105,7 @@ static void test_process_alloc_and_free(void **state)
 	(void)state;
 	process__alloc(p, 1, A, 100, 0, 3);
 	process__alloc(p, 1, B, 50, 0, 3);
-	process__free(p, 1, A, 0);
+	process__freed(p, 1, A, 0);
 	assert_heap(p, 50, 1, 2, 1, 0);
 	assert_int_equal(p->heap.allocated_bytes_total, 150);
 	assert_no_block(p, A);
@@ -259,7 +259,7 @@ static void test_process_free_unknown_changes_nothing_else(void **state)
 	process__alloc(p, 1, A, 100, 0, 0);
 	before = p->heap;
 	nthreads = p->nthreads;
-	process__free(p, 2, B, 0);
+	process__freed(p, 2, B, 0);
 	before.frees_untracked_total++;
 	assert_memory_equal(&p->heap, &before, sizeof(before));
 	assert_int_equal(p->nthreads, nthreads);
@@ -294,7 +294,7 @@ static void test_process_free_by_other_thread(void **state)
 	(void)state;
 	process__alloc(p, 1, A, 100, 0, 0);
 	process__alloc(p, 2, B, 30, 0, 0);
-	process__free(p, 2, A, 0);
+	process__freed(p, 2, A, 0);
 	t = process__thread(p, 1);
 	assert_int_equal(t->live_bytes, 0);
 	assert_int_equal(t->live_allocations, 0);
@@ -339,7 +339,7 @@ static void test_process_max_threads_counts_dropped(void **state)
 	assert_int_equal(p->thread_events_dropped, 1);
 	assert_null(process__thread(p, 3));
 	/* The process figures still count the untracked thread's block. */
-	process__free(p, 1, C, 0);
+	process__freed(p, 1, C, 0);
 	assert_heap(p, 30, 2, 3, 1, 0);
 	assert_int_equal(process__thread(p, 1)->live_bytes, 10);
 	assert_int_equal(process__thread(p, 2)->live_bytes, 20);
@@ -384,7 +384,7 @@ static void test_process_complete(void **state)
 
 	(void)state;
 	process__alloc(p, 1, A, 10, 0, 0);
-	process__free(p, 1, B, 0); /* an untracked free is expected, not an inconsistency */
+	process__freed(p, 1, B, 0); /* an untracked free is expected, not an inconsistency */
 	process__alloc_failed(p);
 	assert_true(process__complete(p));
 	p->thread_events_dropped = 1;
