@@ -6,6 +6,7 @@
 #include <string.h>
 #include <gelf.h>
 #include "memscoped/events.h"
+#include "array.h"
 #include "insn_decode.h"
 #include "proc.h"
 #include "probe_plan.h"
@@ -50,7 +51,37 @@ void probe_plan__clear(struct probe_plan *plan)
 
 	for (i = 0; i < plan->nnotes; i++)
 		free(plan->notes[i]);
+	free(plan->probes);
 	memset(plan, 0, sizeof(*plan));
+}
+
+int probe_plan__add(struct probe_plan *plan, const struct probe_spec *spec)
+{
+	if (array__grow((void **)&plan->probes, &plan->cap, plan->nprobes, sizeof(*spec), 16))
+		return -ENOMEM;
+	plan->probes[plan->nprobes++] = *spec;
+	return 0;
+}
+
+int probe_plan__functions(struct elf_symbols *e, const struct probe_fn *fns, size_t n,
+			  struct probe_plan *plan)
+{
+	struct elf_sym sym;
+	uint64_t offset;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (elf_symbols__lookup(e, fns[i].symbol, &sym) || sym.type != STT_FUNC ||
+		    elf_symbols__offset(e, sym.vaddr, &offset))
+			return -ENOENT;
+		if (probe_plan__add(plan, &(struct probe_spec){ .symbol = fns[i].symbol,
+								.prog = fns[i].prog,
+								.cookie = fns[i].cookie,
+								.retprobe = fns[i].retprobe,
+								.offset = offset }))
+			return -ENOMEM;
+	}
+	return 0;
 }
 
 static const struct probe_spec *planned_at(const struct probe_plan *plan, uint64_t offset)
@@ -76,13 +107,13 @@ static bool has_symbol(const struct probe_plan *plan, const char *symbol)
 static void add(struct probe_plan *plan, const struct alloc_fn *fn, const char *prog, bool ret,
 		uint64_t offset)
 {
-	struct probe_spec *p = &plan->probes[plan->nprobes++];
+	struct probe_spec p = {
+		.symbol = fn->symbol, .prog = prog, .cookie = fn->func, .retprobe = ret,
+		.offset = offset,
+	};
 
-	p->symbol = fn->symbol;
-	p->prog = prog;
-	p->cookie = fn->func;
-	p->retprobe = ret;
-	p->offset = offset;
+	/* Out of memory: the plan lacks malloc or free and is refused. */
+	probe_plan__add(plan, &p);
 }
 
 int probe_plan__allocator_from_elf(struct elf_symbols *e, struct probe_plan *plan)
