@@ -11,7 +11,8 @@
 #include "process_table.h"
 #include "runtime.h"
 
-extern const struct runtime runtime_ucontext, runtime_pcl, runtime_fcontext, runtime_tokio;
+extern const struct runtime runtime_ucontext, runtime_pcl, runtime_fcontext, runtime_tokio,
+	runtime_async_task;
 
 /*
  * Stackful coroutines come first: an allocation on a coroutine's stack is that coroutine's
@@ -22,6 +23,7 @@ const struct runtime *const runtimes[] = {
 	&runtime_pcl,
 	&runtime_fcontext,
 	&runtime_tokio,
+	&runtime_async_task,
 };
 
 const size_t nruntimes = sizeof(runtimes) / sizeof(runtimes[0]);

@@ -579,7 +579,9 @@ static int tokio_plan(const struct tokio_process *t, int pid, struct probe_plan 
 			if (probe_plan__add(plan, &(struct probe_spec){
 				.symbol = poll->type_name,
 				.prog = pass ? "task_poll_enter" : "task_poll_return",
-				.cookie = pass ? poll->vaddr + t->bias : 0,
+				.cookie = MS_TASK_COOKIE(poll->vaddr + t->bias,
+							 TOKIO_HDR_VTABLE / 8, TOKIO_VT_POLL / 8,
+							 TOKIO_HDR_STATE / 8, MS_TASK_TOKIO, true),
 				.retprobe = !pass,
 				.offset = poll->offset }))
 				return -ENOMEM;
@@ -623,6 +625,8 @@ static void tokio_event(struct process *p, const struct ms_event *e)
 {
 	struct tokio_process *t;
 
+	if (e->func != MS_TASK_TOKIO)
+		return;
 	switch (e->type) {
 	case MS_EV_TASK_ENTER:
 		tokio_process__poll_enter(p, e);

@@ -1,0 +1,59 @@
+#!/bin/sh
+# Build the async-task test targets (async-std 1.12 and smol 1.3), offline, and copy them to
+#   OUTDIR/async-std-target-{release,strip}  OUTDIR/smol-target-{release,strip}
+#
+# Needs: cargo+rustc (Debian's, or rustup's in ~/.cargo/bin), apt packages
+# librust-async-std-dev librust-smol-dev librust-libc-dev (sources in
+# /usr/share/cargo/registry). No network. Build artefacts go to $CARGO_TARGET_DIR
+# (default: <repo>/build/async-task), never into the source tree.
+#
+# usage: tests/targets/async-task/build.sh OUTDIR [release|strip ...]
+set -eu
+
+if [ $# -lt 1 ]; then
+    echo "usage: $0 OUTDIR [release|strip ...]" >&2
+    exit 2
+fi
+OUTDIR=$1
+shift
+VARIANTS=${*:-release strip}
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../../.." && pwd)
+TD=${CARGO_TARGET_DIR:-$REPO/build/async-task}
+mkdir -p "$OUTDIR" "$TD"
+OUTDIR=$(cd "$OUTDIR" && pwd)
+
+if ! command -v cargo >/dev/null 2>&1; then
+    PATH=${CARGO_HOME:-$HOME/.cargo}/bin:/root/.cargo/bin:$PATH
+    export PATH
+fi
+command -v cargo >/dev/null || { echo "build.sh: cargo not found" >&2; exit 1; }
+for c in async-std-1.12.0 smol-1.3.0 async-task-4.3.0; do
+    [ -d /usr/share/cargo/registry/$c ] || {
+        echo "build.sh: /usr/share/cargo/registry/$c missing (apt-get install librust-async-std-dev librust-smol-dev)" >&2
+        exit 1
+    }
+done
+
+cd "$HERE" # .cargo/config.toml here selects the offline Debian source
+unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS RUSTC_WRAPPER 2>/dev/null || true
+
+for v in $VARIANTS; do
+    case $v in
+    release | strip) ;;
+    *)
+        echo "build.sh: unknown variant $v" >&2
+        exit 2
+        ;;
+    esac
+    t0=$(date +%s)
+    CARGO_TARGET_DIR=$TD cargo build --locked --offline --profile "$v" \
+        --bin async-std-target --bin smol-target
+    for b in async-std-target smol-target; do
+        # Rename into place: a running copy (a test target) must not block the update.
+        cp "$TD/$v/$b" "$OUTDIR/$b-$v.tmp"
+        mv -f "$OUTDIR/$b-$v.tmp" "$OUTDIR/$b-$v"
+    done
+    echo "build.sh: $OUTDIR/{async-std,smol}-target-$v ($(($(date +%s) - t0)) s)"
+done

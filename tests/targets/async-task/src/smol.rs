@@ -1,0 +1,41 @@
+//! memscoped test target: smol 1.3 tasks (async-task 4.3 RawTask), see common.rs.
+mod common;
+
+use common::{leaker, worker, HOUR, SLEEPERS, TASKS};
+
+fn spawn_all() -> Vec<smol::Task<()>> {
+    let mut tasks = Vec::with_capacity(TASKS);
+    for i in 0..TASKS {
+        if i < SLEEPERS {
+            // Kept: dropping a smol Task cancels it.
+            tasks.push(smol::spawn(leaker(i, smol::Timer::after(HOUR))));
+        } else {
+            tasks.push(smol::spawn(async move {
+                common::black_box(worker(i).await);
+            }));
+        }
+    }
+    tasks
+}
+
+fn main() {
+    let pre = std::env::args().any(|a| a == "pre");
+    // The executor, its threads and the reactor start lazily: before any task counted.
+    smol::block_on(async {
+        smol::spawn(async {}).await;
+        smol::Timer::after(std::time::Duration::from_millis(1)).await;
+    });
+    let mut tasks = Vec::new();
+    if pre {
+        tasks = spawn_all();
+        common::wait_tasks();
+    }
+    common::ready();
+    common::wait_go();
+    if !pre {
+        tasks = spawn_all();
+        common::wait_tasks();
+    }
+    common::black_box(&tasks);
+    common::truth_and_idle("smol", pre)
+}
