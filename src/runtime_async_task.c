@@ -393,8 +393,8 @@ static const struct atask_run *run_at(const struct atask_info *info, uint64_t va
 	return NULL;
 }
 
-static struct atask_process *atask_process_new(struct process *p, struct atask_info *info,
-					       uint64_t bias, const char *object)
+struct atask_process *atask_process__new(struct process *p, struct atask_info *info,
+					 uint64_t bias, const char *object)
 {
 	struct atask_process *a = calloc(1, sizeof(*a));
 	const struct atask_run *run;
@@ -484,7 +484,7 @@ static int setup_object(struct process *p, const char *object, const char *debug
 		name_runs(e, debug, &info);
 		if (proc__load_start((int)p->pid, object, &start))
 			ret = -ESRCH;
-		else if (!atask_process_new(p, &info, start - elf_symbols__base_vaddr(e), object))
+		else if (!atask_process__new(p, &info, start - elf_symbols__base_vaddr(e), object))
 			ret = -ENOMEM;
 		atask__clear(&info);
 	}

@@ -69,6 +69,13 @@ int atask__state_word(const uint8_t *code, size_t len, unsigned int *ret_word);
 char *atask__type_from_demangled(const char *demangled);
 
 struct process;
+struct atask_process;
+/*
+ * Takes ownership of info (vtables sorted by vaddr); registers each future type in p's task
+ * table and becomes p's async-task state (p frees it). NULL on failure.
+ */
+struct atask_process *atask_process__new(struct process *p, struct atask_info *info,
+					 uint64_t bias, const char *object);
 /* async-task's state in p, or NULL. */
 struct atask_process *atask_process__of(const struct process *p);
 
