@@ -24,8 +24,9 @@
 #define MAX_CELL (1ull << 20)
 #define MAX_ALIGN 4096
 #define SCAN_CHUNK (1u << 20)
-/* Bytes of RawTask::run read to find its state load. */
+/* Bytes of RawTask::run read to find its state load, and at most to find its helpers. */
 #define RUN_CODE 96
+#define RUN_MAX_BYTES 16384
 
 struct atask_process {
 	struct atask_info info;
@@ -47,12 +48,59 @@ void atask__clear(struct atask_info *info)
 	memset(info, 0, sizeof(*info));
 }
 
-/* "<async_task::raw::RawTask<F, T, S>>::run": F, the wrapper of async-std's task locals off. */
+/* The second generic argument at p (just past a '<'), malloc'd; NULL if there is none. */
+static char *second_argument(const char *p)
+{
+	char *first = runtime_tokio__first_argument(p);
+	size_t n;
+
+	if (!first)
+		return NULL;
+	n = strlen(first);
+	free(first);
+	if (p[n] != ',')
+		return NULL;
+	p += n + 1;
+	while (*p == ' ')
+		p++;
+	return runtime_tokio__first_argument(p);
+}
+
+/*
+ * The user's future inside the executors' wrappers: async-executor's spawn<T, F> future and
+ * async-std's SupportTaskLocals<F> (async-std spawns through async-executor). Takes type.
+ */
+static char *unwrap_future(char *type)
+{
+	static const char *const second[] = { "async_executor::Executor::spawn<",
+					       "async_executor::LocalExecutor::spawn<" };
+	static const char locals[] = "async_std::task::builder::SupportTaskLocals<";
+	char *inner;
+	size_t i;
+	bool again = true;
+
+	while (type && again) {
+		again = false;
+		inner = NULL;
+		for (i = 0; i < sizeof(second) / sizeof(second[0]) && !inner; i++)
+			if (!strncmp(type, second[i], strlen(second[i])))
+				inner = second_argument(type + strlen(second[i]));
+		if (!inner && !strncmp(type, locals, strlen(locals)))
+			inner = runtime_tokio__first_argument(type + strlen(locals));
+		if (inner) {
+			free(type);
+			type = inner;
+			again = true;
+		}
+	}
+	return type;
+}
+
+/* "<async_task::raw::RawTask<F, T, S>>::run": F, the executors' wrappers off. */
 char *atask__type_from_demangled(const char *d)
 {
-	static const char wrapper[] = "async_std::task::builder::SupportTaskLocals<";
 	const char *p = strstr(d, "async_task::raw::RawTask<");
-	char *type, *inner;
+	char *type;
 
 	if (!p)
 		return NULL;
@@ -62,14 +110,28 @@ char *atask__type_from_demangled(const char *d)
 		free(type);
 		return NULL;
 	}
-	if (!strncmp(type, wrapper, strlen(wrapper))) {
-		inner = runtime_tokio__first_argument(type + strlen(wrapper));
-		if (inner) {
-			free(type);
-			return inner;
-		}
-	}
-	return type;
+	return unwrap_future(type);
+}
+
+char *atask__type_from_helper(const char *d)
+{
+	static const char drop[] = "core::ptr::drop_in_place<";
+	static const char guard[] = "async_task::raw::RawTask<F,T,S>::run::Guard<";
+	static const char *const spawn[] = { "async_executor::Executor::spawn<",
+					      "async_executor::LocalExecutor::spawn<" };
+	size_t i;
+
+	if (strncmp(d, drop, strlen(drop)))
+		return NULL;
+	d += strlen(drop);
+	/* run's guard, which drops the future if it panics: Guard<F, T, S>. */
+	if (!strncmp(d, guard, strlen(guard)))
+		return unwrap_future(runtime_tokio__first_argument(d + strlen(guard)));
+	/* The executor's spawn future, which wraps the user's: spawn<T, F>::{{closure}}. */
+	for (i = 0; i < sizeof(spawn) / sizeof(spawn[0]); i++)
+		if (!strncmp(d, spawn[i], strlen(spawn[i])))
+			return unwrap_future(second_argument(d + strlen(spawn[i])));
+	return NULL;
 }
 
 static bool is_run_symbol(const char *name)
@@ -338,29 +400,92 @@ int atask__discover(struct elf_symbols *e, struct elf_symbols *syms, struct atas
 	return 0;
 }
 
-/* The type names legacy mangling leaves out: tokio's namer works on any poll-like copies. */
+struct func {
+	uint64_t vaddr, size;
+	const char *name;
+};
+
+struct funcs {
+	struct func *f;
+	size_t n, cap;
+};
+
+static int collect_func(const struct elf_sym *sym, void *ctx)
+{
+	struct funcs *fs = ctx;
+
+	if (sym->type != STT_FUNC)
+		return 0;
+	if (array__grow((void **)&fs->f, &fs->cap, fs->n, sizeof(*fs->f), 4096))
+		return -ENOMEM;
+	fs->f[fs->n++] = (struct func){ sym->vaddr, sym->size, sym->name };
+	return 0;
+}
+
+static int func_by_vaddr(const void *a, const void *b)
+{
+	const struct func *x = a, *y = b;
+
+	return x->vaddr < y->vaddr ? -1 : x->vaddr > y->vaddr;
+}
+
+/* The future type from the helpers run calls directly (legacy symbols spell their types). */
+static char *name_from_calls(struct elf_symbols *code, const struct funcs *fs,
+			     const struct atask_run *r)
+{
+	struct func key = { .vaddr = r->vaddr }, *f, *callee;
+	uint8_t *buf;
+	char *d, *type = NULL;
+	int32_t rel;
+	size_t len, i;
+	ssize_t n;
+
+	f = bsearch(&key, fs->f, fs->n, sizeof(key), func_by_vaddr);
+	len = f && f->size && f->size < RUN_MAX_BYTES ? f->size : RUN_MAX_BYTES;
+	buf = malloc(len);
+	if (!buf)
+		return NULL;
+	n = elf_symbols__read(code, r->offset, buf, len);
+	/* Any e8 whose target starts a function naming the type: a false call names nothing. */
+	for (i = 0; n > 5 && i + 5 <= (size_t)n && !type; i++) {
+		if (buf[i] != 0xe8)
+			continue;
+		memcpy(&rel, buf + i + 1, sizeof(rel));
+		key.vaddr = r->vaddr + i + 5 + (uint64_t)(int64_t)rel;
+		callee = bsearch(&key, fs->f, fs->n, sizeof(key), func_by_vaddr);
+		if (!callee || strncmp(callee->name, "_ZN4core3ptr", 12))
+			continue;
+		d = cplus_demangle(callee->name, DMGL_PARAMS | DMGL_RUST);
+		if (d)
+			type = atask__type_from_helper(d);
+		free(d);
+	}
+	free(buf);
+	return type;
+}
+
+/* The type names legacy mangling leaves out: from DWARF if there is some, else run's calls. */
 static void name_runs(struct elf_symbols *code, struct elf_symbols *syms, struct atask_info *info)
 {
-	struct tokio_info t = { 0 };
+	struct funcs fs = { 0 };
+	char *type;
 	size_t i;
 
-	t.polls = calloc(info->nruns + 1, sizeof(*t.polls));
-	if (!t.polls)
-		return;
+	if (elf_symbols__foreach(syms ? syms : code, collect_func, &fs) || !fs.n)
+		goto out;
+	qsort(fs.f, fs.n, sizeof(*fs.f), func_by_vaddr);
 	for (i = 0; i < info->nruns; i++) {
-		t.polls[i].vaddr = info->runs[i].vaddr;
-		t.polls[i].offset = info->runs[i].offset;
-		t.polls[i].type_name = info->runs[i].type_name;
-		t.polls[i].named = info->runs[i].named;
+		if (info->runs[i].named)
+			continue;
+		type = name_from_calls(code, &fs, &info->runs[i]);
+		if (!type)
+			continue;
+		free(info->runs[i].type_name);
+		info->runs[i].type_name = type;
+		info->runs[i].named = true;
 	}
-	t.npolls = info->nruns;
-	if ((syms && !runtime_tokio__name_types_dwarf(syms, &t)) ||
-	    !runtime_tokio__name_types(code, syms ? syms : code, &t))
-		for (i = 0; i < info->nruns; i++) {
-			info->runs[i].type_name = t.polls[i].type_name;
-			info->runs[i].named = t.polls[i].named;
-		}
-	free(t.polls);
+out:
+	free(fs.f);
 }
 
 /* State in a process. */

@@ -65,8 +65,17 @@ int atask__find_vtables(struct elf_symbols *e, struct atask_info *info);
  * from its first bytes; -ENOENT if not found.
  */
 int atask__state_word(const uint8_t *code, size_t len, unsigned int *ret_word);
-/* The future type of a demangled run copy "<async_task::raw::RawTask<F, T, S>>::run", or NULL. */
+/*
+ * The future type (malloc'd) of a demangled run copy "<async_task::raw::RawTask<F, T, S>>::run",
+ * or NULL; the executors' wrappers (async-executor's spawn future, async-std's task locals)
+ * are taken off.
+ */
 char *atask__type_from_demangled(const char *demangled);
+/*
+ * The same from a demangled legacy helper that run calls: drop_in_place of run's Guard<F, T, S>
+ * or of async-executor's spawn<T, F> future. NULL if it names none.
+ */
+char *atask__type_from_helper(const char *demangled);
 
 struct process;
 struct atask_process;

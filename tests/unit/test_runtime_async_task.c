@@ -66,6 +66,27 @@ static void test_async_task_type_from_demangled(void **state)
 	assert_null(atask__type_from_demangled("tokio::runtime::task::raw::poll"));
 }
 
+/* Legacy symbols have no generic arguments: the helpers run calls spell the future out. */
+static void test_async_task_type_from_helper(void **state)
+{
+	char *t;
+
+	(void)state;
+	t = atask__type_from_helper("core::ptr::drop_in_place<async_executor::Executor::spawn<(),"
+				    "app::leaker<async_io::Timer>::{{closure}}>::{{closure}}>");
+	assert_string_equal(t, "app::leaker<async_io::Timer>::{{closure}}");
+	free(t);
+	t = atask__type_from_helper(
+		"core::ptr::drop_in_place<async_task::raw::RawTask<F,T,S>::run::Guard<"
+		"async_executor::Executor::spawn<(),async_std::task::builder::SupportTaskLocals<"
+		"app::spawn_all::{{closure}}>>::{{closure}},(),async_executor::Executor::schedule::"
+		"{{closure}}>>");
+	assert_string_equal(t, "app::spawn_all::{{closure}}");
+	free(t);
+	assert_null(atask__type_from_helper("core::ptr::drop_in_place<alloc::vec::Vec<u8>>"));
+	assert_null(atask__type_from_helper("app::main"));
+}
+
 struct fixture {
 	struct event_decoder d;
 	struct process *p;
@@ -211,6 +232,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_async_task_state_word_from_run_code),
 		cmocka_unit_test(test_async_task_type_from_demangled),
+		cmocka_unit_test(test_async_task_type_from_helper),
 		cmocka_unit_test_setup_teardown(test_async_task_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_task_ignores_other_runtimes_and_vtables,
 						setup, teardown),

@@ -1,22 +1,23 @@
 #!/bin/sh
 # Build the async-task test targets (async-std 1.12 and smol 1.3), offline, and copy them to
-#   OUTDIR/async-std-target-{release,strip}  OUTDIR/smol-target-{release,strip}
+#   OUTDIR/async-std-target-{release,strip,v0}  OUTDIR/smol-target-{release,strip,v0}
+# release: legacy symbols (no DWARF); strip: none; v0: v0-mangled symbols (generic arguments).
 #
 # Needs: cargo+rustc (Debian's, or rustup's in ~/.cargo/bin), apt packages
 # librust-async-std-dev librust-smol-dev librust-libc-dev (sources in
 # /usr/share/cargo/registry). No network. Build artefacts go to $CARGO_TARGET_DIR
 # (default: <repo>/build/async-task), never into the source tree.
 #
-# usage: tests/targets/async-task/build.sh OUTDIR [release|strip ...]
+# usage: tests/targets/async-task/build.sh OUTDIR [release|strip|v0 ...]
 set -eu
 
 if [ $# -lt 1 ]; then
-    echo "usage: $0 OUTDIR [release|strip ...]" >&2
+    echo "usage: $0 OUTDIR [release|strip|v0 ...]" >&2
     exit 2
 fi
 OUTDIR=$1
 shift
-VARIANTS=${*:-release strip}
+VARIANTS=${*:-release strip v0}
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../../.." && pwd)
@@ -37,22 +38,23 @@ for c in async-std-1.12.0 smol-1.3.0 async-task-4.3.0; do
 done
 
 cd "$HERE" # .cargo/config.toml here selects the offline Debian source
-unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS RUSTC_WRAPPER 2>/dev/null || true
+unset CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS RUSTC_WRAPPER 2>/dev/null || true
 
 for v in $VARIANTS; do
     case $v in
-    release | strip) ;;
+    release | strip) profile=$v sub=legacy flags= ;;
+    v0) profile=release sub=v0 flags="-C symbol-mangling-version=v0" ;;
     *)
         echo "build.sh: unknown variant $v" >&2
         exit 2
         ;;
     esac
     t0=$(date +%s)
-    CARGO_TARGET_DIR=$TD cargo build --locked --offline --profile "$v" \
-        --bin async-std-target --bin smol-target
+    RUSTFLAGS=$flags CARGO_TARGET_DIR=$TD/$sub cargo build --locked --offline \
+        --profile "$profile" --bin async-std-target --bin smol-target
     for b in async-std-target smol-target; do
         # Rename into place: a running copy (a test target) must not block the update.
-        cp "$TD/$v/$b" "$OUTDIR/$b-$v.tmp"
+        cp "$TD/$sub/$profile/$b" "$OUTDIR/$b-$v.tmp"
         mv -f "$OUTDIR/$b-$v.tmp" "$OUTDIR/$b-$v"
     done
     echo "build.sh: $OUTDIR/{async-std,smol}-target-$v ($(($(date +%s) - t0)) s)"
