@@ -69,7 +69,8 @@ size_t daemon__update_alive(struct daemon *d)
 				log_err("pid %u: %s", p->pid, problem);
 		if (p->execed && d->targets_fd >= 0 &&
 		    !bpf_map_delete_elem(d->targets_fd, &(uint32_t){ p->pid }))
-			log_err("pid %u: exec'd a new program; its report ends at the exec", p->pid);
+			log_err("pid %u: exec'd a new program; its report ends at the exec",
+				p->pid);
 		if (!p->exited && !proc__alive((int)p->pid))
 			p->exited = true;
 		alive += !p->exited && !p->execed;
@@ -245,8 +246,9 @@ void daemon__run(struct daemon *d, volatile sig_atomic_t *exiting,
 			next_metrics = now + METRICS_PERIOD_NS;
 			daemon__publish_metrics(d, now >= next_textfile);
 			if (now >= next_textfile)
-				next_textfile = now + period_ns(o->interval > 0 ? o->interval :
-										 TEXTFILE_PERIOD_S);
+				next_textfile =
+					now + period_ns(o->interval > 0 ? o->interval :
+									  TEXTFILE_PERIOD_S);
 		}
 		if (next_summary && now >= next_summary) {
 			next_summary = now + period_ns(o->interval);

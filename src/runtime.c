@@ -19,11 +19,7 @@ extern const struct runtime runtime_ucontext, runtime_pcl, runtime_fcontext, run
  * even inside a task of another runtime.
  */
 const struct runtime *const runtimes[] = {
-	&runtime_ucontext,
-	&runtime_pcl,
-	&runtime_fcontext,
-	&runtime_tokio,
-	&runtime_async_task,
+	&runtime_ucontext, &runtime_pcl, &runtime_fcontext, &runtime_tokio, &runtime_async_task,
 };
 
 const size_t nruntimes = sizeof(runtimes) / sizeof(runtimes[0]);

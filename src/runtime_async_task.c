@@ -30,9 +30,9 @@
 
 struct atask_process {
 	struct atask_info info;
-	char *object;	      /* the object async-task is in, as the target names it */
-	uint64_t bias;	      /* runtime address - ELF vaddr */
-	bool invalid;	      /* a header failed validation: tasks no longer tracked */
+	char *object;  /* the object async-task is in, as the target names it */
+	uint64_t bias; /* runtime address - ELF vaddr */
+	bool invalid;  /* a header failed validation: tasks no longer tracked */
 	bool invalid_logged;
 	uint64_t unknown_vtables;
 };
@@ -73,7 +73,7 @@ static char *second_argument(const char *p)
 static char *unwrap_future(char *type)
 {
 	static const char *const second[] = { "async_executor::Executor::spawn<",
-					       "async_executor::LocalExecutor::spawn<" };
+					      "async_executor::LocalExecutor::spawn<" };
 	static const char locals[] = "async_std::task::builder::SupportTaskLocals<";
 	char *inner;
 	size_t i;
@@ -118,7 +118,7 @@ char *atask__type_from_helper(const char *d)
 	static const char drop[] = "core::ptr::drop_in_place<";
 	static const char guard[] = "async_task::raw::RawTask<F,T,S>::run::Guard<";
 	static const char *const spawn[] = { "async_executor::Executor::spawn<",
-					      "async_executor::LocalExecutor::spawn<" };
+					     "async_executor::LocalExecutor::spawn<" };
 	size_t i;
 
 	if (strncmp(d, drop, strlen(drop)))
@@ -518,8 +518,8 @@ static const struct atask_run *run_at(const struct atask_info *info, uint64_t va
 	return NULL;
 }
 
-struct atask_process *atask_process__new(struct process *p, struct atask_info *info,
-					 uint64_t bias, const char *object)
+struct atask_process *atask_process__new(struct process *p, struct atask_info *info, uint64_t bias,
+					 const char *object)
 {
 	struct atask_process *a = calloc(1, sizeof(*a));
 	const struct atask_run *run;
@@ -533,8 +533,8 @@ struct atask_process *atask_process__new(struct process *p, struct atask_info *i
 	a->object = strdup(object);
 	for (i = 0; i < a->info.nvtables; i++) {
 		run = run_at(&a->info, a->info.vtables[i].run);
-		a->info.vtables[i].type = task_table__type(p->tasks, RUNTIME_NAME,
-							   run ? run->type_name : "unknown");
+		a->info.vtables[i].type =
+			task_table__type(p->tasks, RUNTIME_NAME, run ? run->type_name : "unknown");
 	}
 	if (!a->object || process__set_state(p, &atask_key, a, atask_process_free))
 		return NULL;
@@ -638,7 +638,8 @@ static int atask_setup(struct process *p, const char *debug_dir, char *msg, size
 		snprintf(msg, len,
 			 "no async-task in '%s' nor in the %zu objects it maps: no "
 			 "async_task::raw::RawTask::run symbols and no task vtables in their "
-			 "relocations", p->exe ? p->exe : "?", o.n ? o.n - 1 : 0);
+			 "relocations",
+			 p->exe ? p->exe : "?", o.n ? o.n - 1 : 0);
 	for (i = 0; i < o.n; i++)
 		free(o.paths[i]);
 	free(o.paths);
@@ -669,14 +670,16 @@ static int atask_attach(const struct runtime_ctx *ctx, struct process *p, enum r
 	for (pass = 0; !err && pass < 2; pass++)
 		for (i = 0; !err && i < a->info.nruns; i++) {
 			r = &a->info.runs[i];
-			err = probe_plan__add(plan, &(struct probe_spec){
-				.symbol = r->type_name,
-				.prog = pass ? "task_poll_enter" : "task_poll_return",
-				.cookie = MS_TASK_COOKIE(r->vaddr + a->bias, a->info.vtable_word,
-							 ATASK_VT_RUN_SLOT, a->info.state_word,
-							 MS_TASK_ASYNC_TASK, false),
-				.retprobe = !pass,
-				.offset = r->offset });
+			err = probe_plan__add(
+				plan, &(struct probe_spec){
+					      .symbol = r->type_name,
+					      .prog = pass ? "task_poll_enter" : "task_poll_return",
+					      .cookie = MS_TASK_COOKIE(
+						      r->vaddr + a->bias, a->info.vtable_word,
+						      ATASK_VT_RUN_SLOT, a->info.state_word,
+						      MS_TASK_ASYNC_TASK, false),
+					      .retprobe = !pass,
+					      .offset = r->offset });
 		}
 	if (!err)
 		err = runtime__attach_plan(ctx, p, plan, msg, len);
@@ -684,7 +687,8 @@ static int atask_attach(const struct runtime_ctx *ctx, struct process *p, enum r
 	free(plan);
 	if (!err)
 		ctx->log("pid %u: async-task: %zu run functions and %zu task vtables in '%s' (from "
-			 "%s)", p->pid, a->info.nruns, a->info.nvtables, a->object, a->info.source);
+			 "%s)",
+			 p->pid, a->info.nruns, a->info.nvtables, a->object, a->info.source);
 	return err;
 }
 
@@ -697,8 +701,8 @@ static bool atask_attached(const struct process *p)
 
 static void adopt_cell(struct process *p, struct task *task, const struct heap_block *cell)
 {
-	struct task *parent = cell->task & TASK_CELL_BIT ? NULL :
-							   task_table__at(p->tasks, cell->task);
+	struct task *parent =
+		cell->task & TASK_CELL_BIT ? NULL : task_table__at(p->tasks, cell->task);
 
 	task->parent_id = parent ? parent->runtime_id : 0;
 	task_table__cell(p->tasks, task, cell->size);
@@ -932,9 +936,11 @@ static int atask_scan(struct process *p, uint64_t now_ns, char *msg, size_t len)
 	free(s.buf);
 	free(s.vt_rt);
 	if (!err)
-		snprintf(msg, len, "attach scan: %" PRIu64 " async-task tasks in %.1f MiB in %.1f ms",
+		snprintf(msg, len,
+			 "attach scan: %" PRIu64 " async-task tasks in %.1f MiB in %.1f ms",
 			 s.found, (double)s.bytes / (1 << 20),
-			 (double)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec)) /
+			 (double)((t1.tv_sec - t0.tv_sec) * 1000000000ll +
+				  (t1.tv_nsec - t0.tv_nsec)) /
 				 1e6);
 	return err;
 }

@@ -28,10 +28,10 @@
 /* One TaskVTable: one future type. */
 struct atask_vtable {
 	uint64_t vaddr;
-	uint64_t run;	    /* slot 5: RawTask<F, T, S>::run */
-	uint64_t size;	    /* the cell: header, schedule function, future or output */
+	uint64_t run;  /* slot 5: RawTask<F, T, S>::run */
+	uint64_t size; /* the cell: header, schedule function, future or output */
 	uint64_t future_offset;
-	uint32_t type;	    /* task type index in the process (0 before) */
+	uint32_t type; /* task type index in the process (0 before) */
 };
 
 /* One copy of RawTask::run: the probe points. */
@@ -39,7 +39,7 @@ struct atask_run {
 	uint64_t vaddr;
 	uint64_t offset; /* in the file */
 	char *type_name;
-	bool named;	 /* type_name is the future type */
+	bool named; /* type_name is the future type */
 };
 
 struct atask_info {
@@ -48,7 +48,7 @@ struct atask_info {
 	struct atask_run *runs;
 	size_t nruns;
 	unsigned int state_word, vtable_word; /* header words, from run's code */
-	const char *source; /* "symbols" or "vtables" */
+	const char *source;		      /* "symbols" or "vtables" */
 };
 
 /*
@@ -83,8 +83,8 @@ struct atask_process;
  * Takes ownership of info (vtables sorted by vaddr); registers each future type in p's task
  * table and becomes p's async-task state (p frees it). NULL on failure.
  */
-struct atask_process *atask_process__new(struct process *p, struct atask_info *info,
-					 uint64_t bias, const char *object);
+struct atask_process *atask_process__new(struct process *p, struct atask_info *info, uint64_t bias,
+					 const char *object);
 /* async-task's state in p, or NULL. */
 struct atask_process *atask_process__of(const struct process *p);
 

@@ -20,8 +20,8 @@ static const struct probe_fn fcontext_fns[] = {
 	{ "ontop_fcontext", "fcontext_enter", MS_CORO_ONTOP_FCONTEXT, false },
 };
 
-static int fcontext_attach(const struct runtime_ctx *ctx, struct process *p,
-			   enum runtime_want want, char *msg, size_t len)
+static int fcontext_attach(const struct runtime_ctx *ctx, struct process *p, enum runtime_want want,
+			   char *msg, size_t len)
 {
 	struct coro_process *c = coro_process__attach(p, NULL);
 	struct probe_plan *plan = calloc(1, sizeof(*plan));
@@ -41,14 +41,16 @@ static int fcontext_attach(const struct runtime_ctx *ctx, struct process *p,
 	if (err == -ENOENT)
 		snprintf(msg, len,
 			 "no fcontext in '%s' or a mapped libboost_context: make_fcontext, "
-			 "jump_fcontext and ontop_fcontext not all found", exe ? exe : "?");
+			 "jump_fcontext and ontop_fcontext not all found",
+			 exe ? exe : "?");
 	if (!err)
 		err = runtime__attach_plan(ctx, p, plan, msg, len);
 	if (!err) {
 		c->fcontext = "fcontext";
 		c->fcontext_requested = want == RUNTIME_NAMED;
-		ctx->log("pid %u: fcontext: make_fcontext, jump_fcontext and ontop_fcontext in '%s'",
-			 p->pid, plan->object);
+		ctx->log(
+			"pid %u: fcontext: make_fcontext, jump_fcontext and ontop_fcontext in '%s'",
+			p->pid, plan->object);
 	}
 	free(exe);
 	probe_plan__clear(plan);

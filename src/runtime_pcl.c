@@ -62,7 +62,8 @@ static int pcl_attach(const struct runtime_ctx *ctx, struct process *p, enum run
 	if (err == -ENOENT)
 		snprintf(msg, len,
 			 "no pcl in '%s' or a mapped libpcl: co_create, co_exit_to and co_delete "
-			 "not all found", exe ? exe : "?");
+			 "not all found",
+			 exe ? exe : "?");
 	if (!err)
 		err = runtime__attach_plan(ctx, p, plan, msg, len);
 	if (!err) {

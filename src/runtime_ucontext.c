@@ -22,8 +22,7 @@ static const struct probe_fn ucontext_fns[] = {
 	{ "setcontext", "coro_switch", MS_CORO_SETCONTEXT, false },
 };
 
-static const uint8_t *find_bytes(const uint8_t *p, const uint8_t *end, const uint8_t *pat,
-				 size_t n)
+static const uint8_t *find_bytes(const uint8_t *p, const uint8_t *end, const uint8_t *pat, size_t n)
 {
 	for (; p + n <= end; p++)
 		if (!memcmp(p, pat, n))
@@ -37,10 +36,9 @@ size_t ucontext__swapcontext_late_offset(const uint8_t *code, size_t len)
 	static const uint8_t keep_oucp[] = { 0x49, 0x89, 0xf9 };
 	/* mov 0xa0(%rdx),%rsp; the callee-saved loads; mov 0xa8(%rdx),%rcx; push %rcx */
 	static const uint8_t restore[] = {
-		0x48, 0x8b, 0xa2, 0xa0, 0x00, 0x00, 0x00, 0x48, 0x8b, 0x9a, 0x80, 0x00, 0x00,
-		0x00, 0x48, 0x8b, 0x6a, 0x78, 0x4c, 0x8b, 0x62, 0x48, 0x4c, 0x8b, 0x6a, 0x50,
-		0x4c, 0x8b, 0x72, 0x58, 0x4c, 0x8b, 0x7a, 0x60, 0x48, 0x8b, 0x8a, 0xa8, 0x00,
-		0x00, 0x00, 0x51,
+		0x48, 0x8b, 0xa2, 0xa0, 0x00, 0x00, 0x00, 0x48, 0x8b, 0x9a, 0x80, 0x00, 0x00, 0x00,
+		0x48, 0x8b, 0x6a, 0x78, 0x4c, 0x8b, 0x62, 0x48, 0x4c, 0x8b, 0x6a, 0x50, 0x4c, 0x8b,
+		0x72, 0x58, 0x4c, 0x8b, 0x7a, 0x60, 0x48, 0x8b, 0x8a, 0xa8, 0x00, 0x00, 0x00, 0x51,
 	};
 	const uint8_t *end = code + len, *keep, *at;
 
@@ -114,16 +112,17 @@ int ucontext__plan(int pid, struct probe_plan *plan, char *err, size_t errlen)
 		goto out;
 	ret = proc__try_libc(pid, plan_object, plan, libc, sizeof(libc));
 	if (ret)
-		snprintf(err, errlen, "no ucontext in '%s'%s%s%s: makecontext, swapcontext and "
-				      "setcontext not all found",
+		snprintf(err, errlen,
+			 "no ucontext in '%s'%s%s%s: makecontext, swapcontext and "
+			 "setcontext not all found",
 			 exe, libc[0] ? " or '" : "", libc, libc[0] ? "'" : "");
 out:
 	free(exe);
 	return ret;
 }
 
-static int ucontext_attach(const struct runtime_ctx *ctx, struct process *p,
-			   enum runtime_want want, char *msg, size_t len)
+static int ucontext_attach(const struct runtime_ctx *ctx, struct process *p, enum runtime_want want,
+			   char *msg, size_t len)
 {
 	struct coro_process *c;
 	struct probe_plan *plan;
@@ -142,8 +141,8 @@ static int ucontext_attach(const struct runtime_ctx *ctx, struct process *p,
 		err = runtime__attach_plan(ctx, p, plan, msg, len);
 	}
 	if (!err && (want != RUNTIME_AUTO || ctx->verbose))
-		ctx->log("pid %u: ucontext: makecontext, swapcontext and setcontext in '%s'", p->pid,
-			 plan->object);
+		ctx->log("pid %u: ucontext: makecontext, swapcontext and setcontext in '%s'",
+			 p->pid, plan->object);
 	probe_plan__clear(plan);
 	free(plan);
 	if (!err)

@@ -18,7 +18,7 @@ struct task_figures {
 	uint64_t blocking_spawned, blocking_live;
 	uint64_t async_allocations, async_allocated_bytes, async_live_bytes;
 	uint64_t outlived_live_bytes;
-	uint64_t early_cells; /* cells of live tasks allocated before attach */
+	uint64_t early_cells;	    /* cells of live tasks allocated before attach */
 	struct type_figures *types; /* one per task type, by index */
 	size_t ntypes;
 };

@@ -33,9 +33,9 @@
 #define WATCH_PERIOD_MS 1000
 /* What attaching needs; CAP_SYS_ADMIN stands in for CAP_BPF/CAP_PERFMON on older kernels,
  * CAP_CHECKPOINT_RESTORE opens /proc/PID/map_files. */
-#define WATCH_CAPS                                                                          \
-	((1ull << CAP_BPF) | (1ull << CAP_PERFMON) | (1ull << CAP_SYS_PTRACE) |             \
-	 (1ull << CAP_SYS_ADMIN) | (1ull << CAP_DAC_READ_SEARCH) |                           \
+#define WATCH_CAPS                                                              \
+	((1ull << CAP_BPF) | (1ull << CAP_PERFMON) | (1ull << CAP_SYS_PTRACE) | \
+	 (1ull << CAP_SYS_ADMIN) | (1ull << CAP_DAC_READ_SEARCH) |              \
 	 (1ull << CAP_CHECKPOINT_RESTORE))
 
 struct watch_msg {
@@ -173,9 +173,10 @@ void watcher__receive(struct watcher *w, struct attachment *links)
 		if (n == -EAGAIN)
 			return;
 		if (n < 0) {
-			w->ctx.log("the library watcher stopped%s%s, ignoring: libraries loaded from "
-				   "now on are not traced", n == -EPIPE ? "" : ": ",
-				   n == -EPIPE ? "" : strerror(-n));
+			w->ctx.log(
+				"the library watcher stopped%s%s, ignoring: libraries loaded from "
+				"now on are not traced",
+				n == -EPIPE ? "" : ": ", n == -EPIPE ? "" : strerror(-n));
 			close(w->fd);
 			w->fd = -1;
 			return;
@@ -192,7 +193,8 @@ void watcher__receive(struct watcher *w, struct attachment *links)
 		if (r->late_import)
 			r->late_import(p, m.data);
 		w->ctx.log("pid %u: %s: its library was loaded after attach; %" PRIu64
-			   " probes attached", m.pid, r->name, m.nprobes);
+			   " probes attached",
+			   m.pid, r->name, m.nprobes);
 	}
 }
 
