@@ -14,7 +14,6 @@
 #include <unistd.h>
 #include <libiberty/demangle.h>
 #include "memscoped/events.h"
-#include "attach.h"
 #include "coro.h"
 #include "runtime.h"
 #include "elf_symbols.h"
@@ -751,8 +750,7 @@ int coro_process__attach_unmap(const struct runtime_ctx *ctx, struct process *p)
 		err = plan_munmap((int)p->pid, exe, plan);
 	free(exe);
 	if (!err) {
-		err = attach__plan(ctx->obj, (int)p->pid, plan, ctx->multi, ctx->links, msg,
-				   sizeof(msg));
+		err = ctx->attach_plan(ctx, (int)p->pid, plan, msg, sizeof(msg));
 		if (err && err != -EOPNOTSUPP)
 			ctx->log("pid %u: %s, ignoring", p->pid, msg);
 		c->unmap_attached = !err;

@@ -225,11 +225,18 @@ out:
 	return err;
 }
 
+/* How the runtimes attach their plans (runtime.h). */
+static int attach_plan(const struct runtime_ctx *ctx, int pid, const struct probe_plan *plan,
+		       char *err, size_t errlen)
+{
+	return attach__plan(ctx->obj, pid, plan, ctx->multi, ctx->links, err, errlen);
+}
+
 /* Loads the BPF programs and attaches them to every target; logs what fails. */
 static int load_and_attach(struct daemon *d, bool multi, struct memscoped_bpf **ret_skel)
 {
 	struct runtime_ctx ctx = {
-		.links = &d->links, .multi = multi, .verbose = verbose,
+		.links = &d->links, .attach_plan = attach_plan, .multi = multi, .verbose = verbose,
 		.debug_dir = d->opts.debug_dir, .log = log_err,
 	};
 	struct memscoped_bpf *skel;
@@ -340,7 +347,9 @@ int main(int argc, char **argv)
 	daemon__scan(&d);
 	if (!strcmp(o->runtime, "auto"))
 		d.watcher = watcher__start(d.decoder.procs,
-					   &(struct runtime_ctx){ .obj = skel->obj, .multi = multi,
+					   &(struct runtime_ctx){ .obj = skel->obj,
+								  .attach_plan = attach_plan,
+								  .multi = multi,
 								  .debug_dir = o->debug_dir,
 								  .log = log_err },
 					   &exiting);

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 #include "memscoped/events.h"
-#include "attach.h"
 #include "elf_symbols.h"
 #include "probe_plan.h"
 #include "proc.h"
@@ -106,7 +105,7 @@ int runtime__attach_plan(const struct runtime_ctx *ctx, struct process *p,
 {
 	int err;
 
-	err = attach__plan(ctx->obj, (int)p->pid, plan, ctx->multi, ctx->links, msg, len);
+	err = ctx->attach_plan(ctx, (int)p->pid, plan, msg, len);
 	if (err && err != -EOPNOTSUPP && !proc__alive((int)p->pid))
 		snprintf(msg, len, "exited during attach");
 	return err;

@@ -16,10 +16,18 @@ struct bpf_object;
 struct ms_event;
 struct process;
 
-/* What attaching needs from the daemon; runtimes log through it, never to stderr directly. */
+struct probe_plan;
+
+/*
+ * What attaching needs from the daemon; runtimes log through it, never to stderr directly, and
+ * attach through it, so that the runtime code needs no BPF (the fuzzers and tests link it).
+ */
 struct runtime_ctx {
 	struct bpf_object *obj;
 	struct attachment *links;
+	/* attach__plan on obj and links: 0, -EOPNOTSUPP without uprobe_multi, or -errno. */
+	int (*attach_plan)(const struct runtime_ctx *ctx, int pid, const struct probe_plan *plan,
+			   char *err, size_t errlen);
 	bool multi; /* uprobe_multi links */
 	int verbose;
 	const char *debug_dir; /* --debug-dir, or NULL */
@@ -96,7 +104,6 @@ void runtime__names(char *buf, size_t len, const char *sep);
  */
 int runtime__attach_all(const struct runtime_ctx *ctx, struct process *p, const char *requested);
 
-struct probe_plan;
 /*
  * Attaches a runtime's plan to p (for the rows); on failure msg says what failed, or that p
  * exited during attach.

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "memscoped/events.h"
-#include "attach.h"
 #include "coro.h"
 #include "elf_symbols.h"
 #include "probe_plan.h"
