@@ -72,8 +72,11 @@ static char *second_argument(const char *p)
  */
 static char *unwrap_future(char *type)
 {
-	static const char *const second[] = { "async_executor::Executor::spawn<",
-					      "async_executor::LocalExecutor::spawn<" };
+	/* Legacy and v0 spellings. */
+	static const char *const second[] = {
+		"async_executor::Executor::spawn<", "async_executor::LocalExecutor::spawn<",
+		"<async_executor::Executor>::spawn<", "<async_executor::LocalExecutor>::spawn<",
+	};
 	static const char locals[] = "async_std::task::builder::SupportTaskLocals<";
 	char *inner;
 	size_t i;
@@ -134,21 +137,33 @@ char *atask__type_from_helper(const char *d)
 	return NULL;
 }
 
+/* Ends in "::run": the name as demangled, or a ".llvm.N" suffix after it. */
+static bool ends_in_run(const char *d)
+{
+	const char *p = strstr(d, ">::run"), *next;
+
+	while (p && (next = strstr(p + 1, ">::run")))
+		p = next;
+	return p && (p[6] == '\0' || p[6] == '.' || p[6] == ' ');
+}
+
 static bool is_run_symbol(const char *name)
 {
-	/* Legacy: ..._ZN10async_task3raw<n>RawTask$LT$F$C$T$C$S$GT$3run17h<hash>E; v0: a path
-	 * through 10async_task3raw and 7RawTask ending in 3run. */
-	if (!strstr(name, "10async_task3raw"))
+	char *d;
+	bool run;
+
+	/* Legacy: _ZN10async_task3raw<n>RawTask$LT$F$C$T$C$S$GT$3run17h<hash>E; v0: a method of
+	 * async_task::raw::RawTask<…> named run (not, say, drop_in_place of run's Guard). */
+	if (!strstr(name, "10async_task3raw") || !strstr(name, "RawTask"))
 		return false;
 	if (!strncmp(name, "_ZN", 3))
 		return strstr(name, "RawTask$LT$") && strstr(name, "$GT$3run17h");
-	if (!strncmp(name, "_R", 2)) {
-		const char *run = strstr(name, "7RawTask");
-		size_t n = strlen(name);
-
-		return run && n > 4 && (strstr(run, "E3run") || !strcmp(name + n - 4, "3run"));
-	}
-	return false;
+	if (strncmp(name, "_R", 2))
+		return false;
+	d = cplus_demangle(name, DMGL_PARAMS | DMGL_RUST);
+	run = d && !strncmp(d, "<async_task::raw::RawTask<", 26) && ends_in_run(d);
+	free(d);
+	return run;
 }
 
 static char *name_for_run(const char *symbol, uint64_t vaddr, bool *ret_named)
@@ -362,6 +377,16 @@ static int by_vaddr(const void *a, const void *b)
 	return x->vaddr < y->vaddr ? -1 : x->vaddr > y->vaddr;
 }
 
+static bool referenced(const struct atask_info *info, uint64_t run)
+{
+	size_t i;
+
+	for (i = 0; i < info->nvtables; i++)
+		if (info->vtables[i].run == run)
+			return true;
+	return false;
+}
+
 int atask__discover(struct elf_symbols *e, struct elf_symbols *syms, struct atask_info *ret)
 {
 	struct atask_info info = { 0 };
@@ -381,6 +406,15 @@ int atask__discover(struct elf_symbols *e, struct elf_symbols *syms, struct atas
 		err = add_run(&info, e, info.vtables[i].run, NULL);
 	if (!err && (!info.nruns || !info.nvtables))
 		err = -ENOENT;
+	/* A copy no vtable holds never runs as a task's run: probing it could only mislead. */
+	for (i = 0; !err && i < info.nruns;) {
+		if (referenced(&info, info.runs[i].vaddr)) {
+			i++;
+			continue;
+		}
+		free(info.runs[i].type_name);
+		info.runs[i] = info.runs[--info.nruns];
+	}
 	if (!err) {
 		qsort(info.vtables, info.nvtables, sizeof(*info.vtables), by_vaddr);
 		/* Every copy of run loads the state first: one is enough to tell where it is. */

@@ -61,6 +61,13 @@ static void test_async_task_type_from_demangled(void **state)
 		"app::worker::{closure#0}>, (), S>>::run");
 	assert_string_equal(t, "app::worker::{closure#0}");
 	free(t);
+	/* v0 as libiberty spells it: the executor's spawn future around the user's. */
+	t = atask__type_from_demangled(
+		"<async_task::raw::RawTask<<async_executor::Executor>::spawn<(), "
+		"async_std::task::builder::SupportTaskLocals<app::leaker<S>::{closure#0}>>::"
+		"{closure#0}, (), <async_executor::Executor>::schedule::{closure#0}>>::run");
+	assert_string_equal(t, "app::leaker<S>::{closure#0}");
+	free(t);
 	/* Legacy mangling names the parameters, not the types. */
 	assert_null(atask__type_from_demangled("async_task::raw::RawTask<F,T,S>::run"));
 	assert_null(atask__type_from_demangled("tokio::runtime::task::raw::poll"));
