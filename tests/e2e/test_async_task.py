@@ -20,8 +20,8 @@ def binary(executor, variant):
     return os.path.join(BUILD, "async-task-out", f"{executor}-target-{variant}")
 
 
-def run(executor, variant, pre):
-    argv = [binary(executor, variant)] + (["pre"] if pre else [])
+def run(executor, variant, pre, extra=()):
+    argv = [binary(executor, variant)] + (["pre"] if pre else []) + list(extra)
     target = Target(argv)
     try:
         ms = Memscoped([target.pid], "--runtime", "async-task", "--stuck-after",
@@ -49,6 +49,7 @@ def attached_before(executor, variant):
         tasks = [t for t in proc["tasks"] if t["runtime"] == "async-task"]
         sleepers = [t for t in tasks if t["suspect"]]
         done = [t for t in tasks if t["ended"] == "completed"]
+        tasks = [t for t in tasks if t["ended"] != "cancelled"]
         check_eq(len(sleepers), truth["sleepers"], f"suspects ({tasks})")
         check_eq(len(done), truth["tasks"] - truth["sleepers"], f"completed ({tasks})")
         check_eq(len(tasks), truth["tasks"], "tasks seen")
@@ -108,7 +109,32 @@ def attached_after(executor, variant):
     return test
 
 
+def cancelled(executor):
+    def test():
+        truth, proc, _ = run(executor, "release", pre=False, extra=["cancel"])
+        check_eq(truth["cancelled"], 1, "the target cancelled a task")
+        tasks = [t for t in proc["tasks"] if t["runtime"] == "async-task"]
+        gone = [t for t in tasks if t["ended"] == "cancelled"]
+        check_eq(len(gone), 1, f"cancelled tasks ({tasks})")
+        t = gone[0]
+        # Its future, and the vector it held, dropped. Its cell is freed with the last waker:
+        # smol's timer keeps one until the reactor drops the timer, so it may still be there.
+        check_eq(t["live_bytes"], 0, "cancelled task's live bytes")
+        check_eq(t["allocated_bytes_total"], truth["vec_bytes"], "cancelled task's allocations")
+        check(t["state"] in ("cancelled", "deallocated"), f"cancelled task's state {t['state']}")
+        check(not t["suspect"], "a cancelled task is no suspect")
+        check("common::leaker" in t["type"], f"cancelled task's type {t['type']!r}")
+        s = proc["tasks_summary"]
+        check_eq(s["cancelled"], 1, "cancelled")
+        check_eq(s["suspects"], truth["sleepers"], "suspects")
+        check_eq(s["completed"], truth["tasks"] - truth["sleepers"], "completed")
+    return test
+
+
 for _e in EXECUTORS:
+    globals()[f"test_async_task_{_e.replace('-', '_')}_cancelled_by_dropping_the_task"] = \
+        cancelled(_e)
+
     for _v in VARIANTS:
         _n = _e.replace("-", "_")
         globals()[f"test_async_task_{_n}_{_v}_attached_before"] = attached_before(_e, _v)

@@ -20,6 +20,7 @@ fn spawn_all() -> Vec<task::JoinHandle<()>> {
 
 fn main() {
     let pre = std::env::args().any(|a| a == "pre");
+    let cancel = std::env::args().any(|a| a == "cancel");
     // The executor, its threads and the reactor start lazily: before any task counted.
     task::block_on(async {
         task::spawn(async {}).await;
@@ -36,6 +37,13 @@ fn main() {
         handles = spawn_all();
         common::wait_tasks();
     }
+    if cancel {
+        // Dropping async-std's JoinHandle detaches; cancel() drops the task's Task.
+        let handle = task::spawn(leaker(TASKS, task::sleep(HOUR)));
+        common::wait_started(TASKS + 1);
+        task::block_on(handle.cancel());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     common::black_box(&handles);
-    common::truth_and_idle("async-std", pre)
+    common::truth_and_idle("async-std", pre, cancel as usize)
 }

@@ -3,7 +3,8 @@
 //!
 //! Protocol (tests/e2e/harness.py Target): prints `ready PID`, waits for SIGUSR1, prints
 //! `truth {json}` and `done`, then idles until killed. With `pre` the tasks are spawned (and
-//! have allocated) before `ready`, so that memscoped attaches after they started.
+//! have allocated) before `ready`, so that memscoped attaches after they started. With
+//! `cancel`, one more sleeper is spawned after them and cancelled once it holds its vector.
 
 use std::future::Future;
 use std::io::Write;
@@ -50,6 +51,14 @@ pub async fn worker(i: usize) -> u64 {
     sum
 }
 
+/// Until n tasks have allocated.
+pub fn wait_started(n: usize) {
+    while STARTED.load(SeqCst) < n {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+}
+
 /// Until every task has allocated and the workers have completed.
 pub fn wait_tasks() {
     while STARTED.load(SeqCst) < TASKS || FINISHED.load(SeqCst) < TASKS - SLEEPERS {
@@ -74,13 +83,14 @@ pub fn wait_go() {
 }
 
 /// The ground truth, then idle: the sleepers stay leaked until the process is killed.
-pub fn truth_and_idle(executor: &str, pre: bool) -> ! {
+pub fn truth_and_idle(executor: &str, pre: bool, cancelled: usize) -> ! {
     println!(
-        "truth {{\"executor\":\"{}\",\"pre\":{},\"tasks\":{},\"sleepers\":{},\"vec_bytes\":{}}}",
+        "truth {{\"executor\":\"{}\",\"pre\":{},\"tasks\":{},\"sleepers\":{},\"cancelled\":{},\"vec_bytes\":{}}}",
         executor,
         pre,
         TASKS,
         SLEEPERS,
+        cancelled,
         1000 * std::mem::size_of::<u64>()
     );
     println!("done");

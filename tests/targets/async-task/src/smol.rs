@@ -20,6 +20,7 @@ fn spawn_all() -> Vec<smol::Task<()>> {
 
 fn main() {
     let pre = std::env::args().any(|a| a == "pre");
+    let cancel = std::env::args().any(|a| a == "cancel");
     // The executor, its threads and the reactor start lazily: before any task counted.
     smol::block_on(async {
         smol::spawn(async {}).await;
@@ -36,6 +37,13 @@ fn main() {
         tasks = spawn_all();
         common::wait_tasks();
     }
+    if cancel {
+        // Dropping a smol Task cancels it: its future (and vector) is dropped, its cell freed.
+        let task = smol::spawn(leaker(TASKS, smol::Timer::after(HOUR)));
+        common::wait_started(TASKS + 1);
+        drop(task);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     common::black_box(&tasks);
-    common::truth_and_idle("smol", pre)
+    common::truth_and_idle("smol", pre, cancel as usize)
 }
