@@ -53,7 +53,7 @@ struct watcher {
 	pid_t pid;
 };
 
-/* Watched: a runtime with a library, in a process traced for coroutines (auto). */
+/* Watched: a runtime whose library may be loaded later (dlopen). */
 static bool watched(const struct runtime *r)
 {
 	return r->library != NULL;

@@ -132,7 +132,7 @@ def cancelled(executor):
 
 
 for _e in EXECUTORS:
-    globals()[f"test_async_task_{_e.replace('-', '_')}_cancelled_by_dropping_the_task"] = \
+    globals()[f"test_async_task_{_e.replace('-', '_')}_cancelled"] = \
         cancelled(_e)
 
     for _v in VARIANTS:
