@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -94,6 +96,46 @@ static void test_process_table_add_find(void **state)
 	assert_string_equal(q->exe, "");
 	assert_string_equal(q->comm, "a-very-long-com"); /* COMM_LEN - 1 */
 	assert_true(process__complete(p));
+}
+
+static int freed_states;
+
+static void free_state(void *state)
+{
+	freed_states++;
+	free(state);
+}
+
+/* Runtimes keep opaque state in a process: found by key, replaced, freed by their function. */
+static void test_process_runtime_state_slots(void **state)
+{
+	static const char keys[PROCESS_RUNTIME_SLOTS + 1];
+	struct process_table *pt = new_table(0, 0);
+	struct process *p = new_process(pt);
+	size_t i;
+
+	(void)state;
+	freed_states = 0;
+	assert_null(process__state(p, &keys[0]));
+	assert_int_equal(process__set_state(p, &keys[0], malloc(8), free_state), 0);
+	assert_non_null(process__state(p, &keys[0]));
+	/* Replacing frees the old state; NULL removes it. */
+	assert_int_equal(process__set_state(p, &keys[0], malloc(8), free_state), 0);
+	assert_int_equal(freed_states, 1);
+	assert_int_equal(process__set_state(p, &keys[0], NULL, NULL), 0);
+	assert_int_equal(freed_states, 2);
+	assert_null(process__state(p, &keys[0]));
+	for (i = 0; i < PROCESS_RUNTIME_SLOTS; i++)
+		assert_int_equal(process__set_state(p, &keys[i], malloc(8), free_state), 0);
+	/* Full: the new state is freed, nothing else changes. */
+	assert_int_equal(process__set_state(p, &keys[PROCESS_RUNTIME_SLOTS], malloc(8), free_state),
+			 -ENOSPC);
+	assert_int_equal(freed_states, 3);
+	assert_null(process__state(p, &keys[PROCESS_RUNTIME_SLOTS]));
+	/* The process frees what is left with itself. */
+	process_table__free(pt);
+	current = NULL;
+	assert_int_equal(freed_states, 3 + PROCESS_RUNTIME_SLOTS);
 }
 
 static void test_process_alloc_and_free(void **state)
@@ -401,6 +443,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_process_table_add_find, free_table),
+	    cmocka_unit_test(test_process_runtime_state_slots),
 	    cmocka_unit_test_teardown(test_process_alloc_and_free, free_table),
 	    cmocka_unit_test_teardown(test_process_alloc_null_is_failure, free_table),
 	    cmocka_unit_test_teardown(test_process_realloc_moves_block, free_table),
