@@ -391,6 +391,8 @@ int atask__discover(struct elf_symbols *e, struct elf_symbols *syms, struct atas
 {
 	struct atask_info info = { 0 };
 	struct sym_ctx s = { &info, e };
+	size_t votes[4] = { 0 };
+	unsigned int word;
 	uint8_t code[RUN_CODE];
 	uint64_t offset;
 	ssize_t n;
@@ -417,12 +419,17 @@ int atask__discover(struct elf_symbols *e, struct elf_symbols *syms, struct atas
 	}
 	if (!err) {
 		qsort(info.vtables, info.nvtables, sizeof(*info.vtables), by_vaddr);
-		/* Every copy of run loads the state first: one is enough to tell where it is. */
-		err = -ENOENT;
-		for (i = 0; err && i < info.nruns; i++)
+		/* Every copy of run loads the state first: the copies vote (one may be odd). */
+		for (i = 0; i < info.nruns; i++)
 			if (!elf_symbols__offset(e, info.runs[i].vaddr, &offset) &&
-			    (n = elf_symbols__read(e, offset, code, sizeof(code))) > 0)
-				err = atask__state_word(code, (size_t)n, &info.state_word);
+			    (n = elf_symbols__read(e, offset, code, sizeof(code))) > 0 &&
+			    !atask__state_word(code, (size_t)n, &word) && word < 4)
+				votes[word]++;
+		for (word = 0, err = -ENOENT; word < 4; word++)
+			if (votes[word] && (err || votes[word] > votes[info.state_word])) {
+				info.state_word = word;
+				err = 0;
+			}
 		/* The vtable is the other word outside the 16-byte awaiter. */
 		info.vtable_word = info.state_word == 0 ? 3 : 0;
 	}
