@@ -12,7 +12,7 @@ import time
 from harness import BUILD, Memscoped, Target, check, check_eq, process_of
 
 EXECUTORS = ("async-std", "smol")
-VARIANTS = ("release", "strip", "v0")
+VARIANTS = ("release", "strip", "v0", "debuglink")
 STUCK_AFTER = 1
 
 
@@ -24,8 +24,10 @@ def run(executor, variant, pre, extra=()):
     argv = [binary(executor, variant)] + (["pre"] if pre else []) + list(extra)
     target = Target(argv)
     try:
-        ms = Memscoped([target.pid], "--runtime", "async-task", "--stuck-after",
-                       str(STUCK_AFTER))
+        args = ["--runtime", "async-task", "--stuck-after", str(STUCK_AFTER)]
+        if variant == "debuglink":
+            args += ["--debug-dir", os.path.join(BUILD, "async-task-out", "debug")]
+        ms = Memscoped([target.pid], *args)
         truth = target.go()
         # Past --stuck-after, so that the sleepers are suspects.
         time.sleep(STUCK_AFTER + 0.3)
@@ -37,7 +39,8 @@ def run(executor, variant, pre, extra=()):
 
 def check_discovery(variant, err):
     check("async-task: " in err and "run functions" in err, f"discovery: {err!r}")
-    source = "(from vtables)" if variant == "strip" else "(from symbols)"
+    source = {"strip": "(from vtables)", "debuglink": "(from its build-id debug file)"}.get(
+        variant, "(from symbols)")
     check(source in err, f"{variant} binary not read {source}: {err!r}")
 
 
