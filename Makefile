@@ -30,7 +30,8 @@ TARGET_BINS += $(BUILD)/targets/alloc_family_jemalloc $(BUILD)/targets/alloc_fam
 	$(BUILD)/targets/alloc_family_rjem
 BENCH_BINS := $(patsubst scripts/bench/%.c,$(BUILD)/bench/%,$(wildcard scripts/bench/*.c))
 
-.PHONY: all deps demo check unit e2e bench fuzz install format clean tokio-targets
+.PHONY: all deps demo check unit e2e bench fuzz install format format-check clean tokio-targets \
+	async-task-targets
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/memscoped
@@ -161,6 +162,16 @@ $(BUILD)/tokio-out/.built: $(TOKIO_SRCS)
 
 tokio-targets: $(BUILD)/tokio-out/.built
 
+# async-task targets (async-std, smol), offline against Debian's crate sources.
+ASYNC_TASK_SRCS := $(wildcard tests/targets/async-task/src/*.rs) tests/targets/async-task/Cargo.toml \
+	tests/targets/async-task/Cargo.lock tests/targets/async-task/build.sh
+$(BUILD)/async-task-out/.built: $(ASYNC_TASK_SRCS)
+	CARGO_TARGET_DIR=$(abspath $(BUILD))/async-task tests/targets/async-task/build.sh \
+		$(BUILD)/async-task-out
+	touch $@
+
+async-task-targets: $(BUILD)/async-task-out/.built
+
 # The demo needs only the v0-mangled variant (its task types have readable names).
 $(BUILD)/tokio-out/tokio-target-v0: $(TOKIO_SRCS)
 	CARGO_TARGET_DIR=$(abspath $(BUILD))/tokio tests/targets/tokio/build.sh $(BUILD)/tokio-out v0
@@ -169,11 +180,11 @@ demo: deps all $(BUILD)/tokio-out/tokio-target-v0
 	scripts/demo.sh
 
 # Every test, then again with ASan+UBSan builds of the daemon and unit tests, then fuzzing.
-check: deps all unit $(TARGET_BINS) tokio-targets
+check: deps all unit $(TARGET_BINS) tokio-targets async-task-targets
 	$(MAKE) --no-print-directory BUILD=$(BUILD)-asan SANITIZE=1 all unit
 	BUILD=$(BUILD) ASAN_BUILD=$(BUILD)-asan scripts/run-tests.sh
 
-e2e: all $(TARGET_BINS) tokio-targets
+e2e: all $(TARGET_BINS) tokio-targets async-task-targets
 	BUILD=$(BUILD) scripts/run-tests.sh e2e
 
 # Benchmark targets for scripts/bench/tokio.py (tokio churn, 1000 future types), offline like
@@ -200,8 +211,15 @@ install: all
 	install -D -m 0755 $(BUILD)/memscoped $(DESTDIR)$(PREFIX)/sbin/memscoped
 	install -D -m 0644 man/memscoped.8 $(DESTDIR)$(PREFIX)/share/man/man8/memscoped.8
 
+FORMAT_SRCS := $(wildcard src/*.c src/*.h bpf/*.c bpf/*.h include/memscoped/*.h tests/unit/*.c \
+	tests/unit/*.h tests/targets/*.c)
+
 format:
-	clang-format -i src/*.c src/*.h bpf/*.c include/memscoped/*.h tests/unit/*.c tests/targets/*.c
+	clang-format -i $(FORMAT_SRCS)
+
+# Fails, listing the places, where the code differs from .clang-format.
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRCS)
 
 clean:
 	rm -rf $(BUILD)

@@ -271,34 +271,43 @@ int alloc_return(struct pt_regs *ctx)
 }
 
 /*
- * tokio::runtime::task::raw::poll<T, S>(header) — one copy per future type, all attached to
- * this program. The header is trusted only if its vtable's poll slot is the probed function,
- * whose run-time address is the probe's cookie (bpf_get_func_ip needs kernel 6.6 in uprobes).
+ * A task runtime's poll function (tokio's raw::poll<T, S>, async-task's RawTask::run), one
+ * copy per future type, all attached to these two programs; its first argument is the task
+ * header. The cookie says where the runtime keeps what is read (MS_TASK_COOKIE), so a new
+ * runtime needs no BPF edit. The header is trusted only if its vtable's slot is the probed
+ * function, whose run-time address is in the cookie (bpf_get_func_ip needs 6.6 in uprobes).
  */
 SEC("uprobe")
 int task_poll_enter(struct pt_regs *ctx)
 {
+	__u64 cookie = bpf_get_attach_cookie(ctx), ip = cookie & MS_TASK_COOKIE_IP;
 	__u64 hdr = PT_REGS_PARM1(ctx), vtable = 0, poll = 0, id_off = 0, id = 0, state = 0;
-	__u64 owner = 0, ip = bpf_get_attach_cookie(ctx);
+	__u16 runtime = MS_TASK_COOKIE_RUNTIME(cookie);
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct thread_state *ts;
+	__u64 owner = 0;
 	__u32 *flags;
 
 	flags = bpf_map_lookup_elem(&targets, &tgid);
 	if (!flags || (*flags & TARGET_TOKIO_INVALID))
 		return 0;
-	if (bpf_probe_read_user(&vtable, sizeof(vtable), (void *)(hdr + TOKIO_HDR_VTABLE)) ||
-	    bpf_probe_read_user(&poll, sizeof(poll), (void *)(vtable + TOKIO_VT_POLL)) ||
+	if (bpf_probe_read_user(&vtable, sizeof(vtable),
+				(void *)(hdr + 8 * MS_TASK_COOKIE_VTABLE(cookie))) ||
+	    bpf_probe_read_user(&poll, sizeof(poll),
+				(void *)(vtable + 8 * MS_TASK_COOKIE_SLOT(cookie))) ||
 	    poll != ip) {
 		/* Say so once; the daemon keeps tracking the heap without tasks. */
 		*flags |= TARGET_TOKIO_INVALID; /* idempotent: a race loses nothing */
-		return emit(MS_EV_TASK_INVALID, 0, hdr, vtable, ip, 0, 0);
+		return emit(MS_EV_TASK_INVALID, runtime, hdr, vtable, ip, 0, 0);
 	}
-	bpf_probe_read_user(&id_off, sizeof(id_off), (void *)(vtable + TOKIO_VT_ID_OFFSET));
-	if (id_off < 4096)
-		bpf_probe_read_user(&id, sizeof(id), (void *)(hdr + id_off));
-	bpf_probe_read_user(&state, sizeof(state), (void *)(hdr + TOKIO_HDR_STATE));
-	bpf_probe_read_user(&owner, sizeof(owner), (void *)(hdr + TOKIO_HDR_OWNER_ID));
+	if (cookie & MS_TASK_COOKIE_TOKIO) {
+		bpf_probe_read_user(&id_off, sizeof(id_off),
+				    (void *)(vtable + TOKIO_VT_ID_OFFSET));
+		if (id_off < 4096)
+			bpf_probe_read_user(&id, sizeof(id), (void *)(hdr + id_off));
+		bpf_probe_read_user(&owner, sizeof(owner), (void *)(hdr + TOKIO_HDR_OWNER_ID));
+	}
+	bpf_probe_read_user(&state, sizeof(state), (void *)(hdr + 8 * MS_TASK_COOKIE_STATE(cookie)));
 	ts = thread_state();
 	if (ts) {
 		/* Polls nest: a multi-thread worker runs inside its launch task's poll. */
@@ -306,12 +315,13 @@ int task_poll_enter(struct pt_regs *ctx)
 			ts->tasks[ts->ntasks & (MS_TASK_STACK - 1)] = hdr;
 		ts->ntasks++;
 	}
-	return emit(MS_EV_TASK_ENTER, 0, hdr, vtable, state, owner, id);
+	return emit(MS_EV_TASK_ENTER, runtime, hdr, vtable, state, owner, id);
 }
 
 SEC("uretprobe")
 int task_poll_return(struct pt_regs *ctx)
 {
+	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct thread_state *ts;
 	__u64 hdr, state = 0;
@@ -329,8 +339,8 @@ int task_poll_return(struct pt_regs *ctx)
 		return 0;
 	hdr = ts->tasks[ts->ntasks & (MS_TASK_STACK - 1)];
 	/* The cell may be freed by now: a failed read leaves state 0 and the heap table decides. */
-	bpf_probe_read_user(&state, sizeof(state), (void *)(hdr + TOKIO_HDR_STATE));
-	return emit(MS_EV_TASK_EXIT, 0, hdr, 0, state, 0, 0);
+	bpf_probe_read_user(&state, sizeof(state), (void *)(hdr + 8 * MS_TASK_COOKIE_STATE(cookie)));
+	return emit(MS_EV_TASK_EXIT, MS_TASK_COOKIE_RUNTIME(cookie), hdr, 0, state, 0, 0);
 }
 
 /*

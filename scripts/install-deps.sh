@@ -7,10 +7,15 @@ packages=(
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-dev zlib1g-dev
 	libjson-c-dev libmicrohttpd-dev libiberty-dev libcmocka-dev libclang-rt-14-dev
 	python3 bpftrace prometheus valgrind man-db binutils librust-tokio-dev librust-libc-dev
-	g++ libpcl1-dev libboost-context-dev strace libcap2-bin
+	g++ libpcl1-dev libboost-context-dev strace libcap2-bin librust-async-std-dev librust-smol-dev
 	libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev redis-tools
 	chromium fonts-dejavu-core python3-yaml
 )
+
+# The Rust test targets build with any cargo: rustup's (PATH or ~/.cargo/bin), else Debian's.
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
+	packages+=(cargo rustc)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

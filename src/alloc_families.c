@@ -47,6 +47,17 @@ const struct alloc_family *alloc_family__find(const char *name)
 	return NULL;
 }
 
+void alloc_family__names(char *buf, size_t len, const char *sep)
+{
+	size_t i, off = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (i = 0; i < alloc_nfamilies && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? sep : "",
+					alloc_families[i]->name);
+}
+
 int alloc_family__lookup(const struct alloc_family *f, struct elf_symbols *e, const char *prefix,
 			 const char *symbol, struct elf_sym *ret_sym)
 {

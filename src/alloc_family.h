@@ -44,6 +44,8 @@ extern const struct alloc_family alloc_rust;
 extern const struct alloc_family *const alloc_families[];
 extern const size_t alloc_nfamilies;
 
+/* The families' names, sep between them, into buf (truncated to len). */
+void alloc_family__names(char *buf, size_t len, const char *sep);
 /* The family named name, or NULL. */
 const struct alloc_family *alloc_family__find(const char *name);
 /* Looks up prefix + symbol through the family's lookup; 0 or -ENOENT. */

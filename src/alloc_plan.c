@@ -165,7 +165,7 @@ void alloc_plan__describe(const struct alloc_plan *plan, char *buf, size_t len)
 		i = k == 0 ? plan->primary : (k <= plan->primary ? k - 1 : k);
 		w = snprintf(buf + at, len - at, "%s%s in '%s' (%zu functions)", k ? ", " : "",
 			     plan->families[i]->name, plan->objects[i].object,
-			     probe_plan__functions(&plan->objects[i]));
+			     probe_plan__entry_functions(&plan->objects[i]));
 		if (w < 0 || (size_t)w >= len - at)
 			return;
 		at += (size_t)w;

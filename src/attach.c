@@ -156,9 +156,17 @@ int attach__offsets(struct bpf_program *prog, int pid, const char *path, const u
 static int attach_group(struct bpf_program *prog, int pid, const struct probe_plan *plan,
 			bool retprobe, bool multi, struct attachment *a)
 {
-	uint64_t offsets[PROBE_PLAN_MAX], cookies[PROBE_PLAN_MAX];
+	uint64_t *offsets, *cookies;
 	size_t i, n = 0;
+	int err;
 
+	offsets = calloc(plan->nprobes, sizeof(*offsets));
+	cookies = calloc(plan->nprobes, sizeof(*cookies));
+	if (!offsets || !cookies) {
+		free(offsets);
+		free(cookies);
+		return -ENOMEM;
+	}
 	for (i = 0; i < plan->nprobes; i++) {
 		if (plan->probes[i].retprobe != retprobe ||
 		    strcmp(plan->probes[i].prog, bpf_program__name(prog)))
@@ -166,7 +174,10 @@ static int attach_group(struct bpf_program *prog, int pid, const struct probe_pl
 		offsets[n] = plan->probes[i].offset;
 		cookies[n++] = plan->probes[i].cookie;
 	}
-	return attach__offsets(prog, pid, plan->open_path, offsets, cookies, n, retprobe, multi, a);
+	err = attach__offsets(prog, pid, plan->open_path, offsets, cookies, n, retprobe, multi, a);
+	free(cookies);
+	free(offsets);
+	return err;
 }
 
 int attach__plan(struct bpf_object *obj, int pid, const struct probe_plan *plan, bool multi,

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "alloc_family.h"
 #include "cli.h"
 #include "http_server.h"
+#include "runtime.h"
 
 const char *argp_program_version = "memscoped " MEMSCOPED_VERSION;
 const char *argp_program_bug_address = "<https://github.com/memscoped/memscoped/issues>";
@@ -34,10 +36,6 @@ enum {
 	OPT_HTML,
 };
 
-static const char *const allocators[] = { "auto", "glibc", "jemalloc", "mimalloc", "tcmalloc",
-					  "rust" };
-static const char *const runtimes[] = { "auto", "none", "tokio", "ucontext", "pcl", "fcontext" };
-
 static const struct argp_option options[] = {
 	{ "pid", 'p', "PID", 0, "Attach to this process (repeatable)", 0 },
 	{ "duration", 'd', "SECONDS", 0,
@@ -56,10 +54,11 @@ static const struct argp_option options[] = {
 	{ "stuck-after", OPT_STUCK_AFTER, "SECONDS", 0,
 	  "A live task idle (or polled nonstop) this long is a suspect (default 30)", 0 },
 	{ "runtime", OPT_RUNTIME, "NAME", 0,
-	  "Task runtime: auto (default), tokio, ucontext, pcl, fcontext or none", 0 },
+	  "Task runtime: auto (default), none, or one by name (tokio, ucontext, pcl, "
+	  "fcontext, async-task; see memscoped(8))", 0 },
 	{ "allocator", OPT_ALLOCATOR, "NAME", 0,
-	  "Allocator to probe: auto (default: what the target uses), glibc, jemalloc, mimalloc, "
-	  "tcmalloc or rust", 0 },
+	  "Allocator to probe: auto (default: what the target uses), or one by name (glibc, "
+	  "jemalloc, mimalloc, tcmalloc, rust; see memscoped(8))", 0 },
 	{ "listen", OPT_LISTEN, "[ADDR:]PORT", 0,
 	  "Serve Prometheus metrics at http://ADDR:PORT/metrics (default address 127.0.0.1)", 0 },
 	{ "textfile", OPT_TEXTFILE, "PATH", 0,
@@ -148,9 +147,9 @@ static error_t fail(struct argp_state *state, const char *fmt, ...)
 static error_t parse_opt(int key, char *arg, struct argp_state *state)
 {
 	struct cli_options *o = state->input;
+	char names[256];
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
-	size_t i;
 	int pid;
 
 	switch (key) {
@@ -200,22 +199,19 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 			return fail(state, "invalid --stuck-after '%s': expected seconds > 0", arg);
 		break;
 	case OPT_RUNTIME:
-		for (i = 0; i < sizeof(runtimes) / sizeof(runtimes[0]); i++)
-			if (!strcmp(arg, runtimes[i]))
-				break;
-		if (i == sizeof(runtimes) / sizeof(runtimes[0]))
-			return fail(state, "invalid --runtime '%s': expected auto, tokio, "
-					   "ucontext, pcl, fcontext or none", arg);
-		o->runtime = runtimes[i];
+		if (strcmp(arg, "auto") && strcmp(arg, "none") && !runtime__find(arg)) {
+			runtime__names(names, sizeof(names), ", ");
+			return fail(state, "invalid --runtime '%s': expected one of %s", arg, names);
+		}
+		o->runtime = arg;
 		break;
 	case OPT_ALLOCATOR:
-		for (i = 0; i < sizeof(allocators) / sizeof(allocators[0]); i++)
-			if (!strcmp(arg, allocators[i]))
-				break;
-		if (i == sizeof(allocators) / sizeof(allocators[0]))
-			return fail(state, "invalid --allocator '%s': expected auto, glibc, jemalloc, "
-					   "mimalloc, tcmalloc or rust", arg);
-		o->allocator = allocators[i];
+		if (strcmp(arg, "auto") && !alloc_family__find(arg)) {
+			alloc_family__names(names, sizeof(names), ", ");
+			return fail(state, "invalid --allocator '%s': expected auto or one of %s", arg,
+				    names);
+		}
+		o->allocator = arg;
 		break;
 	case OPT_LISTEN:
 		if (http_server__parse_addr(arg, &addr, &addr_len))

@@ -3,8 +3,7 @@
 #include <string.h>
 #include "memscoped/events.h"
 #include "event_decoder.h"
-#include "runtime_coro.h"
-#include "runtime_tokio.h"
+#include "runtime.h"
 
 _Static_assert(sizeof(struct ms_event) == 64, "struct ms_event is shared with BPF");
 
@@ -31,10 +30,7 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 		return 0;
 	switch (e.type) {
 	case MS_EV_ALLOC:
-		/* A coroutine's stack holds the stack pointer: exact across threads and switches. */
-		task = coro_process__task_of(p, e.sp);
-		if (!task)
-			task = tokio_process__task_of(p, e.task);
+		task = runtime__task_of(p, &e);
 		kind = MS_FN_KIND(e.func);
 		/* In place (xallocx, mi_expand): not resized leaves the block as it was. */
 		if (kind == MS_FN_RESIZE) {
@@ -46,46 +42,25 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 			process__realloc_end(p, e.tid, e.old_addr, e.addr, e.size, task, e.ts);
 			/* reallocf: failing, it frees the block realloc would have kept. */
 			if (!e.addr && e.size && (e.func & MS_FN_F_FREES_ON_FAIL))
-				process__free(p, e.tid, e.old_addr, e.ts);
+				process__freed(p, e.tid, e.old_addr, e.ts);
 		} else
 			process__alloc(p, e.tid, e.addr, e.size, task, e.ts);
 		return 0;
-	case MS_EV_TASK_ENTER:
-		tokio_process__poll_enter(p, &e);
+	case MS_EV_FREE:
+		runtime__block_freed(p, e.addr, e.ts);
+		process__freed(p, e.tid, e.addr, e.ts);
 		return 0;
-	case MS_EV_TASK_EXIT:
-		tokio_process__poll_exit(p, &e);
-		return 0;
-	case MS_EV_TASK_INVALID:
-		if (p->tokio && !p->tokio->invalid) {
-			p->tokio->invalid = true;
-			d->stats.tokio_invalid++;
-		}
+	case MS_EV_REALLOC_BEGIN:
+		runtime__block_freed(p, e.addr, e.ts);
+		process__realloc_begin(p, e.tid, e.addr);
 		return 0;
 	case MS_EV_EXEC:
 		p->execed = true;
 		return 0;
-	case MS_EV_FREE:
-		coro_process__block_freed(p, e.addr, e.ts);
-		process__free(p, e.tid, e.addr, e.ts);
-		return 0;
-	case MS_EV_REALLOC_BEGIN:
-		coro_process__block_freed(p, e.addr, e.ts);
-		process__realloc_begin(p, e.tid, e.addr);
-		return 0;
-	case MS_EV_CORO_CREATE:
-		coro_process__create(p, &e);
-		return 0;
-	case MS_EV_CORO_SWITCH:
-		coro_process__switch(p, &e);
-		return 0;
-	case MS_EV_PCL:
-		coro_process__pcl(p, &e);
-		return 0;
-	case MS_EV_CORO_UNMAP:
-		coro_process__unmapped(p, e.addr, e.size, e.ts);
-		return 0;
 	default:
+		/* The rest are the runtimes' (runtime.h), each to the rows that handle its type. */
+		if (runtime__event(p, &e))
+			return 0;
 		d->stats.malformed++;
 		return -EINVAL;
 	}

@@ -11,7 +11,6 @@ struct decoder_stats {
 	uint64_t received;
 	uint64_t malformed;   /* wrong size or unknown type */
 	uint64_t unknown_pid; /* a pid that is not traced */
-	uint64_t tokio_invalid; /* processes whose tokio headers failed validation */
 };
 
 struct event_decoder {

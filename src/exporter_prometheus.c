@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "exporter_prometheus.h"
+#include "task_figures.h"
 
 /* Per task_type label value of one process: the types it sums, and their figures. */
 struct type_agg {
@@ -143,17 +144,14 @@ static struct type_agg *agg_for(struct proc_view *v, const char *runtime, const 
 static int aggregate(struct proc_view *v, const struct exporter_input *in)
 {
 	const struct task_table *t = v->p->tasks;
+	struct task_figures f;
 	struct type_agg *a;
 	const char *label;
-	size_t i, *label_of;
-	char reason[8];
+	size_t i;
 
 	v->aggs = calloc(t->ntypes + 1, sizeof(*v->aggs));
-	label_of = calloc(t->ntypes + 1, sizeof(*label_of));
-	if (!v->aggs || !label_of) {
-		free(label_of);
+	if (!v->aggs || task_figures__compute(t, in->now_ns, in->stuck_after_ns, &f))
 		return -ENOMEM;
-	}
 	for (i = 0; i < t->ntypes; i++) {
 		const struct task_type *ty = &t->types[i];
 
@@ -166,7 +164,6 @@ static int aggregate(struct proc_view *v, const struct exporter_input *in)
 			a->runtime = ty->runtime;
 			a->label = label;
 		}
-		label_of[i] = (size_t)(a - v->aggs);
 		a->spawned += (double)ty->spawned;
 		a->completed += (double)ty->completed;
 		a->cancelled += (double)ty->cancelled;
@@ -174,20 +171,11 @@ static int aggregate(struct proc_view *v, const struct exporter_input *in)
 		a->polls += (double)ty->polls;
 		if ((double)ty->future_size > a->future_size)
 			a->future_size = (double)ty->future_size;
+		a->live += (double)f.types[i].live;
+		a->live_bytes += (double)f.types[i].live_bytes;
+		a->suspects += (double)f.types[i].suspects;
 	}
-	for (i = 1; i < t->ntasks; i++) {
-		const struct task *task = &t->tasks[i];
-
-		if (task->unused || task__ended(task) || task->type >= t->ntypes ||
-		    !t->types[task->type].rank)
-			continue;
-		a = &v->aggs[label_of[task->type]];
-		a->live++;
-		a->live_bytes += (double)task->live_bytes;
-		a->suspects += task__suspect(task, in->now_ns, in->stuck_after_ns, reason,
-					     sizeof(reason));
-	}
-	free(label_of);
+	task_figures__clear(&f);
 	return 0;
 }
 

@@ -11,7 +11,7 @@ struct heap_block {
 	uint64_t addr;
 	uint64_t size;
 	uint32_t tid;
-	uint32_t task;	 /* task table index + 1 (0 = untasked) */
+	uint32_t task;	 /* task table index (0 = untasked), with TASK_CELL_BIT for a cell */
 	uint32_t time_cs; /* centiseconds since attach (saturates after 31 days) */
 };
 

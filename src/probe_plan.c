@@ -6,6 +6,7 @@
 #include <string.h>
 #include <gelf.h>
 #include "memscoped/events.h"
+#include "array.h"
 #include "insn_decode.h"
 #include "probe_plan.h"
 
@@ -32,7 +33,37 @@ void probe_plan__clear(struct probe_plan *plan)
 
 	for (i = 0; i < plan->nnotes; i++)
 		free(plan->notes[i]);
+	free(plan->probes);
 	memset(plan, 0, sizeof(*plan));
+}
+
+int probe_plan__add(struct probe_plan *plan, const struct probe_spec *spec)
+{
+	if (array__grow((void **)&plan->probes, &plan->cap, plan->nprobes, sizeof(*spec), 16))
+		return -ENOMEM;
+	plan->probes[plan->nprobes++] = *spec;
+	return 0;
+}
+
+int probe_plan__functions(struct elf_symbols *e, const struct probe_fn *fns, size_t n,
+			  struct probe_plan *plan)
+{
+	struct elf_sym sym;
+	uint64_t offset;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (elf_symbols__lookup(e, fns[i].symbol, &sym) || sym.type != STT_FUNC ||
+		    elf_symbols__offset(e, sym.vaddr, &offset))
+			return -ENOENT;
+		if (probe_plan__add(plan, &(struct probe_spec){ .symbol = fns[i].symbol,
+								.prog = fns[i].prog,
+								.cookie = fns[i].cookie,
+								.retprobe = fns[i].retprobe,
+								.offset = offset }))
+			return -ENOMEM;
+	}
+	return 0;
 }
 
 static const struct probe_spec *planned_at(const struct probe_plan *plan, uint64_t offset)
@@ -45,16 +76,12 @@ static const struct probe_spec *planned_at(const struct probe_plan *plan, uint64
 	return NULL;
 }
 
-static void add(struct probe_plan *plan, const struct alloc_fn_row *fn, uint64_t cookie,
-		const char *prog, bool ret, uint64_t offset)
+static int add(struct probe_plan *plan, const struct alloc_fn_row *fn, uint64_t cookie,
+	       const char *prog, bool ret, uint64_t offset)
 {
-	struct probe_spec *p = &plan->probes[plan->nprobes++];
-
-	p->symbol = fn->symbol;
-	p->prog = prog;
-	p->cookie = cookie;
-	p->retprobe = ret;
-	p->offset = offset;
+	return probe_plan__add(plan, &(struct probe_spec){ .symbol = fn->symbol, .prog = prog,
+							   .cookie = cookie, .retprobe = ret,
+							   .offset = offset });
 }
 
 /* The function begins with an unconditional jmp (after an endbr64): a tail-call thunk. */
@@ -130,11 +157,6 @@ static int plan_row(struct elf_symbols *e, const struct alloc_family *f, const c
 		note(plan, "'%s%s' is an alias of '%s'", prefix, fn->symbol, twin->symbol);
 		return 0;
 	}
-	if (plan->nprobes + 2 > PROBE_PLAN_MAX) {
-		note(plan, "'%s%s': more than %d probes, skipping", prefix, fn->symbol,
-		     PROBE_PLAN_MAX);
-		return -E2BIG;
-	}
 	if (place.offset)
 		note(plan, "'%s%s' probed at +%zu: %s", prefix, fn->symbol, place.offset,
 		     place.reason);
@@ -150,13 +172,14 @@ static int plan_row(struct elf_symbols *e, const struct alloc_family *f, const c
 		     fn->symbol);
 	}
 	/* Entry and return probes at the same address cost one trap. */
-	add(plan, fn, cookie, ENTRY_PROG, false, offset + place.offset);
+	if (add(plan, fn, cookie, ENTRY_PROG, false, offset + place.offset))
+		return -ENOMEM;
 	if (MS_AC_FUNC(cookie) != MS_FN_FREE || (cookie & MS_AC_SCOPED))
-		add(plan, fn, cookie, RETURN_PROG, true, offset + place.offset);
+		return add(plan, fn, cookie, RETURN_PROG, true, offset + place.offset);
 	return 0;
 }
 
-size_t probe_plan__functions(const struct probe_plan *plan)
+size_t probe_plan__entry_functions(const struct probe_plan *plan)
 {
 	size_t i, n = 0;
 

@@ -298,3 +298,117 @@ int proc__self_stats(struct proc_self_stats *ret)
 	ret->max_fds = getrlimit(RLIMIT_NOFILE, &rl) ? 0 : rl.rlim_cur;
 	return 0;
 }
+
+int proc__maps_fd_lines(int fd, int (*cb)(char *line, void *ctx), void *ctx)
+{
+	char *buf = NULL, *line, *save = NULL;
+	size_t len = 0, cap = 0;
+	ssize_t n;
+	int ret = 0;
+
+	for (;;) {
+		if (cap - len < 4096) {
+			char *grown = realloc(buf, cap ? cap * 2 : 65536);
+
+			if (!grown) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = grown;
+			cap = cap ? cap * 2 : 65536;
+		}
+		n = pread(fd, buf + len, cap - len - 1, (off_t)len);
+		if (n < 0) {
+			ret = -errno;
+			free(buf);
+			return ret;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line && !ret; line = strtok_r(NULL, "\n", &save))
+		ret = cb(line, ctx);
+	free(buf);
+	return ret;
+}
+
+struct load_ctx {
+	const char *path;
+	uint64_t start;
+	bool found;
+};
+
+static int first_load(const struct proc_mapping *m, void *ctx)
+{
+	struct load_ctx *l = ctx;
+
+	if (m->offset != 0 || strcmp(m->path, l->path))
+		return 0;
+	l->start = m->start;
+	l->found = true;
+	return 1;
+}
+
+int proc__load_start(int pid, const char *path, uint64_t *ret_start)
+{
+	struct load_ctx l = { .path = path };
+	int err;
+
+	err = proc__mappings(pid, first_load, &l);
+	if (err < 0)
+		return err;
+	if (!l.found)
+		return -ENOENT;
+	*ret_start = l.start;
+	return 0;
+}
+
+void proc_objects__add(struct proc_objects *o, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < o->n; i++)
+		if (!strcmp(o->paths[i], path))
+			return;
+	if (o->n < PROC_OBJECTS_MAX)
+		snprintf(o->paths[o->n++], PATH_MAX, "%s", path);
+}
+
+struct named_ctx {
+	const char *prefix;
+	struct proc_objects *o;
+};
+
+static int match_named(const struct proc_mapping *m, void *ctx)
+{
+	struct named_ctx *c = ctx;
+	const char *base = strrchr(m->path, '/');
+
+	base = base ? base + 1 : m->path;
+	if (!strncmp(base, c->prefix, strlen(c->prefix)))
+		proc_objects__add(c->o, m->path);
+	return 0;
+}
+
+int proc__objects_named(int pid, const char *prefix, struct proc_objects *o)
+{
+	struct named_ctx c = { prefix, o };
+	int err = proc__mappings(pid, match_named, &c);
+
+	return err < 0 ? err : 0;
+}
+
+size_t proc__count_named(int pid, const char *prefix)
+{
+	struct proc_objects *o = calloc(1, sizeof(*o));
+	size_t n = 0;
+
+	if (!o)
+		return 0;
+	if (!proc__objects_named(pid, prefix, o))
+		n = o->n;
+	free(o);
+	return n;
+}

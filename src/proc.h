@@ -3,6 +3,7 @@
 #ifndef MEMSCOPED_PROC_H
 #define MEMSCOPED_PROC_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +55,27 @@ int proc__try_libc(int pid, int (*try_path)(int pid, const char *path, void *ctx
  * mapped file deleted since ("PATH (deleted)" in its maps) /proc/PID/map_files/START-END.
  */
 int proc__root_path(int pid, const char *path, char *buf, size_t len);
+
+/* Calls cb for every line of a maps file opened earlier (fd, read with pread); as above. */
+int proc__maps_fd_lines(int fd, int (*cb)(char *line, void *ctx), void *ctx);
+
+/* Where the target loaded the start of the file at path (its mapping at offset 0); -ENOENT. */
+int proc__load_start(int pid, const char *path, uint64_t *ret_start);
+
+#define PROC_OBJECTS_MAX 8
+
+/* Objects of the target, for a runtime that looks in several. */
+struct proc_objects {
+	char paths[PROC_OBJECTS_MAX][PATH_MAX];
+	size_t n;
+};
+
+/* Adds path unless it is there (or the list is full). */
+void proc_objects__add(struct proc_objects *o, const char *path);
+/* Adds every object pid maps whose file name starts with prefix; 0 or -errno. */
+int proc__objects_named(int pid, const char *prefix, struct proc_objects *o);
+/* How many distinct objects named prefix* pid maps (a cheap check before planning). */
+size_t proc__count_named(int pid, const char *prefix);
 
 /* The daemon's own figures for the conventional process_* metrics. */
 struct proc_self_stats {

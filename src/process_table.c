@@ -3,8 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "process_table.h"
-#include "runtime_coro.h"
-#include "runtime_tokio.h"
 
 struct process_table {
 	struct process **procs;
@@ -26,11 +24,14 @@ struct process_table *process_table__new(const struct process_limits *limits, th
 
 static void process_free(struct process *p)
 {
+	size_t i;
+
 	if (!p)
 		return;
 	heap_table__free(p->blocks);
-	tokio_process__free(p->tokio);
-	coro_process__free(p->coro);
+	for (i = 0; i < PROCESS_RUNTIME_SLOTS; i++)
+		if (p->runtimes[i].key && p->runtimes[i].free)
+			p->runtimes[i].free(p->runtimes[i].state);
 	task_table__free(p->tasks);
 	free(p->threads);
 	free(p->thread_index);
@@ -134,6 +135,41 @@ static struct thread_stats *thread_find(struct process *p, uint32_t tid)
 	size_t slot = tid_slot(p, tid);
 
 	return p->thread_index[slot] ? &p->threads[p->thread_index[slot] - 1] : NULL;
+}
+
+void *process__state(const struct process *p, const void *key)
+{
+	size_t i;
+
+	for (i = 0; i < PROCESS_RUNTIME_SLOTS; i++)
+		if (p->runtimes[i].key == key)
+			return p->runtimes[i].state;
+	return NULL;
+}
+
+int process__set_state(struct process *p, const void *key, void *state,
+		       void (*free_fn)(void *state))
+{
+	struct process_runtime_state *slot = NULL;
+	size_t i;
+
+	for (i = 0; i < PROCESS_RUNTIME_SLOTS && !slot; i++)
+		if (p->runtimes[i].key == key)
+			slot = &p->runtimes[i];
+	for (i = 0; i < PROCESS_RUNTIME_SLOTS && !slot; i++)
+		if (!p->runtimes[i].key)
+			slot = &p->runtimes[i];
+	if (!slot) {
+		if (state && free_fn)
+			free_fn(state);
+		return -ENOSPC;
+	}
+	if (slot->key && slot->free)
+		slot->free(slot->state);
+	slot->key = state ? key : NULL;
+	slot->state = state;
+	slot->free = free_fn;
+	return 0;
 }
 
 struct thread_stats *process__thread(struct process *p, uint32_t tid)
@@ -247,7 +283,7 @@ static void release(struct process *p, const struct heap_block *b, uint64_t ts)
 	}
 }
 
-void process__free(struct process *p, uint32_t tid, uint64_t addr, uint64_t ts)
+void process__freed(struct process *p, uint32_t tid, uint64_t addr, uint64_t ts)
 {
 	struct heap_block old;
 	struct task *task;
@@ -270,7 +306,7 @@ void process__realloc_begin(struct process *p, uint32_t tid, uint64_t old_addr)
 	struct thread_stats *t = process__thread(p, tid);
 
 	if (!t) {
-		process__free(p, tid, old_addr, 0);
+		process__freed(p, tid, old_addr, 0);
 		return;
 	}
 	t->realloc_pending = true;
@@ -306,7 +342,7 @@ void process__realloc_end(struct process *p, uint32_t tid, uint64_t old_addr, ui
 			process__alloc_failed(p);
 			return;
 		}
-		process__free(p, tid, old_addr, ts);
+		process__freed(p, tid, old_addr, ts);
 		if (new_addr)
 			process__alloc(p, tid, new_addr, size, task, ts);
 		return;

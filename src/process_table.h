@@ -40,8 +40,14 @@ struct thread_stats {
 	struct heap_block realloc_old;
 };
 
-struct tokio_process;
-struct coro_process;
+#define PROCESS_RUNTIME_SLOTS 8
+
+/* A runtime's state in one process: opaque here, freed by the runtime's own function. */
+struct process_runtime_state {
+	const void *key; /* the runtime's, NULL for a free slot */
+	void *state;
+	void (*free)(void *state);
+};
 
 struct process {
 	uint32_t pid;
@@ -63,8 +69,7 @@ struct process {
 	} allocator;
 	struct heap_stats heap;
 	struct task_table *tasks;
-	struct tokio_process *tokio; /* NULL unless tokio was found */
-	struct coro_process *coro;   /* NULL unless stackful coroutines are traced */
+	struct process_runtime_state runtimes[PROCESS_RUNTIME_SLOTS];
 	struct heap_table *blocks;
 	struct thread_stats *threads; /* in order of first appearance */
 	size_t nthreads;
@@ -100,7 +105,7 @@ struct process *process_table__at(struct process_table *pt, size_t i);
 /* The allocator's view of one process; task is a task index (0 = untasked); ts in ns. */
 void process__alloc(struct process *p, uint32_t tid, uint64_t addr, uint64_t size, uint32_t task,
 		    uint64_t ts);
-void process__free(struct process *p, uint32_t tid, uint64_t addr, uint64_t ts);
+void process__freed(struct process *p, uint32_t tid, uint64_t addr, uint64_t ts);
 void process__realloc_begin(struct process *p, uint32_t tid, uint64_t old_addr);
 void process__realloc_end(struct process *p, uint32_t tid, uint64_t old_addr, uint64_t new_addr,
 			  uint64_t size, uint32_t task, uint64_t ts);
@@ -111,6 +116,15 @@ void process__resize(struct process *p, uint32_t tid, uint64_t addr, uint64_t si
 bool process__claim_cell(struct process *p, uint64_t addr, uint32_t task,
 			 struct heap_block *ret_block);
 void process__alloc_failed(struct process *p);
+
+/* The state a runtime keeps under key, or NULL. */
+void *process__state(const struct process *p, const void *key);
+/*
+ * Sets the state under key (an earlier one is freed first; NULL just frees it); free_fn frees
+ * it with the process. 0, or -ENOSPC with every slot taken (state is then freed).
+ */
+int process__set_state(struct process *p, const void *key, void *state,
+		       void (*free_fn)(void *state));
 
 struct thread_stats *process__thread(struct process *p, uint32_t tid);
 /* True when every figure is exact: no bound hit, no inconsistency seen. */

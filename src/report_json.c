@@ -5,7 +5,8 @@
 #include <string.h>
 #include "cli.h"
 #include "report.h"
-#include "runtime_coro.h"
+#include "runtime.h"
+#include "task_figures.h"
 
 #define JSON_FLAGS (JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE)
 
@@ -74,6 +75,11 @@ static void put_seconds(struct json_object *o, const char *key, double v)
 	json_object_object_add(o, key, json_object_new_double_s(v, buf));
 }
 
+static const char *runtime_of(const struct process *p, const struct task *t)
+{
+	return t && t->type < p->tasks->ntypes ? p->tasks->types[t->type].runtime : "?";
+}
+
 static void task_id(const struct process *p, uint32_t index, char *buf, size_t len)
 {
 	const struct task *t = task_table__at(p->tasks, index);
@@ -83,9 +89,9 @@ static void task_id(const struct process *p, uint32_t index, char *buf, size_t l
 		snprintf(buf, len, "%s:0x%llx/%u", p->tasks->types[t->type].runtime,
 			 (unsigned long long)t->stack_base, t->generation);
 	else if (t && t->runtime_id)
-		snprintf(buf, len, "tokio:%llu", (unsigned long long)t->runtime_id);
+		snprintf(buf, len, "%s:%llu", runtime_of(p, t), (unsigned long long)t->runtime_id);
 	else
-		snprintf(buf, len, "tokio:#%u", index);
+		snprintf(buf, len, "%s:#%u", runtime_of(p, t), index);
 }
 
 /* Stackful coroutines: the stack apart from the heap it holds, resumes, threads, time. */
@@ -104,51 +110,6 @@ static void add_coroutine_fields(struct json_object *o, const struct task *t, ui
 	put_seconds(o, "running_seconds", seconds(running));
 	put_seconds(o, "suspended_seconds",
 		    end - born > running ? seconds(end - born - running) : 0);
-}
-
-/* What the coroutine runtime saw, and what it could not see. */
-static struct json_object *coroutines_json(const struct coro_process *c)
-{
-	struct json_object *o = json_object_new_object();
-
-	put_u64(o, "created", c->created);
-	put_u64(o, "discovered", c->discovered);
-	put_u64(o, "switches", c->switches);
-	put_u64(o, "unknown_switches", c->unknown_switches);
-	put_u64(o, "bad_creates", c->bad_creates);
-	put_u64(o, "ended_returned", c->ended_returned);
-	put_u64(o, "ended_stack_freed", c->ended_freed);
-	put_u64(o, "ended_stack_unmapped", c->ended_unmapped);
-	put_u64(o, "ended_stack_reused", c->ended_reused);
-	put_u64(o, "live_stacks", c->stacks.n);
-	if (c->fcontext)
-		put_u64(o, "fcontext_created", c->fcontext_created);
-	if (c->pcl) {
-		put_u64(o, "pcl_created", c->pcl_created);
-		put_u64(o, "pcl_deleted", c->pcl_ended_deleted);
-	}
-	json_object_object_add(o, "note", json_object_new_string(
-		"coroutines created before attach appear at their first switch (only those on a "
-		"stack mapping of their own; the others count as unknown switches)"));
-	return o;
-}
-
-/* ucontext is listed for coroutines made outside libpcl, pcl for those made by co_create. */
-static bool ucontext_listed(const struct coro_process *c)
-{
-	return c && (c->requested || c->discovered > c->fcontext_discovered ||
-		     c->created > c->pcl_created + c->pcl_internal + c->fcontext_created);
-}
-
-static bool fcontext_listed(const struct coro_process *c)
-{
-	return c && c->fcontext &&
-	       (c->fcontext_requested || c->fcontext_created || c->fcontext_discovered);
-}
-
-static bool pcl_listed(const struct coro_process *c)
-{
-	return c && c->pcl && (c->pcl_requested || c->pcl_created);
 }
 
 static const char *const discovered_names[] = {
@@ -182,7 +143,8 @@ static struct json_object *task_json(const struct process *p, uint32_t index,
 	if (suspect)
 		json_object_object_add(o, "suspect_reason", json_object_new_string(reason));
 	if (t->parent_id) {
-		snprintf(buf, sizeof(buf), "tokio:%llu", (unsigned long long)t->parent_id);
+		snprintf(buf, sizeof(buf), "%s:%llu", ty->runtime,
+			 (unsigned long long)t->parent_id);
 		json_object_object_add(o, "parent", json_object_new_string(buf));
 	} else {
 		json_object_object_add(o, "parent", NULL);
@@ -223,94 +185,61 @@ static struct json_object *task_json(const struct process *p, uint32_t index,
 	return o;
 }
 
-struct type_sums {
-	uint64_t live, suspects, live_bytes;
-};
+/* The runtimes p has, and what each adds to the report. */
+static void add_runtimes(struct json_object *o, const struct process *p)
+{
+	struct json_object *list = json_object_new_array(), *sec;
+	struct runtime_section rs;
+	size_t i, j;
+
+	json_object_object_add(o, "runtimes", list);
+	for (i = 0; i < nruntimes; i++)
+		if (runtimes[i]->listed && runtimes[i]->listed(p))
+			json_object_array_add(list, json_object_new_string(runtimes[i]->name));
+	for (i = 0; i < nruntimes; i++) {
+		if (!runtimes[i]->section || !runtimes[i]->section(p, &rs) ||
+		    json_object_object_get(o, rs.name))
+			continue;
+		sec = json_object_new_object();
+		for (j = 0; j < rs.n; j++)
+			put_u64(sec, rs.fields[j].key, rs.fields[j].value);
+		if (rs.note)
+			json_object_object_add(sec, "note", json_object_new_string(rs.note));
+		json_object_object_add(o, rs.name, sec);
+	}
+}
 
 static void add_tasks(struct json_object *o, const struct process *p,
 		      const struct report_input *in)
 {
 	const struct task_table *tt = p->tasks;
 	struct json_object *summary, *types, *ty;
-	uint64_t spawned = 0, live = 0, completed = 0, cancelled = 0, suspects = 0;
-	uint64_t async_allocs = 0, async_bytes = 0, async_live = 0;
-	uint64_t blocking = 0, blocking_live = 0, outlived = 0, early_cells = 0;
-	struct type_sums *sums = calloc(tt->ntypes + 1, sizeof(*sums));
-	char reason[8];
+	struct task_figures f;
+	bool have;
 	uint32_t i;
 
-	json_object_object_add(o, "runtimes", json_object_new_array());
-	if (p->tokio)
-		json_object_array_add(json_object_object_get(o, "runtimes"),
-				      json_object_new_string("tokio"));
-	if (ucontext_listed(p->coro))
-		json_object_array_add(json_object_object_get(o, "runtimes"),
-				      json_object_new_string(p->coro->runtime));
-	if (pcl_listed(p->coro))
-		json_object_array_add(json_object_object_get(o, "runtimes"),
-				      json_object_new_string(p->coro->pcl));
-	if (fcontext_listed(p->coro))
-		json_object_array_add(json_object_object_get(o, "runtimes"),
-				      json_object_new_string(p->coro->fcontext));
-	if (ucontext_listed(p->coro) || pcl_listed(p->coro) || fcontext_listed(p->coro))
-		json_object_object_add(o, "coroutines", coroutines_json(p->coro));
-	/* Live figures from the tasks; counters from the types (ended tasks are recycled). */
-	for (i = 1; i < tt->ntasks; i++) {
-		const struct task *t = &tt->tasks[i];
-		bool alive = !task__ended(t);
-		bool suspect = task__suspect(t, in->now_ns, in->stuck_after_ns, reason,
-					     sizeof(reason));
-
-		if (t->unused)
-			continue;
-		if (sums) {
-			sums[t->type].live += alive;
-			sums[t->type].suspects += suspect;
-			sums[t->type].live_bytes += alive ? t->live_bytes : 0;
-		}
-		/* Cells allocated before attach are not in the heap table: count them here. */
-		if (alive && t->discovered != TASK_FOUND_SPAWN && !t->stack_size)
-			early_cells += t->future_size;
-		if (t->kind == TASK_BLOCKING) {
-			blocking_live += alive;
-			continue;
-		}
-		live += alive;
-		suspects += suspect;
-		async_live += t->live_bytes;
-	}
-	for (i = 0; i < tt->ntypes; i++) {
-		const struct task_type *tp = &tt->types[i];
-
-		outlived += tp->outlived_live_bytes;
-		if (tp->kind == TASK_BLOCKING) {
-			blocking += tp->spawned;
-			continue;
-		}
-		spawned += tp->spawned;
-		completed += tp->completed;
-		cancelled += tp->cancelled;
-		async_allocs += tp->allocations_total;
-		async_bytes += tp->allocated_bytes_total;
-	}
+	add_runtimes(o, p);
+	have = !task_figures__compute(tt, in->now_ns, in->stuck_after_ns, &f);
+	if (!have)
+		memset(&f, 0, sizeof(f));
 	summary = json_object_new_object();
-	put_u64(summary, "spawned", spawned);
-	put_u64(summary, "live", live);
-	put_u64(summary, "completed", completed);
-	put_u64(summary, "cancelled", cancelled);
-	put_u64(summary, "suspects", suspects);
-	put_u64(summary, "blocking_spawned", blocking);
-	put_u64(summary, "blocking_live", blocking_live);
-	put_u64(summary, "async_allocation_count", async_allocs);
-	put_u64(summary, "async_allocated_bytes_total", async_bytes);
-	put_u64(summary, "async_live_bytes", async_live);
-	put_u64(summary, "future_state_overhead_bytes", p->heap.cell_live_bytes + early_cells);
+	put_u64(summary, "spawned", f.spawned);
+	put_u64(summary, "live", f.live);
+	put_u64(summary, "completed", f.completed);
+	put_u64(summary, "cancelled", f.cancelled);
+	put_u64(summary, "suspects", f.suspects);
+	put_u64(summary, "blocking_spawned", f.blocking_spawned);
+	put_u64(summary, "blocking_live", f.blocking_live);
+	put_u64(summary, "async_allocation_count", f.async_allocations);
+	put_u64(summary, "async_allocated_bytes_total", f.async_allocated_bytes);
+	put_u64(summary, "async_live_bytes", f.async_live_bytes);
+	put_u64(summary, "future_state_overhead_bytes", p->heap.cell_live_bytes + f.early_cells);
 	put_u64(summary, "average_future_size_bytes",
 		tt->cells_seen ? tt->cells_bytes / tt->cells_seen : 0);
 	put_u64(summary, "largest_future_size_bytes", tt->largest_cell);
 	put_u64(summary, "untasked_live_bytes", p->heap.untasked_live_bytes);
 	put_u64(summary, "untasked_allocated_bytes_total", p->heap.untasked_allocated_bytes_total);
-	put_u64(summary, "outlived_live_bytes", outlived);
+	put_u64(summary, "outlived_live_bytes", f.outlived_live_bytes);
 	put_u64(summary, "tasks_dropped", tt->tasks_dropped);
 	put_u64(summary, "ended_tasks_recycled", tt->tasks_recycled);
 	types = json_object_new_array();
@@ -324,17 +253,17 @@ static void add_tasks(struct json_object *o, const struct process *p,
 		json_object_object_add(ty, "runtime", json_object_new_string(t->runtime));
 		put_u64(ty, "future_size_bytes", t->future_size);
 		put_u64(ty, "spawned", t->spawned);
-		put_u64(ty, "live", sums ? sums[i].live : 0);
+		put_u64(ty, "live", have ? f.types[i].live : 0);
 		put_u64(ty, "completed", t->completed);
 		put_u64(ty, "cancelled", t->cancelled);
-		put_u64(ty, "suspects", sums ? sums[i].suspects : 0);
-		put_u64(ty, "live_bytes", sums ? sums[i].live_bytes : 0);
+		put_u64(ty, "suspects", have ? f.types[i].suspects : 0);
+		put_u64(ty, "live_bytes", have ? f.types[i].live_bytes : 0);
 		put_u64(ty, "allocated_bytes_total", t->allocated_bytes_total);
 		put_u64(ty, "outlived_live_bytes", t->outlived_live_bytes);
 		put_u64(ty, "polls", t->polls);
 		json_object_array_add(types, ty);
 	}
-	free(sums);
+	task_figures__clear(&f);
 	json_object_object_add(o, "tasks_summary", summary);
 	json_object_object_add(o, "task_types", types);
 }

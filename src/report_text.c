@@ -34,7 +34,8 @@ static void task_row(FILE *f, const struct process *p, const struct task *t,
 		snprintf(id, sizeof(id), "%s:0x%" PRIx64 "/%" PRIu32,
 			 p->tasks->types[t->type].runtime, t->stack_base, t->generation);
 	else if (t->runtime_id)
-		snprintf(id, sizeof(id), "tokio:%" PRIu64, t->runtime_id);
+		snprintf(id, sizeof(id), "%s:%" PRIu64, p->tasks->types[t->type].runtime,
+			 t->runtime_id);
 	else
 		snprintf(id, sizeof(id), "#%u", task_table__index(p->tasks, t));
 	fprintf(f, "  %-12s %-8s %-11s %7" PRIu64 " %8.3f %8.1f %10s %12s  %s%s%s\n", id,

@@ -10,7 +10,9 @@
 #include "memscoped/events.h"
 #include "array.h"
 #include "proc.h"
+#include "probe_plan.h"
 #include "process_table.h"
+#include "runtime.h"
 #include "runtime_tokio.h"
 
 #define LEGACY_POLL "_ZN5tokio7runtime4task3raw4poll17h"
@@ -269,6 +271,19 @@ static int by_vaddr(const void *a, const void *b)
 	return x->vaddr < y->vaddr ? -1 : x->vaddr > y->vaddr;
 }
 
+/* The key of tokio's state in a process. */
+static const char tokio_key;
+
+static void tokio_state_free(void *state)
+{
+	tokio_process__free(state);
+}
+
+struct tokio_process *tokio_process__of(const struct process *p)
+{
+	return process__state(p, &tokio_key);
+}
+
 struct tokio_process *tokio_process__new(struct process *p, struct tokio_info *info,
 					 uint64_t bias)
 {
@@ -292,6 +307,8 @@ struct tokio_process *tokio_process__new(struct process *p, struct tokio_info *i
 		t->vt_types[i] = task_table__type(p->tasks, "tokio",
 						  poll ? poll->type_name : "unknown");
 	}
+	if (process__set_state(p, &tokio_key, t, tokio_state_free))
+		return NULL;
 	return t;
 }
 
@@ -316,7 +333,7 @@ uint32_t tokio_process__task_of(struct process *p, uint64_t header)
 {
 	struct task *task;
 
-	if (!header || !p->tokio)
+	if (!header || !tokio_process__of(p))
 		return 0;
 	task = task_table__find(p->tasks, header);
 	return task ? task_table__index(p->tasks, task) : 0;
@@ -352,7 +369,7 @@ static void adopt_cell(struct process *p, struct task *task, const struct heap_b
 
 void tokio_process__poll_enter(struct process *p, const struct ms_event *e)
 {
-	struct tokio_process *t = p->tokio;
+	struct tokio_process *t = tokio_process__of(p);
 	const struct tokio_vtable *vt;
 	struct heap_block cell;
 	struct task *task;
@@ -402,10 +419,11 @@ void tokio_process__poll_enter(struct process *p, const struct ms_event *e)
 
 void tokio_process__poll_exit(struct process *p, const struct ms_event *e)
 {
-	struct task *task;
+	struct tokio_process *t = tokio_process__of(p);
 	enum task_state ended = TASK_IDLE;
+	struct task *task;
 
-	if (!p->tokio || p->tokio->invalid)
+	if (!t || t->invalid)
 		return;
 	/* Gone already: the cell was freed inside the poll, which ended the task. */
 	task = task_table__find(p->tasks, e->addr);
@@ -446,23 +464,6 @@ static int on_mapping(const struct proc_mapping *m, void *ctx)
 	return m->perms[2] == 'x' && m->path[0] == '/' ? add_object(ctx, m->path) : 0;
 }
 
-struct bias_ctx {
-	const char *path;
-	uint64_t start;
-	bool found;
-};
-
-static int find_first_mapping(const struct proc_mapping *m, void *ctx)
-{
-	struct bias_ctx *b = ctx;
-
-	if (m->offset != 0 || strcmp(m->path, b->path))
-		return 0;
-	b->start = m->start;
-	b->found = true;
-	return 1;
-}
-
 /*
  * A separate debug file found by build-id, as gdb lays them out: under debug_dir as given, or
  * by default under the target's own /usr/lib/debug (inside its container, if any).
@@ -487,8 +488,9 @@ static struct elf_symbols *open_debug_file(int pid, const char *debug_dir, struc
 static int setup_object(struct process *p, int pid, const char *object, const char *debug_dir,
 			char *err, size_t errlen)
 {
-	struct bias_ctx b = { .path = object };
 	struct elf_symbols *e, *debug;
+	uint64_t start;
+	struct tokio_process *t;
 	struct tokio_info info;
 	char path[PATH_MAX];
 	int ret;
@@ -503,18 +505,17 @@ static int setup_object(struct process *p, int pid, const char *object, const ch
 	ret = runtime_tokio__discover(e, debug, &info);
 	if (!ret && debug && !strcmp(info.source, "symbols"))
 		info.source = "its build-id debug file";
-	if (!ret && (proc__mappings(pid, find_first_mapping, &b) < 0 || !b.found)) {
+	if (!ret && proc__load_start(pid, object, &start)) {
 		snprintf(err, errlen, "'%s' is not mapped by pid %d", object, pid);
 		runtime_tokio__clear(&info);
 		ret = -ESRCH;
 	}
 	if (!ret) {
-		p->tokio = tokio_process__new(p, &info, b.start - elf_symbols__base_vaddr(e));
-		if (p->tokio)
-			p->tokio->object = strdup(object);
-		if (!p->tokio || !p->tokio->object) {
-			tokio_process__free(p->tokio);
-			p->tokio = NULL;
+		t = tokio_process__new(p, &info, start - elf_symbols__base_vaddr(e));
+		if (t)
+			t->object = strdup(object);
+		if (!t || !t->object) {
+			process__set_state(p, &tokio_key, NULL, NULL);
 			runtime_tokio__clear(&info);
 			ret = -ENOMEM;
 		}
@@ -534,7 +535,7 @@ int tokio_process__setup(struct process *p, int pid, const char *debug_dir, char
 	ret = add_object(&o, p->exe);
 	if (!ret && proc__mappings(pid, on_mapping, &o) < 0)
 		ret = -ESRCH;
-	for (i = 0; !ret && i < o.n && !p->tokio; i++) {
+	for (i = 0; !ret && i < o.n && !tokio_process__of(p); i++) {
 		ret = setup_object(p, pid, o.paths[i], debug_dir, err, errlen);
 		/* A library that cannot be read is not tokio's; the executable must be. */
 		if (ret && ret != -ESRCH && ret != -ENOMEM) {
@@ -543,7 +544,7 @@ int tokio_process__setup(struct process *p, int pid, const char *debug_dir, char
 			ret = 0;
 		}
 	}
-	if (!ret && !p->tokio) {
+	if (!ret && !tokio_process__of(p)) {
 		if (exe_err && exe_err != -ENOENT)
 			ret = exe_err; /* err says why the executable could not be read */
 		else
@@ -560,3 +561,139 @@ int tokio_process__setup(struct process *p, int pid, const char *debug_dir, char
 	free(o.paths);
 	return ret;
 }
+
+/* Every poll copy: a return probe and an entry probe whose cookie is its runtime address. */
+static int tokio_plan(const struct tokio_process *t, int pid, struct probe_plan *plan)
+{
+	const struct tokio_poll *poll;
+	size_t i;
+	int pass;
+
+	snprintf(plan->object, sizeof(plan->object), "%s", t->object);
+	if (proc__root_path(pid, t->object, plan->open_path, sizeof(plan->open_path)))
+		return -ENAMETOOLONG;
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < t->info.npolls; i++) {
+			poll = &t->info.polls[i];
+			/* The BPF program checks each header's vtable against this address. */
+			if (probe_plan__add(plan, &(struct probe_spec){
+				.symbol = poll->type_name,
+				.prog = pass ? "task_poll_enter" : "task_poll_return",
+				.cookie = MS_TASK_COOKIE(poll->vaddr + t->bias,
+							 TOKIO_HDR_VTABLE / 8, TOKIO_VT_POLL / 8,
+							 TOKIO_HDR_STATE / 8, MS_TASK_TOKIO, true),
+				.retprobe = !pass,
+				.offset = poll->offset }))
+				return -ENOMEM;
+		}
+	return 0;
+}
+
+static int tokio_attach(const struct runtime_ctx *ctx, struct process *p, enum runtime_want want,
+			char *msg, size_t len)
+{
+	struct probe_plan *plan;
+	struct tokio_process *t;
+	int err;
+
+	(void)want;
+	process__set_state(p, &tokio_key, NULL, NULL);
+	err = tokio_process__setup(p, (int)p->pid, ctx->debug_dir, msg, len);
+	if (err)
+		return err;
+	t = tokio_process__of(p);
+	plan = calloc(1, sizeof(*plan));
+	if (!plan)
+		return -ENOMEM;
+	err = tokio_plan(t, (int)p->pid, plan);
+	if (!err)
+		err = runtime__attach_plan(ctx, p, plan, msg, len);
+	probe_plan__clear(plan);
+	free(plan);
+	if (!err)
+		ctx->log("pid %u: tokio: %zu poll functions and %zu task vtables in '%s' (from %s)",
+			 p->pid, t->info.npolls, t->info.nvtables, t->object, t->info.source);
+	return err;
+}
+
+static bool tokio_attached(const struct process *p)
+{
+	return tokio_process__of(p) != NULL;
+}
+
+static void tokio_event(struct process *p, const struct ms_event *e)
+{
+	struct tokio_process *t;
+
+	if (e->func != MS_TASK_TOKIO)
+		return;
+	switch (e->type) {
+	case MS_EV_TASK_ENTER:
+		tokio_process__poll_enter(p, e);
+		break;
+	case MS_EV_TASK_EXIT:
+		tokio_process__poll_exit(p, e);
+		break;
+	case MS_EV_TASK_INVALID:
+		t = tokio_process__of(p);
+		if (t)
+			t->invalid = true;
+		break;
+	default:
+		break;
+	}
+}
+
+static uint32_t tokio_task_of(struct process *p, const struct ms_event *e)
+{
+	return tokio_process__task_of(p, e->task);
+}
+
+static int tokio_scan(struct process *p, uint64_t now_ns, char *msg, size_t len)
+{
+	struct tokio_scan_stats st;
+	int err;
+
+	if (!tokio_process__of(p))
+		return -ENOENT;
+	err = tokio_process__scan(p, (int)p->pid, now_ns, &st);
+	if (!err)
+		snprintf(msg, len, "attach scan: %llu tokio tasks in %.1f MiB in %.1f ms",
+			 (unsigned long long)st.found, (double)st.bytes / (1 << 20),
+			 (double)st.elapsed_ns / 1e6);
+	return err;
+}
+
+static const char *tokio_problem(struct process *p)
+{
+	struct tokio_process *t = tokio_process__of(p);
+
+	if (!t || !t->invalid || t->invalid_logged)
+		return NULL;
+	t->invalid_logged = true;
+	return "a tokio task header failed validation against its vtable (unsupported tokio "
+	       "layout?); tasks are no longer tracked, the heap is";
+}
+
+static int tokio_describe(const struct process *p, char *buf, size_t len)
+{
+	const struct tokio_process *t = tokio_process__of(p);
+
+	if (!t)
+		return -ENOENT;
+	snprintf(buf, len, "tokio in '%s'", t->object);
+	return 0;
+}
+
+const struct runtime runtime_tokio = {
+	.name = "tokio",
+	.attach = tokio_attach,
+	.attached = tokio_attached,
+	.events = 1u << MS_EV_TASK_ENTER | 1u << MS_EV_TASK_EXIT | 1u << MS_EV_TASK_INVALID,
+	.event = tokio_event,
+	.task_of = tokio_task_of,
+	.scan = tokio_scan,
+	.problem = tokio_problem,
+	.listed = tokio_attached,
+	.describe = tokio_describe,
+};

@@ -76,7 +76,12 @@ struct tokio_process {
 	uint64_t unknown_vtables; /* polls whose vtable is not one of ours */
 };
 
-/* Takes ownership of info; registers each future type in the process's task table. */
+/* tokio's state in p, or NULL. */
+struct tokio_process *tokio_process__of(const struct process *p);
+/*
+ * Takes ownership of info; registers each future type in the process's task table and
+ * becomes p's tokio state (p frees it).
+ */
 struct tokio_process *tokio_process__new(struct process *p, struct tokio_info *info,
 					 uint64_t bias);
 void tokio_process__free(struct tokio_process *t);
@@ -84,7 +89,7 @@ void tokio_process__free(struct tokio_process *t);
 /*
  * Finds tokio in process pid: in its executable, else in the first object it maps that has it
  * (each with its build-id debug file under debug_dir/.build-id, or the target's /usr/lib/debug
- * when NULL), and sets p->tokio. Returns 0, -ENOENT when there is no tokio (err says what was
+ * when NULL), and sets p's tokio state. Returns 0, -ENOENT when there is no tokio (err says what was
  * searched), or -errno.
  */
 int tokio_process__setup(struct process *p, int pid, const char *debug_dir, char *err,

@@ -143,7 +143,7 @@ static int read_target(void *ctx, uint64_t addr, void *buf, size_t len)
 static void add_found(void *ctx, const struct tokio_found *f)
 {
 	struct scan_ctx *s = ctx;
-	struct tokio_process *t = s->p->tokio;
+	struct tokio_process *t = tokio_process__of(s->p);
 	struct task *task;
 
 	/* Already known (seen polling since attach): nothing to add. */
@@ -176,7 +176,7 @@ static int scan_mapping(struct scan_ctx *s, uint64_t start, uint64_t end)
 		/* Pages can vanish under us (munmap): skip what cannot be read. */
 		if (!read_target(s, addr, s->buf, len)) {
 			s->bytes += len;
-			tokio_scan__buffer(s->p->tokio, addr, s->buf, len, read_target, add_found,
+			tokio_scan__buffer(tokio_process__of(s->p), addr, s->buf, len, read_target, add_found,
 					   s);
 		}
 		/* Overlap chunks by one header's reach so a header at a boundary is seen. */
@@ -227,7 +227,7 @@ int tokio_process__scan(struct process *p, int pid, uint64_t now_ns,
 	size_t i;
 	int err;
 
-	if (!p->tokio)
+	if (!tokio_process__of(p))
 		return 0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	err = proc__maps_lines(pid, collect_anon, &rs);

@@ -11,9 +11,9 @@ enum ms_event_type {
 	MS_EV_ALLOC = 1,	 /* an allocator function returned (addr 0 = failed) */
 	MS_EV_FREE = 2,		 /* free(addr) entered */
 	MS_EV_REALLOC_BEGIN = 3, /* realloc(addr, size) entered with addr != 0 */
-	MS_EV_TASK_ENTER = 4,	 /* a tokio poll began: addr = task header, see poll below */
-	MS_EV_TASK_EXIT = 5,	 /* a tokio poll returned: addr = header, poll.state after it */
-	MS_EV_TASK_INVALID = 6,	 /* a header failed validation: tokio fields no longer read */
+	MS_EV_TASK_ENTER = 4,	 /* a task poll began: addr = task header, see poll below */
+	MS_EV_TASK_EXIT = 5,	 /* a task poll returned: addr = header, poll.state after it */
+	MS_EV_TASK_INVALID = 6,	 /* a header failed validation: task fields no longer read */
 	MS_EV_CORO_CREATE = 7,	 /* makecontext entered: addr = ucp, see coro_create below */
 	MS_EV_CORO_SWITCH = 8,	 /* swapcontext/setcontext entered: addr = ucp, see coro_switch */
 	MS_EV_PCL = 9,		 /* a libpcl function entered or returned: func, addr and pcl */
@@ -40,6 +40,27 @@ enum ms_pcl_func {
 	MS_PCL_EXIT,	      /* co_exit_to(to) entered: the running coroutine ends */
 	MS_PCL_DELETE,	      /* co_delete(co) entered: addr = co */
 };
+
+/* The task runtime of an MS_EV_TASK_* event (ms_event.func). */
+enum ms_task_runtime {
+	MS_TASK_TOKIO = 0,
+	MS_TASK_ASYNC_TASK = 1,
+};
+
+/*
+ * The BPF cookie of a task poll probe: the probed function's run-time address, where its
+ * header keeps the vtable pointer and the state, which vtable slot holds the function, the
+ * runtime, and whether tokio's owner and Id fields are read. Words are 8 bytes.
+ */
+#define MS_TASK_COOKIE_IP ((1ull << 48) - 1)
+#define MS_TASK_COOKIE_VTABLE(c) (((c) >> 48) & 0xf)
+#define MS_TASK_COOKIE_SLOT(c) (((c) >> 52) & 0xf)
+#define MS_TASK_COOKIE_STATE(c) (((c) >> 56) & 0xf)
+#define MS_TASK_COOKIE_RUNTIME(c) ((__u16)(((c) >> 60) & 0x7))
+#define MS_TASK_COOKIE_TOKIO (1ull << 63)
+#define MS_TASK_COOKIE(ip, vtable_word, slot, state_word, runtime, tokio)                    \
+	(((ip) & MS_TASK_COOKIE_IP) | ((__u64)(vtable_word) << 48) | ((__u64)(slot) << 52) |  \
+	 ((__u64)(state_word) << 56) | ((__u64)(runtime) << 60) | ((tokio) ? MS_TASK_COOKIE_TOKIO : 0))
 
 /*
  * What an allocator function does (ms_event.func of allocator events, low byte); the low byte
@@ -84,7 +105,7 @@ enum ms_alloc_func {
 /* One fixed-size event; every field is meaningful for every type or zero. */
 struct ms_event {
 	__u16 type;	/* enum ms_event_type */
-	__u16 func;	/* enum ms_alloc_func */
+	__u16 func;	/* by type: ms_alloc_func, ms_task_runtime, ms_coro_func, ms_pcl_func */
 	__u32 pid;	/* tgid of the target */
 	__u32 tid;
 	__u32 __pad;
@@ -100,8 +121,8 @@ struct ms_event {
 		struct {
 			__u64 vtable;	/* *(header + vtable slot) */
 			__u64 state;	/* *(header): RUNNING, COMPLETE, ... bits */
-			__u64 owner_id; /* *(header + owner slot): 0 for blocking tasks */
-			__u64 id;	/* the tokio task Id */
+			__u64 owner_id; /* tokio: *(header + owner slot), 0 for blocking tasks */
+			__u64 id;	/* tokio: the task Id */
 		} poll;
 		struct {
 			__u64 stack;	  /* ucp->uc_stack.ss_sp */

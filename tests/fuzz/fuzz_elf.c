@@ -48,7 +48,7 @@ static void check_plan(const struct probe_plan *plan, int err)
 {
 	size_t i;
 
-	assert(plan->nprobes <= PROBE_PLAN_MAX && plan->nnotes <= PROBE_PLAN_NOTES);
+	assert(plan->nnotes <= PROBE_PLAN_NOTES);
 	for (i = 0; i < plan->nnotes; i++)
 		assert(plan->notes[i]);
 	for (i = 0; i < plan->nprobes; i++)

@@ -53,7 +53,7 @@ static void test_exporter_heap_metrics_exact(void **state)
 	p->allocator.object = strdup("/usr/lib/libjemalloc.so.2");
 	process__alloc(p, 42, 0x1000, 100, 0, 0);
 	process__alloc(p, 42, 0x2000, 50, 0, 0);
-	process__free(p, 42, 0x2000, 0);
+	process__freed(p, 42, 0x2000, 0);
 	assert_string_equal(render(50),
 		"# HELP memscoped_heap_live_bytes Heap bytes allocated since attach and not freed\n"
 		"# TYPE memscoped_heap_live_bytes gauge\n"

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -96,6 +98,46 @@ static void test_process_table_add_find(void **state)
 	assert_true(process__complete(p));
 }
 
+static int freed_states;
+
+static void free_state(void *state)
+{
+	freed_states++;
+	free(state);
+}
+
+/* Runtimes keep opaque state in a process: found by key, replaced, freed by their function. */
+static void test_process_runtime_state_slots(void **state)
+{
+	static const char keys[PROCESS_RUNTIME_SLOTS + 1];
+	struct process_table *pt = new_table(0, 0);
+	struct process *p = new_process(pt);
+	size_t i;
+
+	(void)state;
+	freed_states = 0;
+	assert_null(process__state(p, &keys[0]));
+	assert_int_equal(process__set_state(p, &keys[0], malloc(8), free_state), 0);
+	assert_non_null(process__state(p, &keys[0]));
+	/* Replacing frees the old state; NULL removes it. */
+	assert_int_equal(process__set_state(p, &keys[0], malloc(8), free_state), 0);
+	assert_int_equal(freed_states, 1);
+	assert_int_equal(process__set_state(p, &keys[0], NULL, NULL), 0);
+	assert_int_equal(freed_states, 2);
+	assert_null(process__state(p, &keys[0]));
+	for (i = 0; i < PROCESS_RUNTIME_SLOTS; i++)
+		assert_int_equal(process__set_state(p, &keys[i], malloc(8), free_state), 0);
+	/* Full: the new state is freed, nothing else changes. */
+	assert_int_equal(process__set_state(p, &keys[PROCESS_RUNTIME_SLOTS], malloc(8), free_state),
+			 -ENOSPC);
+	assert_int_equal(freed_states, 3);
+	assert_null(process__state(p, &keys[PROCESS_RUNTIME_SLOTS]));
+	/* The process frees what is left with itself. */
+	process_table__free(pt);
+	current = NULL;
+	assert_int_equal(freed_states, 3 + PROCESS_RUNTIME_SLOTS);
+}
+
 static void test_process_alloc_and_free(void **state)
 {
 	struct process_table *pt = new_table(0, 0);
@@ -105,7 +147,7 @@ static void test_process_alloc_and_free(void **state)
 	(void)state;
 	process__alloc(p, 1, A, 100, 0, 3);
 	process__alloc(p, 1, B, 50, 0, 3);
-	process__free(p, 1, A, 0);
+	process__freed(p, 1, A, 0);
 	assert_heap(p, 50, 1, 2, 1, 0);
 	assert_int_equal(p->heap.allocated_bytes_total, 150);
 	assert_no_block(p, A);
@@ -259,7 +301,7 @@ static void test_process_free_unknown_changes_nothing_else(void **state)
 	process__alloc(p, 1, A, 100, 0, 0);
 	before = p->heap;
 	nthreads = p->nthreads;
-	process__free(p, 2, B, 0);
+	process__freed(p, 2, B, 0);
 	before.frees_untracked_total++;
 	assert_memory_equal(&p->heap, &before, sizeof(before));
 	assert_int_equal(p->nthreads, nthreads);
@@ -294,7 +336,7 @@ static void test_process_free_by_other_thread(void **state)
 	(void)state;
 	process__alloc(p, 1, A, 100, 0, 0);
 	process__alloc(p, 2, B, 30, 0, 0);
-	process__free(p, 2, A, 0);
+	process__freed(p, 2, A, 0);
 	t = process__thread(p, 1);
 	assert_int_equal(t->live_bytes, 0);
 	assert_int_equal(t->live_allocations, 0);
@@ -339,7 +381,7 @@ static void test_process_max_threads_counts_dropped(void **state)
 	assert_int_equal(p->thread_events_dropped, 1);
 	assert_null(process__thread(p, 3));
 	/* The process figures still count the untracked thread's block. */
-	process__free(p, 1, C, 0);
+	process__freed(p, 1, C, 0);
 	assert_heap(p, 30, 2, 3, 1, 0);
 	assert_int_equal(process__thread(p, 1)->live_bytes, 10);
 	assert_int_equal(process__thread(p, 2)->live_bytes, 20);
@@ -384,7 +426,7 @@ static void test_process_complete(void **state)
 
 	(void)state;
 	process__alloc(p, 1, A, 10, 0, 0);
-	process__free(p, 1, B, 0); /* an untracked free is expected, not an inconsistency */
+	process__freed(p, 1, B, 0); /* an untracked free is expected, not an inconsistency */
 	process__alloc_failed(p);
 	assert_true(process__complete(p));
 	p->thread_events_dropped = 1;
@@ -401,6 +443,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_process_table_add_find, free_table),
+	    cmocka_unit_test(test_process_runtime_state_slots),
 	    cmocka_unit_test_teardown(test_process_alloc_and_free, free_table),
 	    cmocka_unit_test_teardown(test_process_alloc_null_is_failure, free_table),
 	    cmocka_unit_test_teardown(test_process_realloc_moves_block, free_table),

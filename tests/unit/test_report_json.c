@@ -103,8 +103,8 @@ static void test_report_json_schema(void **state)
 	process__alloc(p, 1234, 0x1000, 100, 0, 0);
 	process__alloc(p, 1234, 0x2000, 50, 0, 0);
 	process__alloc(p, 1235, 0x3000, 1000, 0, 0);
-	process__free(p, 1235, 0x2000, 0);
-	process__free(p, 1235, 0x9000, 0);
+	process__freed(p, 1235, 0x2000, 0);
+	process__freed(p, 1235, 0x9000, 0);
 	process__alloc(p, ODD_TID, 0, 10, 0, 0);
 
 	text = write_report(report_json__write, &in);
@@ -233,7 +233,7 @@ static struct process_table *small_table(void)
 	process__alloc(p, 42, 0x1000, 100, 0, 0);
 	process__alloc(p, 42, 0x2000, 2048, 0, 0);
 	process__alloc(p, 43, 0x3000, 1536, 0, 0);
-	process__free(p, 42, 0x2000, 0);
+	process__freed(p, 42, 0x2000, 0);
 	return pt;
 }
 
@@ -275,11 +275,11 @@ static void test_report_text_incomplete(void **state)
 	p = process_table__add(in.procs, 7, "x", "/bin/x");
 	p->exited = true;
 	process__alloc(p, 7, 0x1000, 3u << 20, 0, 0);
-	process__free(p, 7, 0x1000, 0);
+	process__freed(p, 7, 0x1000, 0);
 	process__alloc(p, 7, 0x2000, 10, 0, 0);
 	process__alloc(p, 7, 0x3000, 20, 0, 0); /* over max_allocations */
 	process__alloc(p, 7, 0, 5, 0, 0);
-	process__free(p, 7, 0x4000, 0);
+	process__freed(p, 7, 0x4000, 0);
 
 	text = write_report(report_text__write, &in);
 	assert_string_equal(

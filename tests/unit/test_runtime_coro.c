@@ -11,7 +11,8 @@
 
 #include "memscoped/events.h"
 #include "event_decoder.h"
-#include "runtime_coro.h"
+#include "coro.h"
+#include "runtime_ucontext.h"
 
 #define PID 4242
 #define TID 4243
@@ -83,8 +84,7 @@ static int setup(void **state)
 		return -1;
 	f.p->start_ns = START_NS;
 	env.ctx = &f.vma_calls;
-	f.p->coro = coro_process__new("ucontext", &env, PID);
-	if (!f.p->coro)
+	if (!coro_process__attach(f.p, &env))
 		return -1;
 	f.d.procs = f.procs;
 	*state = &f;
@@ -209,7 +209,7 @@ static void test_coro_lifecycle_attribution_and_reuse(void **state)
 	assert_int_equal(t->state, TASK_DEALLOCATED);
 	assert_int_equal(t->end_state, TASK_COMPLETED);
 	assert_int_equal(t->last_tid, TID);
-	assert_int_equal(f->p->coro->ended_returned, 1);
+	assert_int_equal(coro_process__of(f->p)->ended_returned, 1);
 	/* The stack no longer captures anything. */
 	alloc(f, 0x4000, 9, top - 700, 5 * S + 1);
 	assert_int_equal(t->allocated_bytes_total, 150);
@@ -221,8 +221,8 @@ static void test_coro_lifecycle_attribution_and_reuse(void **state)
 	assert_ptr_not_equal(t2, t);
 	assert_int_equal(t2->generation, 2);
 	assert_string_equal(f->p->tasks->types[t2->type].name, "foo::bar(int)");
-	assert_int_equal(f->p->coro->switches, 4);
-	assert_int_equal(f->p->coro->unknown_switches, 0);
+	assert_int_equal(coro_process__of(f->p)->switches, 4);
+	assert_int_equal(coro_process__of(f->p)->unknown_switches, 0);
 	/* The thread's own stack was classified once. */
 	assert_int_equal(f->vma_calls, 1);
 }
@@ -248,8 +248,8 @@ static void test_coro_parked_suspect_then_stack_freed(void **state)
 	release(f, STACK_B, 50 * S);
 	assert_int_equal(t->state, TASK_DEALLOCATED);
 	assert_int_equal(t->end_state, TASK_CANCELLED);
-	assert_int_equal(f->p->coro->ended_freed, 1);
-	assert_int_equal(f->p->coro->stacks.n, 0);
+	assert_int_equal(coro_process__of(f->p)->ended_freed, 1);
+	assert_int_equal(coro_process__of(f->p)->stacks.n, 0);
 	/* What it allocated outlives it. */
 	assert_int_equal(t->live_bytes, 4000);
 	assert_int_equal(f->p->tasks->types[t->type].outlived_live_bytes, 4000);
@@ -265,7 +265,7 @@ static void test_coro_unknown_context_counted_not_attributed(void **state)
 	sw(f, MS_CORO_SWAPCONTEXT, UCP_MAIN, 0x60000000ull, THREAD_SP - 8, 2 * S);
 	/* A target whose saved stack pointer could not be read. */
 	sw(f, MS_CORO_SETCONTEXT, UCP_A, THREAD_SP, 0, 3 * S);
-	assert_int_equal(f->p->coro->unknown_switches, 2);
+	assert_int_equal(coro_process__of(f->p)->unknown_switches, 2);
 	assert_int_equal(f->p->tasks->ntasks, 1);
 	assert_int_equal(f->p->heap.untasked_live_bytes, 10);
 }
@@ -286,7 +286,7 @@ static void test_coro_discovered_at_first_switch(void **state)
 	/* Its uc_link is unknown: a setcontext at the top of its stack is its return. */
 	sw(f, MS_CORO_SETCONTEXT, UCP_MAIN, OWN_HI - 24, THREAD_SP - 8, 2 * S);
 	assert_int_equal(t->end_state, TASK_COMPLETED);
-	assert_int_equal(f->p->coro->discovered, 1);
+	assert_int_equal(coro_process__of(f->p)->discovered, 1);
 }
 
 /* Corrupt makecontext arguments are counted, never trusted. */
@@ -298,8 +298,8 @@ static void test_coro_bad_creates_ignored(void **state)
 	create(f, STACK_A, 0, ENTRY_C, 1 * S);
 	create(f, ~0ull - 10, STACK_SIZE, ENTRY_C, 1 * S);
 	create(f, STACK_A, 1ull << 60, ENTRY_C, 1 * S);
-	assert_int_equal(f->p->coro->bad_creates, 4);
-	assert_int_equal(f->p->coro->stacks.n, 0);
+	assert_int_equal(coro_process__of(f->p)->bad_creates, 4);
+	assert_int_equal(coro_process__of(f->p)->stacks.n, 0);
 	assert_int_equal(f->p->tasks->ntasks, 1);
 }
 
@@ -316,8 +316,8 @@ static void test_coro_overlapping_create_ends_the_old_one(void **state)
 	assert_int_equal(old->state, TASK_DEALLOCATED);
 	assert_int_equal(old->end_state, TASK_CANCELLED);
 	assert_int_equal(t->generation, 1);
-	assert_int_equal(f->p->coro->ended_reused, 1);
-	assert_int_equal(f->p->coro->stacks.n, 1);
+	assert_int_equal(coro_process__of(f->p)->ended_reused, 1);
+	assert_int_equal(coro_process__of(f->p)->stacks.n, 1);
 }
 
 static void pcl(struct fixture *f, uint16_t func, uint64_t addr, uint64_t sp, uint64_t ret,
@@ -341,9 +341,9 @@ static void test_coro_pcl_lifecycle_once_under_pcl(void **state)
 	uint64_t lo = HANDLE + 0x400, top = lo + STACK_SIZE;
 	struct task *t, *d;
 
-	f->p->coro->pcl = "pcl";
-	f->p->coro->pcl_exit_lo = EXIT_TO;
-	f->p->coro->pcl_exit_hi = EXIT_TO + 0x100;
+	coro_process__of(f->p)->pcl = "pcl";
+	coro_process__of(f->p)->pcl_exit_lo = EXIT_TO;
+	coro_process__of(f->p)->pcl_exit_hi = EXIT_TO + 0x100;
 	pcl(f, MS_PCL_CREATE, ENTRY_C, THREAD_SP, 0x400100, 1 * S);
 	create(f, lo, STACK_SIZE, 0x400800 /* libpcl's co_runner */, 1 * S);
 	pcl(f, MS_PCL_CREATE_RETURN, HANDLE, THREAD_SP, 0, 1 * S);
@@ -352,7 +352,7 @@ static void test_coro_pcl_lifecycle_once_under_pcl(void **state)
 	assert_string_equal(f->p->tasks->types[t->type].runtime, "pcl");
 	assert_string_equal(f->p->tasks->types[t->type].name, "serve_client");
 	assert_int_equal(t->stack_base, HANDLE);
-	assert_int_equal(f->p->coro->pcl_created, 1);
+	assert_int_equal(coro_process__of(f->p)->pcl_created, 1);
 
 	sw(f, MS_CORO_SWAPCONTEXT, UCP_A, THREAD_SP, top - 64, 2 * S);
 	alloc(f, 0x1000, 10, top - 256, 2 * S);
@@ -362,7 +362,7 @@ static void test_coro_pcl_lifecycle_once_under_pcl(void **state)
 	pcl(f, MS_PCL_CREATE, 0x400a00, top - 400, EXIT_TO + 0x20, 3 * S);
 	create(f, HELPER, 0x1000, 0x400800, 3 * S);
 	pcl(f, MS_PCL_CREATE_RETURN, HELPER - 0x400, top - 400, 0, 3 * S);
-	assert_int_equal(f->p->coro->pcl_internal, 1);
+	assert_int_equal(coro_process__of(f->p)->pcl_internal, 1);
 	assert_int_equal(f->p->tasks->ntasks, 2);
 	sw(f, MS_CORO_SWAPCONTEXT, UCP_A, top - 400, HELPER + 0x800, 3 * S);
 	alloc(f, 0x2000, 20, HELPER + 0x700, 3 * S); /* the helper's own: untasked */
@@ -371,7 +371,7 @@ static void test_coro_pcl_lifecycle_once_under_pcl(void **state)
 	assert_int_equal(t->end_state, TASK_COMPLETED);
 	assert_int_equal(t->live_bytes, 10);
 	assert_int_equal(f->p->heap.untasked_live_bytes, 20);
-	assert_int_equal(f->p->coro->unknown_switches, 0);
+	assert_int_equal(coro_process__of(f->p)->unknown_switches, 0);
 
 	/* Deleted while suspended: cancelled. */
 	pcl(f, MS_PCL_CREATE, ENTRY_CXX, THREAD_SP, 0x400100, 4 * S);
@@ -383,7 +383,7 @@ static void test_coro_pcl_lifecycle_once_under_pcl(void **state)
 	sw(f, MS_CORO_SWAPCONTEXT, UCP_MAIN, top - 300, THREAD_SP - 8, 6 * S);
 	pcl(f, MS_PCL_DELETE, HANDLE, THREAD_SP, 0x400110, 7 * S);
 	assert_int_equal(d->end_state, TASK_CANCELLED);
-	assert_int_equal(f->p->coro->pcl_ended_deleted, 2);
+	assert_int_equal(coro_process__of(f->p)->pcl_ended_deleted, 2);
 	/* Unknown handles are ignored. */
 	pcl(f, MS_PCL_DELETE, 0x1234, THREAD_SP, 0, 8 * S);
 	pcl(f, MS_PCL_CREATE_RETURN, 0x1234, THREAD_SP, 0, 8 * S);
@@ -401,7 +401,7 @@ static void test_coro_discovered_range_clipped_by_known_stacks(void **state)
 	t = coro(f, OWN_LO);
 	assert_non_null(t);
 	assert_int_equal(t->stack_size, OWN_HI - 0x1000 - OWN_LO);
-	assert_int_equal(f->p->coro->stacks.n, 2);
+	assert_int_equal(coro_process__of(f->p)->stacks.n, 2);
 }
 
 static void make_fcontext(struct fixture *f, uint64_t top, uint64_t size, uint64_t ts)
@@ -435,7 +435,7 @@ static void test_coro_fcontext_ends_by_stack_free(void **state)
 	uint64_t top_a = STACK_A + STACK_SIZE, top_b = STACK_B + STACK_SIZE;
 	struct task *a, *b;
 
-	f->p->coro->fcontext = "fcontext";
+	coro_process__of(f->p)->fcontext = "fcontext";
 	alloc(f, STACK_A, STACK_SIZE, THREAD_SP, 1 * S);
 	alloc(f, STACK_B, STACK_SIZE, THREAD_SP, 1 * S);
 	make_fcontext(f, top_a, STACK_SIZE, 1 * S);
@@ -444,7 +444,7 @@ static void test_coro_fcontext_ends_by_stack_free(void **state)
 	b = coro(f, STACK_B);
 	assert_string_equal(f->p->tasks->types[a->type].runtime, "fcontext");
 	assert_string_equal(f->p->tasks->types[a->type].name, "foo::bar(int)");
-	assert_int_equal(f->p->coro->fcontext_created, 2);
+	assert_int_equal(coro_process__of(f->p)->fcontext_created, 2);
 
 	jump(f, MS_CORO_JUMP_FCONTEXT, THREAD_SP, top_a - 64, 2 * S);
 	alloc(f, 0x1000, 10, top_a - 512, 2 * S);
@@ -459,7 +459,7 @@ static void test_coro_fcontext_ends_by_stack_free(void **state)
 	release(f, STACK_B, 7 * S);
 	assert_int_equal(b->end_state, TASK_CANCELLED);
 	assert_int_equal(b->polls, 2);
-	assert_int_equal(f->p->coro->stacks.n, 0);
+	assert_int_equal(coro_process__of(f->p)->stacks.n, 0);
 	assert_int_equal(f->p->heap.untasked_live_bytes, 0);
 
 	/* Unmapped while parked: cancelled; an unmap elsewhere changes nothing. */
@@ -473,12 +473,12 @@ static void test_coro_fcontext_ends_by_stack_free(void **state)
 	feed(f, &(struct ms_event){ .type = MS_EV_CORO_UNMAP, .addr = OWN_LO - 0x1000,
 				    .size = OWN_HI - OWN_LO + 0x2000 }, 10 * S);
 	assert_int_equal(a->end_state, TASK_CANCELLED);
-	assert_int_equal(f->p->coro->ended_unmapped, 1);
+	assert_int_equal(coro_process__of(f->p)->ended_unmapped, 1);
 
 	/* Found at a switch by jump_fcontext: an fcontext coroutine. */
 	jump(f, MS_CORO_JUMP_FCONTEXT, THREAD_SP, OWN_HI - 800, 8 * S);
 	assert_string_equal(f->p->tasks->types[coro(f, OWN_LO)->type].runtime, "fcontext");
-	assert_int_equal(f->p->coro->fcontext_discovered, 1);
+	assert_int_equal(coro_process__of(f->p)->fcontext_discovered, 1);
 }
 
 /* Whatever the events say, nothing crashes and every figure stays consistent. */
@@ -491,8 +491,8 @@ static void test_coro_random_events_never_crash(void **state)
 	uint32_t x = 12345;
 	int i;
 
-	f->p->coro->pcl = "pcl";
-	f->p->coro->fcontext = "fcontext";
+	coro_process__of(f->p)->pcl = "pcl";
+	coro_process__of(f->p)->fcontext = "fcontext";
 	for (i = 0; i < 200000; i++) {
 		struct ms_event e = { 0 };
 		__u64 *w[5] = { &e.addr, &e.old_addr, &e.size, &e.sp, &e.task };
@@ -509,7 +509,7 @@ static void test_coro_random_events_never_crash(void **state)
 		e.tid = TID + (x >> 28) % 3;
 		feed(f, &e, (uint64_t)i * 1000);
 	}
-	assert_true(f->p->coro->stacks.n <= f->p->tasks->ntasks + 64);
+	assert_true(coro_process__of(f->p)->stacks.n <= f->p->tasks->ntasks + 64);
 }
 
 /* glibc 2.36's x86-64 swapcontext, as Debian 12 ships it. */
@@ -537,19 +537,19 @@ static const uint8_t swapcontext_2_36[] = {
 };
 
 /* The probe goes to the emulated push once the target's registers are loaded, or the entry. */
-static void test_coro_swapcontext_late_offset(void **state)
+static void test_ucontext__swapcontext_late_offset(void **state)
 {
 	uint8_t code[sizeof(swapcontext_2_36)];
 
 	(void)state;
-	assert_int_equal(coro_swapcontext_late_offset(swapcontext_2_36, sizeof(code)), 0xd1);
+	assert_int_equal(ucontext__swapcontext_late_offset(swapcontext_2_36, sizeof(code)), 0xd1);
 	assert_int_equal(swapcontext_2_36[0xd1], 0x51);
 	/* Truncated, or oucp not kept in r9: not the sequence. */
-	assert_int_equal(coro_swapcontext_late_offset(swapcontext_2_36, 0xd1), 0);
+	assert_int_equal(ucontext__swapcontext_late_offset(swapcontext_2_36, 0xd1), 0);
 	memcpy(code, swapcontext_2_36, sizeof(code));
 	code[0x6a] = 0x90;
-	assert_int_equal(coro_swapcontext_late_offset(code, sizeof(code)), 0);
-	assert_int_equal(coro_swapcontext_late_offset(code, 0), 0);
+	assert_int_equal(ucontext__swapcontext_late_offset(code, sizeof(code)), 0);
+	assert_int_equal(ucontext__swapcontext_late_offset(code, 0), 0);
 }
 
 /* A glibc thread arena's heap (64 MiB aligned) above a guard page is no coroutine stack. */
@@ -565,10 +565,10 @@ static void test_coro_arena_heap_is_not_a_stack(void **state)
 {
 	struct fixture *f = *state;
 
-	f->p->coro->env.vma = arena_vma;
+	coro_process__of(f->p)->env.vma = arena_vma;
 	sw(f, MS_CORO_SWAPCONTEXT, UCP_A, THREAD_SP, 0x7f0004000800ull, 1 * S);
-	assert_int_equal(f->p->coro->unknown_switches, 1);
-	assert_int_equal(f->p->coro->discovered, 0);
+	assert_int_equal(coro_process__of(f->p)->unknown_switches, 1);
+	assert_int_equal(coro_process__of(f->p)->discovered, 0);
 }
 
 /* The decoder without a coroutine runtime ignores coroutine events. */
@@ -576,8 +576,8 @@ static void test_coro_events_without_runtime_ignored(void **state)
 {
 	struct fixture *f = *state;
 
-	coro_process__free(f->p->coro);
-	f->p->coro = NULL;
+	coro_process__detach(f->p);
+	assert_null(coro_process__of(f->p));
 	create(f, STACK_A, STACK_SIZE, ENTRY_C, 1 * S);
 	sw(f, MS_CORO_SWAPCONTEXT, UCP_A, THREAD_SP, STACK_A + 64, 1 * S);
 	alloc(f, 0x1000, 10, STACK_A + 32, 1 * S);
@@ -610,7 +610,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_coro_random_events_never_crash, setup,
 						teardown),
-		cmocka_unit_test(test_coro_swapcontext_late_offset),
+		cmocka_unit_test(test_ucontext__swapcontext_late_offset),
 		cmocka_unit_test_setup_teardown(test_coro_arena_heap_is_not_a_stack, setup,
 						teardown),
 	};

@@ -198,7 +198,7 @@ static void test_task_table_cells_through_the_process_table(void **state)
 	assert_int_equal(p->heap.untasked_live_bytes, 0);
 	process__alloc(p, 7, 0xb000, 100, idx, S);
 	assert_int_equal(task_table__at(p->tasks, idx)->live_bytes, 100);
-	process__free(p, 7, 0xa000, 3 * S);
+	process__freed(p, 7, 0xa000, 3 * S);
 	task = task_table__at(p->tasks, idx);
 	assert_int_equal(task->state, TASK_DEALLOCATED);
 	assert_int_equal(p->heap.cell_live_bytes, 0);

@@ -70,7 +70,7 @@ static void test_timeseries_one_point_per_step_and_forced_points(void **state)
 	assert_int_equal(timeseries__tick(ts, pt, 100 * S + S / 2, false), 0); /* not due */
 	assert_int_equal(timeseries__points(ts, p), 1);
 	assert_int_equal(timeseries__tick(ts, pt, 101 * S, false), 0);
-	process__free(p, 1, 0x1000, 0);
+	process__freed(p, 1, 0x1000, 0);
 	assert_int_equal(timeseries__tick(ts, pt, 101 * S + S / 4, true), 0); /* a report */
 	assert_int_equal(timeseries__points(ts, p), 3);
 	/* The forced point left the schedule alone: 102 s is due, 102.5 s is not. */

@@ -15,10 +15,20 @@
 //! Always a multi-thread runtime with 2 workers (`WORKERS` overrides). SIGUSR1 is blocked
 //! before any thread exists, so only the main thread's sigwait takes it.
 
-use std::hint::black_box;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
+
+/// `std::hint::black_box` (Rust 1.66) for Debian 12's rustc 1.63 as well: a volatile read the
+/// optimizer cannot see through, so allocations it is given are not elided.
+#[inline(never)]
+pub fn black_box<T>(x: T) -> T {
+    unsafe {
+        let y = std::ptr::read_volatile(&x);
+        std::mem::forget(x);
+        y
+    }
+}
 
 /// "Forever" for tokio::time::sleep (10 years).
 const FOREVER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);

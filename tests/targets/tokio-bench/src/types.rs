@@ -6,10 +6,20 @@
 //! Every `async` block a macro expands is its own type; 10 functions of 100 keep each
 //! function a reasonable size for the compiler.
 
-use std::hint::black_box;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
+
+/// `std::hint::black_box` (Rust 1.66) for Debian 12's rustc 1.63 as well: a volatile read the
+/// optimizer cannot see through, so allocations it is given are not elided.
+#[inline(never)]
+pub fn black_box<T>(x: T) -> T {
+    unsafe {
+        let y = std::ptr::read_volatile(&x);
+        std::mem::forget(x);
+        y
+    }
+}
 
 const FOREVER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 const TYPES: usize = 1000;

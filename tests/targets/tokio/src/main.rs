@@ -13,13 +13,23 @@
 //! inside the target and checks the records against it.
 
 use std::future::Future;
-use std::hint::black_box;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Mutex;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::task::JoinHandle;
+
+/// `std::hint::black_box` (Rust 1.66) for Debian 12's rustc 1.63 as well: a volatile read the
+/// optimizer cannot see through, so allocations it is given are not elided.
+#[inline(never)]
+pub fn black_box<T>(x: T) -> T {
+    unsafe {
+        let y = std::ptr::read_volatile(&x);
+        std::mem::forget(x);
+        y
+    }
+}
 
 #[cfg(feature = "selfcheck")]
 mod selfcheck;
@@ -387,15 +397,20 @@ async fn t_parent(i: usize, n: usize, me: usize) {
 
 /// Returns Pending (after waking itself) until `c >= n`; no allocation.
 async fn wait_until(c: &AtomicUsize, n: usize) {
-    std::future::poll_fn(|cx| {
-        if c.load(SeqCst) >= n {
-            Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            Poll::Pending
+    // std::future::poll_fn is Rust 1.64: spelled out for Debian 12's rustc 1.63.
+    struct WaitUntil<'a>(&'a AtomicUsize, usize);
+    impl Future for WaitUntil<'_> {
+        type Output = ();
+        fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+            if self.0.load(SeqCst) >= self.1 {
+                Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
         }
-    })
-    .await
+    }
+    WaitUntil(c, n).await
 }
 
 /// What the root keeps alive until exit (so it is live at "done").

@@ -44,16 +44,19 @@ struct Map {
     e: [Ent; CAP],
 }
 static LOCK: AtomicBool = AtomicBool::new(false);
+// Repeated in array initialisers (inline `const { }` blocks need Rust 1.79).
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO: AtomicU64 = AtomicU64::new(0);
 static mut MAP: Map = Map { e: [E0; CAP] };
 
 // per task id (index), counted at allocation time; cells are moved out of
 // these into CELLS_* by mark_cell
-static CALLS: [AtomicU64; MAXID] = [const { AtomicU64::new(0) }; MAXID];
-static BYTES: [AtomicU64; MAXID] = [const { AtomicU64::new(0) }; MAXID];
-static CELL_CALLS: [AtomicU64; MAXID] = [const { AtomicU64::new(0) }; MAXID];
-static CELL_BYTES: [AtomicU64; MAXID] = [const { AtomicU64::new(0) }; MAXID];
+static CALLS: [AtomicU64; MAXID] = [ZERO; MAXID];
+static BYTES: [AtomicU64; MAXID] = [ZERO; MAXID];
+static CELL_CALLS: [AtomicU64; MAXID] = [ZERO; MAXID];
+static CELL_BYTES: [AtomicU64; MAXID] = [ZERO; MAXID];
 static OVERFLOW: AtomicU64 = AtomicU64::new(0);
-static BY_FN: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+static BY_FN: [AtomicU64; 5] = [ZERO; 5];
 
 fn lock() {
     while LOCK.compare_exchange_weak(false, true, Acquire, Relaxed).is_err() {
@@ -63,7 +66,7 @@ fn lock() {
 fn unlock() {
     LOCK.store(false, Release);
 }
-#[allow(static_mut_refs)]
+#[allow(unknown_lints, static_mut_refs)]
 fn map() -> &'static mut Map {
     unsafe { &mut MAP }
 }
@@ -250,7 +253,7 @@ fn live_by_owner(id: u32) -> u64 {
 }
 
 static FAILS: AtomicU64 = AtomicU64::new(0);
-static SNAP: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
+static SNAP: [AtomicU64; 6] = [ZERO; 6];
 
 /// Freezes the untasked/per-function counters when the scenarios are over
 /// (before printing, which allocates).
@@ -264,7 +267,7 @@ pub fn snapshot() {
 
 /// Appends measured fields to a task record line and checks them.
 #[allow(clippy::too_many_arguments)]
-pub fn print_task_check(
+pub(crate) fn print_task_check(
     out: &mut impl Write,
     r: &super::Rec,
     bytes: usize,
@@ -315,7 +318,7 @@ pub fn print_task_check(
     }
 }
 
-pub fn print_summary(out: &mut impl Write, t: &super::Table) {
+pub(crate) fn print_summary(out: &mut impl Write, t: &super::Table) {
     // every task's cell was allocated by its parent (root => untasked)
     let mut cell_owner_bad = 0;
     for i in 0..t.n {

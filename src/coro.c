@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The stackful-coroutine core every stackful runtime (ucontext, pcl, fcontext) shares: live
+ * stacks, the lifecycle of the coroutines on them, and the target's maps and symbols.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -10,11 +14,12 @@
 #include <unistd.h>
 #include <libiberty/demangle.h>
 #include "memscoped/events.h"
+#include "coro.h"
+#include "runtime.h"
 #include "elf_symbols.h"
+#include "probe_plan.h"
 #include "proc.h"
 #include "process_table.h"
-#include "runtime_coro.h"
-
 /* A stack larger than this is not one (a corrupt or uninitialised ucontext). */
 #define MAX_STACK_SIZE (1ull << 32)
 /* A mapping larger than this is no coroutine stack (glibc arenas are 64 MiB). */
@@ -30,7 +35,7 @@
  */
 #define RETURN_FRAME_BYTES 256
 
-/* ---- live stacks: a sorted array, binary search ---- */
+/* Live stacks: a sorted array, binary search. */
 
 size_t coro_stacks__lower(const struct coro_stacks *cs, uint64_t addr)
 {
@@ -88,8 +93,7 @@ void coro_stacks__clear(struct coro_stacks *cs)
 }
 
 /*
- * ---- the real environment: the target's maps and ELF symbols ----
- * The daemon drops its capabilities once attached, after which /proc/PID/maps and
+ * The real environment, the target's maps and ELF symbols. The daemon drops its capabilities once attached, after which /proc/PID/maps and
  * /proc/PID/root can no longer be opened: both are opened at attach and kept.
  */
 struct real_env {
@@ -97,40 +101,9 @@ struct real_env {
 	int root_fd;
 };
 
-/* Calls cb for every line of the target's maps, from the fd opened at attach. */
 static int maps_lines(const struct real_env *r, int (*cb)(char *line, void *ctx), void *ctx)
 {
-	char *buf = NULL, *line, *save = NULL;
-	size_t len = 0, cap = 0;
-	ssize_t n;
-	int ret = 0;
-
-	for (;;) {
-		if (cap - len < 4096) {
-			char *grown = realloc(buf, cap ? cap * 2 : 65536);
-
-			if (!grown) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = grown;
-			cap = cap ? cap * 2 : 65536;
-		}
-		n = pread(r->maps_fd, buf + len, cap - len - 1, (off_t)len);
-		if (n < 0) {
-			ret = -errno;
-			free(buf);
-			return ret;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	for (line = strtok_r(buf, "\n", &save); line && !ret; line = strtok_r(NULL, "\n", &save))
-		ret = cb(line, ctx);
-	free(buf);
-	return ret;
+	return proc__maps_fd_lines(r->maps_fd, cb, ctx);
 }
 
 struct vma_ctx {
@@ -346,7 +319,7 @@ void coro_process__free(struct coro_process *c)
 	free(c);
 }
 
-/* ---- per-stack generations: open addressing on the stack address ---- */
+/* Per-stack generations: open addressing on the stack address. */
 
 static struct coro_generation *gen_slot(struct coro_process *c, uint64_t lo)
 {
@@ -384,8 +357,6 @@ static uint32_t next_generation(struct coro_process *c, uint64_t lo)
 	return ++g->generation;
 }
 
-/* ---- task types: the entry function ---- */
-
 static uint32_t type_of_entry(struct process *p, struct coro_process *c, const char *runtime,
 			      uint64_t entry)
 {
@@ -420,9 +391,7 @@ static uint32_t type_of_entry(struct process *p, struct coro_process *c, const c
 	return type;
 }
 
-/* ---- lifecycle ---- */
-
-static struct task *task_at(struct process *p, uint32_t index)
+struct task *coro__task_at(struct process *p, uint32_t index)
 {
 	struct task *t = task_table__at(p->tasks, index);
 
@@ -430,27 +399,27 @@ static struct task *task_at(struct process *p, uint32_t index)
 }
 
 /* Ends the coroutine of stack i (its stack is gone or taken) and forgets the stack. */
-static void end_stack(struct process *p, size_t i, bool cancelled, uint64_t ts)
+void coro__end_stack(struct process *p, size_t i, bool cancelled, uint64_t ts)
 {
-	struct task *t = task_at(p, p->coro->stacks.s[i].task);
+	struct task *t = coro__task_at(p, coro_process__of(p)->stacks.s[i].task);
 
 	if (t) {
 		t->cancel_seen |= cancelled && !task__ended(t);
 		task_table__dealloc(p->tasks, t, ts);
 	}
-	coro_stacks__remove_at(&p->coro->stacks, i);
+	coro_stacks__remove_at(&coro_process__of(p)->stacks, i);
 }
 
 /* Every live stack overlapping [lo, hi) ends: it was reused or freed while suspended. */
 static void end_overlapping(struct process *p, uint64_t lo, uint64_t hi, uint64_t *counter,
 			    uint64_t ts)
 {
-	struct coro_stacks *cs = &p->coro->stacks;
+	struct coro_stacks *cs = &coro_process__of(p)->stacks;
 	size_t i = coro_stacks__lower(cs, lo);
 
 	while (i < cs->n && cs->s[i].lo < hi) {
 		/* A fiber that left by ontop_fcontext finished, unless it was being unwound. */
-		end_stack(p, i, !cs->s[i].exiting || cs->s[i].unwinding, ts);
+		coro__end_stack(p, i, !cs->s[i].exiting || cs->s[i].unwinding, ts);
 		(*counter)++;
 	}
 }
@@ -458,7 +427,7 @@ static void end_overlapping(struct process *p, uint64_t lo, uint64_t hi, uint64_
 static struct task *start(struct process *p, uint64_t lo, uint64_t hi, uint64_t link,
 			  uint32_t type, enum task_discovery how, uint64_t ts)
 {
-	struct coro_process *c = p->coro;
+	struct coro_process *c = coro_process__of(p);
 	struct coro_stack s = { .lo = lo, .hi = hi, .link = link };
 	struct task *t;
 
@@ -487,7 +456,7 @@ static void forget_regions(struct coro_process *c, uint64_t lo, uint64_t hi)
 }
 
 /* The co_create in progress on thread tid, or with add a new slot for it (oldest reused). */
-static struct coro_pcl_pending *pcl_pending(struct coro_process *c, uint32_t tid, bool add)
+struct coro_pcl_pending *coro__pcl_pending(struct coro_process *c, uint32_t tid, bool add)
 {
 	struct coro_pcl_pending *slot;
 	size_t i;
@@ -509,7 +478,7 @@ static struct coro_pcl_pending *pcl_pending(struct coro_process *c, uint32_t tid
 
 void coro_process__create(struct process *p, const struct ms_event *e)
 {
-	struct coro_process *c = p->coro;
+	struct coro_process *c = coro_process__of(p);
 	uint64_t lo = e->coro_create.stack, size = e->coro_create.stack_size;
 	struct coro_pcl_pending *pending;
 	const char *runtime;
@@ -525,7 +494,7 @@ void coro_process__create(struct process *p, const struct ms_event *e)
 	/* A new coroutine on a stack in use: the old one can never run again. */
 	end_overlapping(p, lo, lo + size, &c->ended_reused, e->ts);
 	forget_regions(c, lo, lo + size);
-	pending = e->func == MS_CORO_MAKECONTEXT ? pcl_pending(c, e->tid, false) : NULL;
+	pending = e->func == MS_CORO_MAKECONTEXT ? coro__pcl_pending(c, e->tid, false) : NULL;
 	if (pending && pending->internal) {
 		/* libpcl's delete helper: its stack runs nothing of the program's. Stack ranges
 		 * are bounded by --max-tasks like the coroutines that own the others. */
@@ -615,7 +584,7 @@ static void clip(const struct coro_stacks *cs, uint64_t target, struct coro_vma 
 
 void coro_process__switch(struct process *p, const struct ms_event *e)
 {
-	struct coro_process *c = p->coro;
+	struct coro_process *c = coro_process__of(p);
 	uint64_t sp = e->coro_switch.sp, target = e->coro_switch.target_sp;
 	struct coro_stack *from, *to;
 	struct task *ft = NULL, *tt = NULL;
@@ -628,7 +597,7 @@ void coro_process__switch(struct process *p, const struct ms_event *e)
 	from = coro_stacks__find(&c->stacks, sp);
 	to = target ? coro_stacks__find(&c->stacks, target) : NULL;
 	if (from)
-		ft = task_at(p, from->task);
+		ft = coro__task_at(p, from->task);
 	/* setcontext into its own saved context: it keeps running. */
 	if (from && from == to)
 		return;
@@ -651,7 +620,7 @@ void coro_process__switch(struct process *p, const struct ms_event *e)
 	}
 	if (to) {
 		to->unwinding = e->func == MS_CORO_ONTOP_FCONTEXT;
-		tt = task_at(p, to->task);
+		tt = coro__task_at(p, to->task);
 	} else if (!target) {
 		c->unknown_switches++;
 	} else {
@@ -679,386 +648,167 @@ void coro_process__switch(struct process *p, const struct ms_event *e)
 	}
 }
 
-/* The live pcl coroutine with this handle: its stack starts just past the handle's block. */
-static size_t pcl_find(struct process *p, uint64_t handle)
-{
-	struct coro_stacks *cs = &p->coro->stacks;
-	size_t i = coro_stacks__lower(cs, handle);
-	struct task *t;
-
-	if (i < cs->n) {
-		t = task_at(p, cs->s[i].task);
-		if (t && t->stack_base == handle)
-			return i;
-	}
-	return cs->n;
-}
-
-void coro_process__pcl(struct process *p, const struct ms_event *e)
-{
-	struct coro_process *c = p->coro;
-	struct coro_pcl_pending *pending;
-	struct coro_stack *s;
-	struct task *t;
-	size_t i;
-
-	if (!c || !c->pcl)
-		return;
-	switch (e->func) {
-	case MS_PCL_CREATE:
-		pending = pcl_pending(c, e->tid, true);
-		pending->func = e->addr;
-		pending->internal = e->pcl.ret >= c->pcl_exit_lo && e->pcl.ret < c->pcl_exit_hi;
-		break;
-	case MS_PCL_CREATE_RETURN:
-		pending = pcl_pending(c, e->tid, false);
-		if (!pending)
-			break;
-		t = task_table__at(p->tasks, pending->task);
-		/* The handle names it: "pcl:0x<handle>", as the program knows it. */
-		if (t && pending->task && e->addr)
-			t->stack_base = e->addr;
-		pending->active = false;
-		break;
-	case MS_PCL_EXIT:
-		/* Its function returned (co_runner calls co_exit) or it called co_exit itself. */
-		s = coro_stacks__find(&c->stacks, e->pcl.sp);
-		t = s ? task_at(p, s->task) : NULL;
-		if (t && !task__ended(t)) {
-			task_table__poll_end(p->tasks, t, e->ts, TASK_COMPLETED);
-			c->ended_returned++;
-		}
-		break;
-	case MS_PCL_DELETE:
-		i = pcl_find(p, e->addr);
-		if (i < c->stacks.n) {
-			c->pcl_ended_deleted++;
-			end_stack(p, i, true, e->ts);
-		}
-		break;
-	default:
-		break;
-	}
-}
-
 uint32_t coro_process__task_of(struct process *p, uint64_t sp)
 {
+	struct coro_process *c = coro_process__of(p);
 	struct coro_stack *s;
 
-	if (!p->coro || !p->coro->stacks.n)
+	if (!c || !c->stacks.n)
 		return 0;
-	s = coro_stacks__find(&p->coro->stacks, sp);
+	s = coro_stacks__find(&c->stacks, sp);
 	return s ? s->task : 0;
 }
 
 void coro_process__block_freed(struct process *p, uint64_t addr, uint64_t ts)
 {
+	struct coro_process *c = coro_process__of(p);
 	struct heap_block b;
 	uint64_t size = 1;
 
-	if (!p->coro || !p->coro->stacks.n)
+	if (!c || !c->stacks.n)
 		return;
 	/* A block from before attach has no known size: only a stack starting at it ends. */
 	if (heap_table__lookup(p->blocks, addr, &b))
 		size = b.size ? b.size : 1;
-	end_overlapping(p, addr, addr + size, &p->coro->ended_freed, ts);
+	end_overlapping(p, addr, addr + size, &c->ended_freed, ts);
 }
 
 void coro_process__unmapped(struct process *p, uint64_t addr, uint64_t size, uint64_t ts)
 {
-	if (!p->coro || !size || addr + size < addr)
+	struct coro_process *c = coro_process__of(p);
+
+	if (!c || !size || addr + size < addr)
 		return;
 	/* What lay there (a thread's stack, say) may come back as something else. */
-	forget_regions(p->coro, addr, addr + size);
-	if (p->coro->stacks.n)
-		end_overlapping(p, addr, addr + size, &p->coro->ended_unmapped, ts);
+	forget_regions(c, addr, addr + size);
+	if (c->stacks.n)
+		end_overlapping(p, addr, addr + size, &c->ended_unmapped, ts);
 }
 
-/* ---- where the functions are ---- */
+/* The key of the core's state in a process: every stackful runtime shares it. */
+static const char coro_key;
 
-static const struct {
-	const char *symbol;
-	enum ms_coro_func func;
-} ucontext_fns[] = {
-	{ "makecontext", MS_CORO_MAKECONTEXT },
-	{ "swapcontext", MS_CORO_SWAPCONTEXT },
-	{ "setcontext", MS_CORO_SETCONTEXT },
-};
-
-static const uint8_t *find_bytes(const uint8_t *p, const uint8_t *end, const uint8_t *pat,
-				 size_t n)
+static void coro_state_free(void *state)
 {
-	for (; p + n <= end; p++)
-		if (!memcmp(p, pat, n))
-			return p;
-	return NULL;
+	coro_process__free(state);
 }
 
-size_t coro_swapcontext_late_offset(const uint8_t *code, size_t len)
+struct coro_process *coro_process__of(const struct process *p)
 {
-	/* mov %rdi,%r9: oucp kept in r9 across the rt_sigprocmask syscall. */
-	static const uint8_t keep_oucp[] = { 0x49, 0x89, 0xf9 };
-	/* mov 0xa0(%rdx),%rsp; the callee-saved loads; mov 0xa8(%rdx),%rcx; push %rcx */
-	static const uint8_t restore[] = {
-		0x48, 0x8b, 0xa2, 0xa0, 0x00, 0x00, 0x00, 0x48, 0x8b, 0x9a, 0x80, 0x00, 0x00,
-		0x00, 0x48, 0x8b, 0x6a, 0x78, 0x4c, 0x8b, 0x62, 0x48, 0x4c, 0x8b, 0x6a, 0x50,
-		0x4c, 0x8b, 0x72, 0x58, 0x4c, 0x8b, 0x7a, 0x60, 0x48, 0x8b, 0x8a, 0xa8, 0x00,
-		0x00, 0x00, 0x51,
-	};
-	const uint8_t *end = code + len, *keep, *at;
-
-	keep = find_bytes(code, end, keep_oucp, sizeof(keep_oucp));
-	if (!keep)
-		return 0;
-	at = find_bytes(keep, end, restore, sizeof(restore));
-	if (!at || find_bytes(at + sizeof(restore), end, restore, sizeof(restore)))
-		return 0;
-	return (size_t)(at - code) + sizeof(restore) - 1;
+	return process__state(p, &coro_key);
 }
 
-int coro_ucontext__plan_from_elf(struct elf_symbols *e, struct coro_probe_plan *plan)
+struct coro_process *coro_process__attach(struct process *p, const struct coro_env *env)
 {
-	struct elf_sym sym;
-	uint8_t code[512];
-	uint64_t offset;
-	size_t i, late;
-	ssize_t n;
+	struct coro_process *c = coro_process__of(p);
 
-	plan->n = 0;
-	for (i = 0; i < sizeof(ucontext_fns) / sizeof(ucontext_fns[0]); i++) {
-		if (elf_symbols__lookup(e, ucontext_fns[i].symbol, &sym) ||
-		    sym.type != STT_FUNC || elf_symbols__offset(e, sym.vaddr, &offset))
-			return -ENOENT;
-		plan->offsets[plan->n] = offset;
-		plan->cookies[plan->n++] = ucontext_fns[i].func;
-		if (ucontext_fns[i].func != MS_CORO_SWAPCONTEXT)
-			continue;
-		/* Its entry is single-stepped: probe the emulated push after the switch if found. */
-		n = elf_symbols__read(e, offset, code,
-				      sym.size && sym.size < sizeof(code) ? sym.size : sizeof(code));
-		late = n > 0 ? coro_swapcontext_late_offset(code, (size_t)n) : 0;
-		if (late) {
-			plan->offsets[plan->n - 1] = offset + late;
-			plan->cookies[plan->n - 1] = MS_CORO_SWAPCONTEXT_LATE;
-		}
-	}
-	/* Optional: without it, stacks of their own live on once unmapped. */
-	plan->munmap_offset = 0;
-	if (!elf_symbols__lookup(e, "munmap", &sym) && sym.type == STT_FUNC &&
-	    elf_symbols__offset(e, sym.vaddr, &offset) == 0)
-		plan->munmap_offset = offset;
-	return 0;
+	if (c)
+		return c;
+	c = coro_process__new(CORO_RUNTIME_UCONTEXT, env, (int)p->pid);
+	if (!c || process__set_state(p, &coro_key, c, coro_state_free))
+		return NULL;
+	return c;
 }
 
-static int plan_object(int pid, const char *object, void *ctx)
+void coro_process__detach(struct process *p)
 {
-	struct coro_probe_plan *plan = ctx;
+	process__set_state(p, &coro_key, NULL, NULL);
+}
+
+static int plan_munmap(int pid, const char *object, void *ctx)
+{
+	static const struct probe_fn munmap_fn = { "munmap", "coro_unmap", MS_CORO_MUNMAP, false };
+	struct probe_plan *plan = ctx;
 	struct elf_symbols *e;
 	int err;
 
+	probe_plan__clear(plan);
 	snprintf(plan->object, sizeof(plan->object), "%s", object);
 	e = elf_symbols__open_target(pid, object, plan->open_path, sizeof(plan->open_path));
 	if (!e)
 		return -errno;
-	err = coro_ucontext__plan_from_elf(e, plan);
+	err = probe_plan__functions(e, &munmap_fn, 1, plan);
 	elf_symbols__close(e);
 	return err;
 }
 
-int coro_ucontext__plan(int pid, struct coro_probe_plan *plan, char *err, size_t errlen)
+int coro_process__attach_unmap(const struct runtime_ctx *ctx, struct process *p)
 {
-	char libc[PATH_MAX] = "", *exe = NULL;
-	int ret;
+	struct coro_process *c = coro_process__of(p);
+	struct probe_plan *plan;
+	char msg[512], *exe = NULL;
+	int err;
 
-	ret = proc__exe(pid, &exe);
-	if (ret) {
-		snprintf(err, errlen, "cannot read /proc/%d/exe: %s", pid, strerror(-ret));
-		return ret;
-	}
-	/* A static executable carries its own libc. */
-	ret = plan_object(pid, exe, plan);
-	if (ret == 0)
-		goto out;
-	ret = proc__try_libc(pid, plan_object, plan, libc, sizeof(libc));
-	if (ret)
-		snprintf(err, errlen, "no ucontext in '%s'%s%s%s: makecontext, swapcontext and "
-				      "setcontext not all found",
-			 exe, libc[0] ? " or '" : "", libc, libc[0] ? "'" : "");
-out:
-	free(exe);
-	return ret;
-}
-
-struct fn_spec {
-	const char *symbol;
-	uint32_t func; /* enum ms_pcl_func or ms_coro_func */
-};
-
-static const struct fn_spec pcl_fns[] = {
-	{ "co_create", MS_PCL_CREATE },
-	{ "co_exit_to", MS_PCL_EXIT },
-	{ "co_delete", MS_PCL_DELETE },
-};
-
-static const struct fn_spec fcontext_fns[] = {
-	{ "make_fcontext", MS_CORO_MAKE_FCONTEXT },
-	{ "jump_fcontext", MS_CORO_JUMP_FCONTEXT },
-	{ "ontop_fcontext", MS_CORO_ONTOP_FCONTEXT },
-};
-
-struct candidates {
-	const char *prefix; /* of the library's file name */
-	char paths[8][PATH_MAX];
-	size_t n;
-};
-
-/* The executable first, then every mapped object whose name starts with the prefix. */
-static int find_candidates(const struct proc_mapping *m, void *ctx)
-{
-	struct candidates *c = ctx;
-	const char *base = strrchr(m->path, '/');
-	size_t i;
-
-	base = base ? base + 1 : m->path;
-	if (strncmp(base, c->prefix, strlen(c->prefix)) ||
-	    c->n == sizeof(c->paths) / sizeof(c->paths[0]))
+	if (!c || c->unmap_attached)
 		return 0;
-	for (i = 0; i < c->n; i++)
-		if (!strcmp(c->paths[i], m->path))
-			return 0;
-	snprintf(c->paths[c->n++], PATH_MAX, "%s", m->path);
-	return 0;
-}
-
-struct load_ctx {
-	const char *path;
-	uint64_t start;
-	bool found;
-};
-
-static int first_load(const struct proc_mapping *m, void *ctx)
-{
-	struct load_ctx *l = ctx;
-
-	if (m->offset != 0 || strcmp(m->path, l->path))
-		return 0;
-	l->start = m->start;
-	l->found = true;
-	return 1;
-}
-
-static int plan_fns(int pid, const char *object, const struct fn_spec *fns, size_t nfns,
-		    struct coro_pcl_plan *plan)
-{
-	struct coro_probe_plan *pp = &plan->probes;
-	struct load_ctx l = { .path = object };
-	struct elf_symbols *e;
-	struct elf_sym sym;
-	uint64_t offset;
-	size_t i;
-	int err = 0;
-
-	snprintf(pp->object, sizeof(pp->object), "%s", object);
-	e = elf_symbols__open_target(pid, object, pp->open_path, sizeof(pp->open_path));
-	if (!e)
-		return -errno;
-	pp->n = 0;
-	for (i = 0; i < nfns; i++) {
-		if (elf_symbols__lookup(e, fns[i].symbol, &sym) || sym.type != STT_FUNC ||
-		    elf_symbols__offset(e, sym.vaddr, &offset)) {
-			err = -ENOENT;
-			break;
-		}
-		pp->offsets[pp->n] = offset;
-		pp->cookies[pp->n++] = fns[i].func;
-		if (fns != pcl_fns)
-			continue;
-		if (fns[i].func == MS_PCL_CREATE)
-			plan->create_offset = offset;
-		if (fns[i].func != MS_PCL_EXIT)
-			continue;
-		/* Where co_exit_to runs in the target: co_create called from there is internal. */
-		if (proc__mappings(pid, first_load, &l) < 0 || !l.found) {
-			err = -ENOENT;
-			break;
-		}
-		plan->exit_lo = l.start - elf_symbols__base_vaddr(e) + sym.vaddr;
-		plan->exit_hi = plan->exit_lo + (sym.size ? sym.size : 1);
-	}
-	elf_symbols__close(e);
-	return err;
-}
-
-size_t coro__libraries_mapped(int pid, const char *prefix)
-{
-	struct candidates *c = calloc(1, sizeof(*c));
-	size_t n = 0;
-
-	if (!c)
-		return 0;
-	c->prefix = prefix;
-	if (proc__mappings(pid, find_candidates, c) >= 0)
-		n = c->n;
-	free(c);
-	return n;
-}
-
-/* The first of the executable and the mapped objects named prefix* that has all of fns. */
-static int plan_library(int pid, const char *prefix, const struct fn_spec *fns, size_t nfns,
-			struct coro_pcl_plan *plan, char **ret_exe)
-{
-	struct candidates *c = calloc(1, sizeof(*c));
-	size_t i;
-	int ret;
-
-	if (!c)
+	plan = calloc(1, sizeof(*plan));
+	if (!plan)
 		return -ENOMEM;
-	ret = proc__exe(pid, ret_exe);
-	if (ret) {
-		free(c);
-		return ret;
+	/* munmap of the libc (or a static executable's own): optional, stacks then live on. */
+	err = proc__try_libc((int)p->pid, plan_munmap, plan, msg, sizeof(msg));
+	if (err && !msg[0] && !proc__exe((int)p->pid, &exe))
+		err = plan_munmap((int)p->pid, exe, plan);
+	free(exe);
+	if (!err) {
+		err = ctx->attach_plan(ctx, (int)p->pid, plan, msg, sizeof(msg));
+		if (err && err != -EOPNOTSUPP)
+			ctx->log("pid %u: %s, ignoring", p->pid, msg);
+		c->unmap_attached = !err;
 	}
-	c->prefix = prefix;
-	snprintf(c->paths[c->n++], PATH_MAX, "%s", *ret_exe);
-	ret = proc__mappings(pid, find_candidates, c);
-	for (i = 0, ret = -ENOENT; i < c->n && ret; i++)
-		ret = plan_fns(pid, c->paths[i], fns, nfns, plan);
-	free(c);
-	return ret;
+	probe_plan__clear(plan);
+	free(plan);
+	return err == -EOPNOTSUPP ? err : 0;
 }
 
-int coro_pcl__plan(int pid, struct coro_pcl_plan *plan, char *err, size_t errlen)
+/* ucontext is listed for coroutines made outside libpcl, pcl for those made by co_create. */
+bool coro__ucontext_listed(const struct coro_process *c)
 {
-	char *exe = NULL;
-	int ret;
-
-	ret = plan_library(pid, CORO_PCL_LIBRARY, pcl_fns, sizeof(pcl_fns) / sizeof(pcl_fns[0]), plan,
-			   &exe);
-	if (ret)
-		snprintf(err, errlen,
-			 "no pcl in '%s' or a mapped libpcl: co_create, co_exit_to and co_delete "
-			 "not all found", exe ? exe : "?");
-	free(exe);
-	return ret;
+	return c && (c->requested || c->discovered > c->fcontext_discovered ||
+		     c->created > c->pcl_created + c->pcl_internal + c->fcontext_created);
 }
 
-int coro_fcontext__plan(int pid, struct coro_probe_plan *plan, char *err, size_t errlen)
+bool coro__fcontext_listed(const struct coro_process *c)
 {
-	struct coro_pcl_plan *p = calloc(1, sizeof(*p));
-	char *exe = NULL;
-	int ret;
+	return c && c->fcontext &&
+	       (c->fcontext_requested || c->fcontext_created || c->fcontext_discovered);
+}
 
-	if (!p)
-		return -ENOMEM;
-	ret = plan_library(pid, CORO_FCONTEXT_LIBRARY, fcontext_fns,
-			   sizeof(fcontext_fns) / sizeof(fcontext_fns[0]), p, &exe);
-	if (ret)
-		snprintf(err, errlen,
-			 "no fcontext in '%s' or a mapped libboost_context: make_fcontext, "
-			 "jump_fcontext and ontop_fcontext not all found", exe ? exe : "?");
-	else
-		*plan = p->probes;
-	free(exe);
-	free(p);
-	return ret;
+bool coro__pcl_listed(const struct coro_process *c)
+{
+	return c && c->pcl && (c->pcl_requested || c->pcl_created);
+}
+
+static void field(struct runtime_section *s, const char *key, uint64_t value)
+{
+	if (s->n < RUNTIME_FIELDS) {
+		s->fields[s->n].key = key;
+		s->fields[s->n++].value = value;
+	}
+}
+
+bool coro_process__section(const struct coro_process *c, struct runtime_section *ret)
+{
+	if (!coro__ucontext_listed(c) && !coro__pcl_listed(c) && !coro__fcontext_listed(c))
+		return false;
+	ret->name = "coroutines";
+	ret->n = 0;
+	field(ret, "created", c->created);
+	field(ret, "discovered", c->discovered);
+	field(ret, "switches", c->switches);
+	field(ret, "unknown_switches", c->unknown_switches);
+	field(ret, "bad_creates", c->bad_creates);
+	field(ret, "ended_returned", c->ended_returned);
+	field(ret, "ended_stack_freed", c->ended_freed);
+	field(ret, "ended_stack_unmapped", c->ended_unmapped);
+	field(ret, "ended_stack_reused", c->ended_reused);
+	field(ret, "live_stacks", c->stacks.n);
+	if (c->fcontext)
+		field(ret, "fcontext_created", c->fcontext_created);
+	if (c->pcl) {
+		field(ret, "pcl_created", c->pcl_created);
+		field(ret, "pcl_deleted", c->pcl_ended_deleted);
+	}
+	ret->note = "coroutines created before attach appear at their first switch (only those on "
+		    "a stack mapping of their own; the others count as unknown switches)";
+	return true;
 }

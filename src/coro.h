@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * Stackful coroutines (ucontext): tasks identified by their stack. An allocation whose stack
- * pointer lies in a live coroutine's stack belongs to that coroutine; switches give resumes,
- * running and suspended time; a return to uc_link, a new coroutine on the same stack or the
- * stack's free() ends one.
+ * The stackful-coroutine core under ucontext, pcl and fcontext: tasks identified by their
+ * stack. An allocation whose stack pointer lies in a live coroutine's stack belongs to that
+ * coroutine; switches give resumes, running and suspended time; a return to uc_link, a new
+ * coroutine on the same stack or the stack's free() ends one.
  */
-#ifndef MEMSCOPED_RUNTIME_CORO_H
-#define MEMSCOPED_RUNTIME_CORO_H
+#ifndef MEMSCOPED_CORO_H
+#define MEMSCOPED_CORO_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct task;
 
 /* Task table keys of coroutines: the stack address with this bit, apart from tokio headers. */
 #define CORO_KEY_BIT (1ull << 63)
@@ -99,6 +101,8 @@ struct coro_generation {
 
 struct real_env;
 
+#define CORO_RUNTIME_UCONTEXT "ucontext"
+
 /* Coroutines of one traced process. */
 struct coro_process {
 	const char *runtime; /* "ucontext" */
@@ -112,6 +116,8 @@ struct coro_process {
 	struct coro_generation *gens; /* open addressing on lo */
 	size_t gens_mask, ngens;
 	bool requested; /* --runtime named it: listed in the report even if unused */
+	bool unmap_attached;
+	bool ucontext_attached;
 	/* libpcl, on top of ucontext: its coroutines are reported once, as pcl. */
 	const char *pcl;		     /* "pcl" when traced, else NULL */
 	bool pcl_requested;
@@ -151,48 +157,28 @@ uint32_t coro_process__task_of(struct process *p, uint64_t sp);
 /* A block is about to be freed: coroutines whose stack it held are over. */
 void coro_process__block_freed(struct process *p, uint64_t addr, uint64_t ts);
 
-/* Where ucontext's functions are: an object of the target and their file offsets. */
-struct coro_probe_plan {
-	char object[4096];    /* as the target maps it */
-	char open_path[4096]; /* /proc/PID/root/... */
-	uint64_t offsets[3];
-	uint64_t cookies[3];  /* enum ms_coro_func */
-	size_t n;
-	uint64_t munmap_offset; /* ucontext's libc: munmap, 0 if absent */
-};
+/* The core's state in p (NULL before a stackful runtime attached), or made now. */
+struct coro_process *coro_process__of(const struct process *p);
+struct coro_process *coro_process__attach(struct process *p, const struct coro_env *env);
+/* Frees the core's state in p. */
+void coro_process__detach(struct process *p);
 
-/*
- * Finds makecontext, swapcontext and setcontext in the executable (static) or the libc pid
- * maps. Returns 0, -ENOENT (err names the functions and objects searched), or -errno.
- */
-int coro_ucontext__plan(int pid, struct coro_probe_plan *plan, char *err, size_t errlen);
-/*
- * Where in glibc's x86-64 swapcontext the target's registers are loaded and `push %rcx` (an
- * instruction the kernel emulates) follows, with oucp still in r9: offset from its start, or 0
- * if the code is not that sequence (the entry is probed then, single-stepped).
- */
-size_t coro_swapcontext_late_offset(const uint8_t *code, size_t len);
-/* The same in an opened object (exposed for tests); -ENOENT unless all three are there. */
-struct elf_symbols;
-int coro_ucontext__plan_from_elf(struct elf_symbols *e, struct coro_probe_plan *plan);
+struct runtime_ctx;
+/* munmap of the target's libc, once per process: stacks of their own end when unmapped. */
+int coro_process__attach_unmap(const struct runtime_ctx *ctx, struct process *p);
 
-/*
- * Finds libpcl (the executable, or a mapped libpcl*): co_create, co_exit_to and co_delete,
- * and co_exit_to's runtime address range. -ENOENT (err says what was searched) or -errno.
- */
-struct coro_pcl_plan {
-	struct coro_probe_plan probes; /* co_create, co_exit_to, co_delete */
-	uint64_t create_offset;	       /* for the return probe */
-	uint64_t exit_lo, exit_hi;     /* co_exit_to in the target's memory */
-};
-int coro_pcl__plan(int pid, struct coro_pcl_plan *plan, char *err, size_t errlen);
-/* boost.context's make_fcontext, jump_fcontext and ontop_fcontext, as for libpcl. */
-int coro_fcontext__plan(int pid, struct coro_probe_plan *plan, char *err, size_t errlen);
+/* Listed in the report's runtimes; the "coroutines" section of the report. */
+bool coro__ucontext_listed(const struct coro_process *c);
+bool coro__pcl_listed(const struct coro_process *c);
+bool coro__fcontext_listed(const struct coro_process *c);
+struct runtime_section;
+bool coro_process__section(const struct coro_process *c, struct runtime_section *ret);
 
-/* File name prefixes of the runtimes' shared libraries. */
-#define CORO_PCL_LIBRARY "libpcl"
-#define CORO_FCONTEXT_LIBRARY "libboost_context"
-/* How many distinct objects named prefix* pid maps (a cheap check before planning). */
-size_t coro__libraries_mapped(int pid, const char *prefix);
+/* For the runtimes on the core (pcl). */
+struct task *coro__task_at(struct process *p, uint32_t index);
+/* Ends the coroutine of stack i (its stack is gone or taken) and forgets the stack. */
+void coro__end_stack(struct process *p, size_t i, bool cancelled, uint64_t ts);
+/* The co_create in progress on thread tid, or with add a new slot for it (oldest reused). */
+struct coro_pcl_pending *coro__pcl_pending(struct coro_process *c, uint32_t tid, bool add);
 
 #endif

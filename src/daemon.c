@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "memscoped/events.h"
+#include "daemon.h"
+#include "exporter_prometheus.h"
+#include "http_server.h"
+#include "log.h"
+#include "proc.h"
+#include "prom_text.h"
+#include "report.h"
+#include "alloc_watch.h"
+#include "timeseries.h"
+#include "runtime.h"
+#include "watcher.h"
+
+/* The ring is drained on this period: events are submitted without wakeups. */
+#define DRAIN_PERIOD_NS 10000000L
+/* Targets are checked for exit this often. */
+#define ALIVE_CHECK_NS 100000000L
+/* Scrapes see metrics at most this old: rendering stays off the HTTP thread. */
+#define METRICS_PERIOD_NS 1000000000L
+/* The textfile is rewritten every --interval, or this often without one. */
+#define TEXTFILE_PERIOD_S 10
+
+uint64_t daemon__now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t lost_events(const struct daemon *d)
+{
+	int ncpus = libbpf_num_possible_cpus(), i;
+	uint64_t *values, sum = 0;
+	uint32_t zero = 0;
+
+	if (ncpus <= 0 || d->lost_fd < 0)
+		return 0;
+	values = calloc((size_t)ncpus, sizeof(*values));
+	if (!values)
+		return 0;
+	if (!bpf_map_lookup_elem(d->lost_fd, &zero, values))
+		for (i = 0; i < ncpus; i++)
+			sum += values[i];
+	free(values);
+	return sum;
+}
+
+size_t daemon__update_alive(struct daemon *d)
+{
+	struct process_table *procs = d->decoder.procs;
+	const char *problem;
+	size_t i, j, alive = 0;
+
+	for (i = 0; i < process_table__count(procs); i++) {
+		struct process *p = process_table__at(procs, i);
+
+		for (j = 0; j < nruntimes; j++)
+			if (runtimes[j]->problem && (problem = runtimes[j]->problem(p)))
+				log_err("pid %u: %s", p->pid, problem);
+		if (p->execed && d->targets_fd >= 0 &&
+		    !bpf_map_delete_elem(d->targets_fd, &(uint32_t){ p->pid }))
+			log_err("pid %u: exec'd a new program; its report ends at the exec",
+				p->pid);
+		if (!p->exited && !proc__alive((int)p->pid))
+			p->exited = true;
+		alive += !p->exited && !p->execed;
+	}
+	return alive;
+}
+
+static void sleep_ns(long ns)
+{
+	struct timespec ts = { 0, ns };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Readers never see a partial file: write a temporary one beside it, then rename. */
+static int write_atomically(const char *path, int (*write_to)(FILE *f, const void *ctx),
+			    const void *ctx)
+{
+	char tmp[PATH_MAX];
+	FILE *f;
+	int err;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -(errno = ENAMETOOLONG);
+	f = fopen(tmp, "we");
+	if (!f)
+		return -errno;
+	err = write_to(f, ctx);
+	if (fclose(f) && !err)
+		err = -errno;
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (err) {
+		unlink(tmp);
+		errno = -err;
+	}
+	return err;
+}
+
+struct text {
+	const char *data;
+	size_t len;
+};
+
+static int write_text(FILE *f, const void *ctx)
+{
+	const struct text *t = ctx;
+
+	return fwrite(t->data, 1, t->len, f) == t->len ? 0 : -EIO;
+}
+
+static int write_report_json(FILE *f, const void *ctx)
+{
+	return report_json__write(f, ctx);
+}
+
+/* Streamed to PATH.tmp: the report is never whole in memory. */
+static int write_json_report(const char *path, const struct report_input *in)
+{
+	int err;
+
+	if (!strcmp(path, "-"))
+		return report_json__write(stdout, in);
+	err = write_atomically(path, write_report_json, in);
+	if (err)
+		log_err("cannot write report '%s': %s", path, strerror(-err));
+	return err;
+}
+
+static int write_report_html(FILE *f, const void *ctx)
+{
+	return report_html__write(f, ctx);
+}
+
+static int write_html_report(const char *path, const struct report_input *in)
+{
+	int err;
+
+	if (!strcmp(path, "-"))
+		return report_html__write(stdout, in);
+	err = write_atomically(path, write_report_html, in);
+	if (err)
+		log_err("cannot write HTML report '%s': %s", path, strerror(-err));
+	return err;
+}
+
+int daemon__handle_event(void *ctx, void *data, size_t len)
+{
+	struct daemon *d = ctx;
+
+	if (len >= sizeof(struct ms_event))
+		watcher__before_event(d->watcher, &d->links, data);
+	event_decoder__handle(&d->decoder, data, len);
+	return 0;
+}
+
+static void fill_report(struct daemon *d, struct report_input *r)
+{
+	uint64_t now = daemon__now();
+
+	r->duration_seconds = (double)(now - d->start) / 1e9;
+	r->events_received = d->decoder.stats.received;
+	r->events_lost = lost_events(d);
+	r->procs = d->decoder.procs;
+	r->now_ns = now;
+	r->stuck_after_ns = (uint64_t)(d->opts.stuck_after * 1e9);
+	r->timeseries = d->series;
+}
+
+/* Renders the metrics once for both the HTTP endpoint and the textfile. */
+static int render_metrics(struct daemon *d)
+{
+	struct proc_self_stats self;
+	struct report_input r;
+	struct exporter_input in = { 0 };
+
+	fill_report(d, &r);
+	in.procs = r.procs;
+	in.events_received = r.events_received;
+	in.events_lost = r.events_lost;
+	in.now_ns = r.now_ns;
+	in.stuck_after_ns = r.stuck_after_ns;
+	in.max_task_types = d->opts.max_task_types;
+	in.self = proc__self_stats(&self) ? NULL : &self;
+	return exporter_prometheus__render(d->metrics, &in);
+}
+
+void daemon__publish_metrics(struct daemon *d, bool textfile)
+{
+	const char *text;
+	size_t len;
+
+	if (!d->metrics || render_metrics(d))
+		return;
+	text = prom_text__data(d->metrics, &len);
+	if (d->http)
+		http_server__publish(d->http, text, len);
+	if (textfile && d->opts.textfile &&
+	    write_atomically(d->opts.textfile, write_text, &(struct text){ text, len }))
+		log_err("cannot write metrics to '%s': %s, ignoring", d->opts.textfile,
+			strerror(errno));
+}
+
+int daemon__write_reports(struct daemon *d)
+{
+	struct report_input r;
+
+	int err;
+
+	fill_report(d, &r);
+	/* The series ends at the report's own figures. */
+	timeseries__tick(d->series, r.procs, r.now_ns, true);
+	report_text__write(stdout, &r);
+	err = d->opts.report ? write_json_report(d->opts.report, &r) : 0;
+	if (d->opts.html && write_html_report(d->opts.html, &r))
+		err = -EIO;
+	return err;
+}
+
+static uint64_t period_ns(double seconds)
+{
+	return (uint64_t)(seconds * 1e9);
+}
+
+/* Never silently blind: a busy target whose allocator probes stay silent is said, once. */
+static void warn_blind(struct daemon *d, uint64_t now)
+{
+	size_t i, n = process_table__count(d->decoder.procs);
+	double cpu, elapsed;
+	char msg[1536];
+
+	for (i = 0; i < n; i++) {
+		struct process *p = process_table__at(d->decoder.procs, i);
+
+		elapsed = now > p->start_ns ? (double)(now - p->start_ns) / 1e9 : 0;
+		if (alloc_watch__frees_missed(p, elapsed, d->opts.stuck_after))
+			log_err("warning: pid %u: %" PRIu64 " allocations reused addresses still live: "
+				"frees were not seen; probed %s", p->pid, p->blocks_replaced,
+				p->allocator.probed ? p->allocator.probed : p->allocator.family);
+		if (elapsed < d->opts.stuck_after || proc__cpu_seconds((int)p->pid, &cpu))
+			continue;
+		if (!alloc_watch__blind(p, elapsed, cpu, d->opts.stuck_after))
+			continue;
+		alloc_watch__message(p, elapsed, cpu, msg, sizeof(msg));
+		log_err("warning: %s", msg);
+	}
+}
+
+void daemon__run(struct daemon *d, volatile sig_atomic_t *exiting,
+		 volatile sig_atomic_t *report_requested)
+{
+	const struct cli_options *o = &d->opts;
+	uint64_t now, next_alive, next_metrics, next_textfile, next_summary = 0, deadline = 0;
+	struct report_input r;
+
+	next_alive = d->start + ALIVE_CHECK_NS;
+	next_metrics = d->start;
+	next_textfile = d->start + period_ns(o->interval > 0 ? o->interval : TEXTFILE_PERIOD_S);
+	if (o->duration > 0)
+		deadline = d->start + period_ns(o->duration);
+	if (o->interval > 0)
+		next_summary = d->start + period_ns(o->interval);
+
+	while (!*exiting) {
+		watcher__receive(d->watcher, &d->links);
+		ring_buffer__consume(d->rb);
+		now = daemon__now();
+		if (deadline && now >= deadline)
+			break;
+		if (now >= next_alive) {
+			next_alive = now + ALIVE_CHECK_NS;
+			/* Drain first: a target's last events precede its exit. */
+			ring_buffer__consume(d->rb);
+			if (!daemon__update_alive(d))
+				break;
+			warn_blind(d, now);
+		}
+		timeseries__tick(d->series, d->decoder.procs, now, false);
+		if (*report_requested) {
+			*report_requested = 0;
+			daemon__write_reports(d);
+		}
+		if (now >= next_metrics) {
+			next_metrics = now + METRICS_PERIOD_NS;
+			daemon__publish_metrics(d, now >= next_textfile);
+			if (now >= next_textfile)
+				next_textfile =
+					now + period_ns(o->interval > 0 ? o->interval :
+									  TEXTFILE_PERIOD_S);
+		}
+		if (next_summary && now >= next_summary) {
+			next_summary = now + period_ns(o->interval);
+			fill_report(d, &r);
+			report_text__summary(stderr, &r);
+		}
+		sleep_ns(DRAIN_PERIOD_NS);
+	}
+}
+
+void daemon__scan(struct daemon *d)
+{
+	char msg[256];
+	struct process *p;
+	size_t i, j;
+	int err;
+
+	for (i = 0; i < process_table__count(d->decoder.procs); i++) {
+		p = process_table__at(d->decoder.procs, i);
+		for (j = 0; j < nruntimes; j++) {
+			if (!runtimes[j]->scan || !runtimes[j]->attached(p))
+				continue;
+			err = runtimes[j]->scan(p, daemon__now(), msg, sizeof(msg));
+			if (err)
+				log_err("pid %u: attach scan failed: %s, ignoring", p->pid,
+					strerror(-err));
+			else
+				log_err("pid %u: %s", p->pid, msg);
+		}
+	}
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* The running daemon: drain events, watch the targets, publish metrics, write the reports. */
+#ifndef MEMSCOPED_DAEMON_H
+#define MEMSCOPED_DAEMON_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "attach.h"
+#include "cli.h"
+#include "event_decoder.h"
+
+struct http_server;
+struct prom_text;
+struct ring_buffer;
+struct timeseries;
+struct watcher;
+
+/* Everything the main loop owns. */
+struct daemon {
+	struct cli_options opts;
+	struct ring_buffer *rb;
+	struct attachment links;
+	struct event_decoder decoder;
+	struct http_server *http;
+	struct prom_text *metrics;
+	struct watcher *watcher; /* libraries loaded later, or NULL */
+	struct timeseries *series; /* live heap over time, for the JSON and HTML reports */
+	int lost_fd;		 /* BPF maps: failed ring reserves, per CPU */
+	int targets_fd;		 /* and the traced pids; -1 before load */
+	uint64_t start;		 /* CLOCK_MONOTONIC */
+};
+
+uint64_t daemon__now(void);
+/* The ring buffer's callback (ctx: the daemon). */
+int daemon__handle_event(void *ctx, void *data, size_t len);
+/* Marks targets that are gone and says once what a runtime or an exec broke; how many live. */
+size_t daemon__update_alive(struct daemon *d);
+/* Tasks alive before attach that may never run again: found in memory, once. */
+void daemon__scan(struct daemon *d);
+/* Renders the metrics for the HTTP endpoint (and the textfile if asked). */
+void daemon__publish_metrics(struct daemon *d, bool textfile);
+/* The text report to stdout, the JSON report to --report, the HTML report to --html. */
+int daemon__write_reports(struct daemon *d);
+/* Until a signal, --duration, or every target gone. */
+void daemon__run(struct daemon *d, volatile sig_atomic_t *exiting,
+		 volatile sig_atomic_t *report_requested);
+
+#endif
