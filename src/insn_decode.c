@@ -12,6 +12,8 @@
 enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9 };
 
 #define REG(r) (1u << (r))
+/* The SysV x86-64 argument registers, in order. */
+static const unsigned int arg_regs[] = { RDI, RSI, RDX, RCX, R8, R9 };
 #define ARG_REGS (REG(RDI) | REG(RSI) | REG(RDX) | REG(RCX) | REG(R8) | REG(R9))
 #define CC_E 0x4	/* condition code of je/jz */
 #define INSN_MAX 15	/* the CPU faults on longer instructions */
@@ -35,6 +37,7 @@ struct insn {
 	bool writes_flags;
 	int zero_test;		/* argument register a 64-bit test/cmp compares with 0, or -1 */
 	unsigned int writes;	/* REG() bits of the registers written */
+	int copy_from;		/* a 64-bit register-to-register mov: its source, or -1 */
 };
 
 /* branch_setup_xol_ops() emulates exactly x86_nops[1..8] (longer ones carry a rejected 0x2e). */
@@ -156,6 +159,7 @@ static size_t decode(const uint8_t *p, size_t len, struct insn *in)
 
 	memset(in, 0, sizeof(*in));
 	in->zero_test = -1;
+	in->copy_from = -1;
 	if (len > INSN_MAX)
 		len = INSN_MAX;
 	for (; i < len && is_legacy_prefix(p[i]); i++) {
@@ -269,6 +273,10 @@ static size_t decode(const uint8_t *p, size_t len, struct insn *in)
 			write_rm(in, modrm, rex, op == 0x88);
 		else
 			write_reg(in, modrm, rex, op == 0x8a);
+		/* mov %r64,%r64: the value moves to another register */
+		if ((op == 0x89 || op == 0x8b) && (rex & 8) && modrm >> 6 == 3)
+			in->copy_from = op == 0x89 ? (int)((modrm >> 3 & 7u) | (rex & 4u) << 1) :
+						     (int)((modrm & 7u) | (rex & 1u) << 3);
 	} else if (op == 0x8d) {
 		m = modrm_len(p + i, len - i);
 		if (!m || p[i] >> 6 == 3)
@@ -352,14 +360,12 @@ size_t insn_decode__length(const uint8_t *code, size_t len)
 }
 
 /* Why the probe cannot move past in (reached before any emulated insn), or NULL if it can. */
-static const char *blocker(const struct insn *in, bool null_exit, unsigned int live)
+static const char *blocker(const struct insn *in, bool null_exit)
 {
 	if (in->rejected)
 		return "an earlier insn is rejected by uprobes";
 	if ((in->kind == INSN_JCC && !null_exit) || in->kind == INSN_BRANCH)
 		return "an earlier branch is not a NULL early return of an argument";
-	if (in->writes & live)
-		return "an earlier insn writes an argument register";
 	if (in->writes & (REG(RSP) | REG(RBP)) || in->writes_mem)
 		return "an earlier insn writes the stack, %rbp or memory";
 	return NULL;
@@ -374,8 +380,6 @@ static int keep_entry(struct probe_placement *ret, const char *reason)
 	return 0;
 }
 
-static const unsigned int arg_regs[] = { RDI, RSI, RDX, RCX, R8, R9 };
-
 int insn_decode__arg_register(unsigned int argpos)
 {
 	return argpos >= 1 && argpos <= 6 ? (int)arg_regs[argpos - 1] : -1;
@@ -386,10 +390,59 @@ int insn_decode__placement(const uint8_t *code, size_t len, struct probe_placeme
 	return insn_decode__placement_args(code, len, 0x3f, ret);
 }
 
+/*
+ * Follows the live arguments through a skipped insn: a 64-bit mov copies one into another
+ * argument register, any other write loses that copy. Returns false if an argument the probe
+ * reads is then in no argument register at all.
+ */
+static bool follow_args(const struct insn *in, unsigned int where[6], unsigned int args)
+{
+	unsigned int k;
+	bool copied;
+
+	for (k = 0; k < 6; k++) {
+		copied = in->copy_from >= 0 && (where[k] & REG(in->copy_from));
+		where[k] &= ~in->writes;
+		if (copied)
+			where[k] |= in->writes & ARG_REGS;
+		if (!where[k] && (args & 1u << k))
+			return false;
+	}
+	return true;
+}
+
+/* The argument register a zero test checks, if it still holds that argument's entry value. */
+static int entry_value(int reg, const unsigned int where[6])
+{
+	unsigned int k;
+
+	for (k = 0; k < 6 && reg >= 0; k++)
+		if ((int)arg_regs[k] == reg)
+			return where[k] & REG(reg) ? reg : -1;
+	return -1;
+}
+
+/* Where each argument is at the probe: its own register if it is still there. */
+static void settle_args(const unsigned int where[6], unsigned int args, uint8_t arg_at[6])
+{
+	unsigned int k, r;
+
+	for (k = 0; k < 6; k++) {
+		arg_at[k] = (uint8_t)(k + 1);
+		if (!(args & 1u << k) || (where[k] & REG(arg_regs[k])))
+			continue;
+		for (r = 0; r < 6; r++)
+			if (where[k] & REG(arg_regs[r])) {
+				arg_at[k] = (uint8_t)(r + 1);
+				break;
+			}
+	}
+}
+
 int insn_decode__placement_args(const uint8_t *code, size_t len, unsigned int args,
 				struct probe_placement *ret)
 {
-	unsigned int live = 0, k;
+	unsigned int k, where[6];
 	int zero = -1, null_checked = -1;
 	bool endbr_only = true, null_exit;
 	const char *why;
@@ -398,9 +451,10 @@ int insn_decode__placement_args(const uint8_t *code, size_t len, unsigned int ar
 
 	if (!code || !len)
 		return -EINVAL;
-	for (k = 0; k < 6; k++)
-		if (args & 1u << k)
-			live |= REG(arg_regs[k]);
+	for (k = 0; k < 6; k++) {
+		where[k] = REG(arg_regs[k]);
+		ret->arg_at[k] = (uint8_t)(k + 1);
+	}
 	if (!decode(code, len, &in))
 		return keep_entry(ret, "entry insn is not decoded");
 	if (in.rejected)
@@ -423,14 +477,16 @@ int insn_decode__placement_args(const uint8_t *code, size_t len, unsigned int ar
 		if (in.emulated && (in.kind == INSN_PUSH || in.kind == INSN_NOP ||
 				    (in.kind == INSN_JCC && !null_exit)))
 			break;
-		why = blocker(&in, null_exit, live);
+		why = blocker(&in, null_exit);
 		if (why)
 			return keep_entry(ret, why);
+		if (!follow_args(&in, where, args))
+			return keep_entry(ret, "an earlier insn writes an argument register");
 		if (null_exit)
 			null_checked = zero;
-		/* Skipped insns never write an argument register, so only flags can go stale. */
+		/* A zero test is a NULL check only of an argument as it was at entry. */
 		if (in.writes_flags)
-			zero = in.zero_test;
+			zero = entry_value(in.zero_test, where);
 		endbr_only &= in.kind == INSN_ENDBR;
 	}
 	if (off >= len)
@@ -438,13 +494,14 @@ int insn_decode__placement_args(const uint8_t *code, size_t len, unsigned int ar
 	ret->offset = off;
 	ret->emulated = true;
 	ret->null_arg = null_checked;
+	settle_args(where, args, ret->arg_at);
 	if (null_checked >= 0)
 		ret->reason = null_check_reasons[null_checked];
 	else if (endbr_only)
 		ret->reason = "skipped endbr64 (single-stepped)";
 	else if (in.kind == INSN_JCC)
-		ret->reason = "a conditional branch, after single-stepped insns that write no "
-			      "argument it reads";
+		ret->reason = "a conditional branch, after single-stepped insns that keep the "
+			      "arguments it reads in argument registers";
 	else
 		ret->reason = "skipped single-stepped insns that only set flags or scratch regs";
 	return 0;

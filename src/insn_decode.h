@@ -12,6 +12,8 @@ struct probe_placement {
 	bool emulated;	    /* the instruction at offset is emulated by the kernel */
 	const char *reason; /* static string: why offset */
 	int null_arg;	    /* -1, or the register whose NULL calls the offset skips */
+	/* Where argument k + 1 is at offset: the position (1-6) of the register it moved to. */
+	uint8_t arg_at[6];
 };
 
 /*
@@ -30,9 +32,11 @@ int insn_decode__placement(const uint8_t *code, size_t len, struct probe_placeme
 
 /*
  * The same for a function whose probe reads only the arguments in args (bit k: the (k+1)-th
- * argument register): skipped insns may write the others, and the probe may also land on a
- * conditional branch (emulated) that every call reaches. jemalloc's free, for one, computes
- * into %rdx and %rcx before its first emulated insn, and its malloc starts with cmp; ja.
+ * argument register): skipped insns may write the others, a 64-bit mov may move one into
+ * another argument register (arg_at says where it is then), and the probe may also land on a
+ * conditional branch (emulated) that every call reaches. jemalloc's free computes into %rdx
+ * and %rcx before its first emulated insn, its malloc starts with cmp; ja, and mimalloc's
+ * malloc moves its size to %rsi first.
  */
 int insn_decode__placement_args(const uint8_t *code, size_t len, unsigned int args,
 				struct probe_placement *ret);

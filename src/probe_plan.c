@@ -110,6 +110,20 @@ static unsigned int args_read(uint64_t cookie)
 	return mask;
 }
 
+/* The cookie with each argument position moved to where the probe finds that argument. */
+static uint64_t moved_args(uint64_t cookie, const uint8_t arg_at[6])
+{
+	unsigned int shift, pos;
+
+	/* size, count, ptr, out, align and flags: 4 bits each from bit 8 (MS_ALLOC_COOKIE). */
+	for (shift = 8; shift < 32; shift += 4) {
+		pos = (unsigned int)(cookie >> shift) & 0xf;
+		if (pos >= 1 && pos <= 6)
+			cookie = (cookie & ~(0xfull << shift)) | (uint64_t)arg_at[pos - 1] << shift;
+	}
+	return cookie;
+}
+
 static int plan_row(struct elf_symbols *e, const struct alloc_family *f, const char *prefix,
 		    const struct alloc_fn_row *fn, struct probe_plan *plan)
 {
@@ -118,7 +132,7 @@ static int plan_row(struct elf_symbols *e, const struct alloc_family *f, const c
 	const struct probe_spec *twin;
 	struct probe_placement place;
 	struct elf_sym sym;
-	uint8_t code[64];
+	uint8_t code[128];
 	uint64_t offset;
 	ssize_t n;
 
@@ -149,6 +163,8 @@ static int plan_row(struct elf_symbols *e, const struct alloc_family *f, const c
 		place.offset = 0;
 		place.reason = "its NULL early return would hide real calls";
 	}
+	if (place.offset)
+		cookie = moved_args(cookie, place.arg_at);
 	/* Aliases (glibc's memalign = aligned_alloc, mimalloc's malloc = mi_malloc): one probe. */
 	twin = planned_at(plan, offset + place.offset);
 	if (!twin && place.offset)

@@ -44,6 +44,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* The probe lands on a whole instruction the decoder knows. */
 		if (place.offset)
 			assert(insn_decode__length(code + place.offset, size - place.offset) > 0);
+		/* Only some arguments read (the first byte picks which): each is somewhere. */
+		memset(&place, 0xa5, sizeof(place));
+		assert(insn_decode__placement_args(code, size, data[0] & 0x3f, &place) == 0);
+		assert(place.offset < size);
+		for (n = 0; n < 6; n++)
+			assert(place.arg_at[n] >= 1 && place.arg_at[n] <= 6);
+		if (place.offset)
+			assert(insn_decode__length(code + place.offset, size - place.offset) > 0);
 	}
 	free(code);
 	return 0;

@@ -216,6 +216,38 @@ static void test_placement_only_the_arguments_read_are_kept(void **state)
 	assert_int_equal(p.offset, 0);
 }
 
+static void test_placement_arguments_moved_to_another_register(void **state)
+{
+	/* mimalloc 2.0's malloc: mov x(%rip),%rax; mov %rdi,%rsi; mov %fs:(%rax),%rdi;
+	 * cmp $0x400,%rsi; ja */
+	static const uint8_t mi_malloc[] = { 0x48, 0x8b, 0x05, 0x49, 0xb4, 0x00, 0x00, 0x48, 0x89,
+					     0xfe, 0x64, 0x48, 0x8b, 0x38, 0x48, 0x81, 0xfe, 0x00,
+					     0x04, 0x00, 0x00, 0x77, 0x29 };
+	/* mov %rdi,%rcx; test %rdi,%rdi; je; lea -1(%rdi),%rdi; test %rcx,%rcx; jne */
+	static const uint8_t freed[] = { 0x48, 0x89, 0xf9, 0x48, 0x85, 0xff, 0x74, 0x5d, 0x48,
+					 0x8d, 0x7f, 0xff, 0x48, 0x85, 0xc9, 0x75, 0x10 };
+	/* mov %edi,%esi (32 bits); mov $0,%edi; cmp $1,%rsi; ja: the size is cut, stays */
+	static const uint8_t cut[] = { 0x89, 0xfe, 0xbf, 0, 0, 0, 0, 0x48, 0x83, 0xfe, 0x01,
+				       0x77, 0x10 };
+	struct probe_placement p;
+
+	(void)state;
+	assert_int_equal(insn_decode__placement_args(mi_malloc, sizeof(mi_malloc), 1u << 0, &p),
+			 0);
+	assert_int_equal(p.offset, 21);
+	assert_int_equal(p.arg_at[0], 2); /* the size is in %rsi at the ja */
+	assert_int_equal(insn_decode__placement_args(freed, sizeof(freed), 1u << 0, &p), 0);
+	assert_int_equal(p.offset, 15);
+	assert_int_equal(p.arg_at[0], 4); /* the pointer is in %rcx */
+	/* Its first test was of the pointer as passed: a NULL check of %rdi, skipped. */
+	assert_int_equal(p.null_arg, insn_decode__arg_register(1));
+	assert_int_equal(insn_decode__placement_args(cut, sizeof(cut), 1u << 0, &p), 0);
+	assert_int_equal(p.offset, 0);
+	/* With every argument live, the overwritten %rdi keeps the probe at entry. */
+	assert_int_equal(insn_decode__placement(mi_malloc, sizeof(mi_malloc), &p), 0);
+	assert_int_equal(p.offset, 0);
+}
+
 static void test_placement_endbr64_is_skipped(void **state)
 {
 	static const uint8_t push[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0x55 };
@@ -446,6 +478,7 @@ int main(void)
 		cmocka_unit_test(test_placement_null_check_forms),
 		cmocka_unit_test(test_placement_not_null_checks_land_on_the_je),
 		cmocka_unit_test(test_placement_only_the_arguments_read_are_kept),
+		cmocka_unit_test(test_placement_arguments_moved_to_another_register),
 		cmocka_unit_test(test_placement_endbr64_is_skipped),
 		cmocka_unit_test(test_placement_emulated_nops),
 		cmocka_unit_test(test_placement_rejected_never_chosen),
