@@ -78,6 +78,8 @@ static char *unwrap_future(char *type)
 		"<async_executor::Executor>::spawn<", "<async_executor::LocalExecutor>::spawn<",
 	};
 	static const char locals[] = "async_std::task::builder::SupportTaskLocals<";
+	/* Before Rust 1.67 an async block's future is GenFuture<its generator>. */
+	static const char generator[] = "core::future::from_generator::GenFuture<";
 	char *inner;
 	size_t i;
 	bool again = true;
@@ -90,6 +92,8 @@ static char *unwrap_future(char *type)
 				inner = second_argument(type + strlen(second[i]));
 		if (!inner && !strncmp(type, locals, strlen(locals)))
 			inner = runtime_tokio__first_argument(type + strlen(locals));
+		if (!inner && !strncmp(type, generator, strlen(generator)))
+			inner = runtime_tokio__first_argument(type + strlen(generator));
 		if (inner) {
 			free(type);
 			type = inner;
@@ -120,8 +124,10 @@ char *atask__type_from_helper(const char *d)
 {
 	static const char drop[] = "core::ptr::drop_in_place<";
 	static const char guard[] = "async_task::raw::RawTask<F,T,S>::run::Guard<";
+	static const char generator[] = "core::future::from_generator::GenFuture<";
 	static const char *const spawn[] = { "async_executor::Executor::spawn<",
 					     "async_executor::LocalExecutor::spawn<" };
+	char *inner = NULL, *type = NULL;
 	size_t i;
 
 	if (strncmp(d, drop, strlen(drop)))
@@ -130,11 +136,19 @@ char *atask__type_from_helper(const char *d)
 	/* run's guard, which drops the future if it panics: Guard<F, T, S>. */
 	if (!strncmp(d, guard, strlen(guard)))
 		return unwrap_future(runtime_tokio__first_argument(d + strlen(guard)));
+	/* Before Rust 1.67 the executor's spawn future is itself in a GenFuture. */
+	if (!strncmp(d, generator, strlen(generator))) {
+		inner = runtime_tokio__first_argument(d + strlen(generator));
+		if (!inner)
+			return NULL;
+		d = inner;
+	}
 	/* The executor's spawn future, which wraps the user's: spawn<T, F>::{{closure}}. */
-	for (i = 0; i < sizeof(spawn) / sizeof(spawn[0]); i++)
+	for (i = 0; i < sizeof(spawn) / sizeof(spawn[0]) && !type; i++)
 		if (!strncmp(d, spawn[i], strlen(spawn[i])))
-			return unwrap_future(second_argument(d + strlen(spawn[i])));
-	return NULL;
+			type = unwrap_future(second_argument(d + strlen(spawn[i])));
+	free(inner);
+	return type;
 }
 
 /* Ends in "::run": the name as demangled, or a ".llvm.N" suffix after it. */
@@ -470,13 +484,35 @@ static int func_by_vaddr(const void *a, const void *b)
 	return x->vaddr < y->vaddr ? -1 : x->vaddr > y->vaddr;
 }
 
-/* The future type from the helpers run calls directly (legacy symbols spell their types). */
+/* The function starting at vaddr, unless several names share it (merged: ambiguous). */
+static const struct func *only_func_at(const struct funcs *fs, uint64_t vaddr)
+{
+	struct func key = { .vaddr = vaddr };
+	const struct func *f = bsearch(&key, fs->f, fs->n, sizeof(key), func_by_vaddr);
+	size_t i;
+
+	if (!f)
+		return NULL;
+	for (i = (size_t)(f - fs->f); i > 0 && fs->f[i - 1].vaddr == vaddr; i--)
+		;
+	for (; i < fs->n && fs->f[i].vaddr == vaddr; i++)
+		if (strcmp(fs->f[i].name, f->name))
+			return NULL;
+	return f;
+}
+
+/*
+ * The future type from the helpers run calls directly (legacy symbols spell their types): every
+ * helper that names one must name the same, or the copy stays unnamed.
+ */
 static char *name_from_calls(struct elf_symbols *code, const struct funcs *fs,
 			     const struct atask_run *r)
 {
-	struct func key = { .vaddr = r->vaddr }, *f, *callee;
+	struct func key = { .vaddr = r->vaddr }, *f;
+	const struct func *callee;
+	char *d, *t, *type = NULL;
+	bool conflict = false;
 	uint8_t *buf;
-	char *d, *type = NULL;
 	int32_t rel;
 	size_t len, i;
 	ssize_t n;
@@ -488,20 +524,28 @@ static char *name_from_calls(struct elf_symbols *code, const struct funcs *fs,
 		return NULL;
 	n = elf_symbols__read(code, r->offset, buf, len);
 	/* Any e8 whose target starts a function naming the type: a false call names nothing. */
-	for (i = 0; n > 5 && i + 5 <= (size_t)n && !type; i++) {
+	for (i = 0; n > 5 && i + 5 <= (size_t)n && !conflict; i++) {
 		if (buf[i] != 0xe8)
 			continue;
 		memcpy(&rel, buf + i + 1, sizeof(rel));
-		key.vaddr = r->vaddr + i + 5 + (uint64_t)(int64_t)rel;
-		callee = bsearch(&key, fs->f, fs->n, sizeof(key), func_by_vaddr);
+		callee = only_func_at(fs, r->vaddr + i + 5 + (uint64_t)(int64_t)rel);
 		if (!callee || strncmp(callee->name, "_ZN4core3ptr", 12))
 			continue;
 		d = cplus_demangle(callee->name, DMGL_PARAMS | DMGL_RUST);
-		if (d)
-			type = atask__type_from_helper(d);
+		t = d ? atask__type_from_helper(d) : NULL;
 		free(d);
+		if (t && type && strcmp(t, type))
+			conflict = true;
+		if (t && !type)
+			type = t;
+		else
+			free(t);
 	}
 	free(buf);
+	if (conflict) {
+		free(type);
+		return NULL;
+	}
 	return type;
 }
 
