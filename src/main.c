@@ -22,6 +22,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "memscoped.skel.h"
+#include "api_snapshot.h"
 #include "attach.h"
 #include "cli.h"
 #include "event_decoder.h"
@@ -33,6 +34,7 @@
 #include "report.h"
 #include "runtime_coro.h"
 #include "runtime_tokio.h"
+#include "top.h"
 
 #ifndef CAP_PERFMON
 #define CAP_PERFMON 38
@@ -940,6 +942,23 @@ static void publish_metrics(struct daemon *d, bool textfile)
 			strerror(errno));
 }
 
+/* The JSON API's snapshot, copied only while someone reads the API (the tasks can be 100k). */
+static void publish_api(struct daemon *d, uint64_t now)
+{
+	struct api_snapshot *snap;
+	struct report_input r;
+
+	if (!d->http || !http_server__api_wanted(d->http, now))
+		return;
+	fill_report(d, &r);
+	snap = api_snapshot__new(&r, API_SNAPSHOT_MAX_TASKS);
+	if (snap)
+		http_server__publish_api(d->http, snap);
+	if (verbose >= 2 && snap)
+		log_err("api snapshot: %zu tasks in %.1f ms", snap->ntasks,
+			(double)snap->build_ns / 1e6);
+}
+
 static int write_reports(struct daemon *d)
 {
 	struct report_input r;
@@ -988,6 +1007,7 @@ static void run(struct daemon *d)
 		if (now >= next_metrics) {
 			next_metrics = now + METRICS_PERIOD_NS;
 			publish_metrics(d, now >= next_textfile);
+			publish_api(d, now);
 			if (now >= next_textfile)
 				next_textfile = now + period_ns(o->interval > 0 ? o->interval :
 										 TEXTFILE_PERIOD_S);
@@ -1052,6 +1072,8 @@ int main(int argc, char **argv)
 	size_t i, j;
 	int err;
 
+	if (argc > 1 && !strcmp(argv[1], "top"))
+		return top__main(argc - 1, argv + 1);
 	/* Before anything else: a signal during the attach must not kill us half-attached. */
 	signal(SIGPIPE, SIG_IGN);
 	sigaction(SIGINT, &(struct sigaction){ .sa_handler = on_signal }, NULL);
@@ -1096,6 +1118,7 @@ int main(int argc, char **argv)
 				err == -EINVAL ? "expected [ADDR:]PORT" : strerror(-err));
 			return 1;
 		}
+		top__tell_port(http_server__port(d.http));
 	}
 
 	err = 1;

@@ -18,6 +18,10 @@ struct report_input {
 
 /* Writes the JSON report; returns 0 or -errno. */
 int report_json__write(FILE *f, const struct report_input *in);
+struct json_object;
+/* One process of the JSON report without its "tasks" (the JSON API serves it); NULL if out of
+ * memory. */
+struct json_object *report_json__process(const struct process *p, const struct report_input *in);
 /* Writes the readable report. */
 int report_text__write(FILE *f, const struct report_input *in);
 /* One line per process, for --interval. */

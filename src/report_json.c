@@ -405,6 +405,11 @@ static struct json_object *process_json(const struct process *p, const struct re
 	return o;
 }
 
+struct json_object *report_json__process(const struct process *p, const struct report_input *in)
+{
+	return process_json(p, in);
+}
+
 static int write_process(FILE *f, const struct process *p, const struct report_input *in)
 {
 	struct json_object *o = process_json(p, in);
