@@ -251,6 +251,10 @@ static struct json_object *task_json(const struct task_row *r)
 	put_u64(o, "allocations_total", r->allocations_total);
 	json_object_object_add(o, "detached", json_object_new_boolean(r->detached));
 	put_string(o, "ended", r->ended[0] ? r->ended : NULL);
+	if (r->ended_known)
+		put_seconds(o, "ended_at_seconds", r->ended_at_seconds);
+	if (r->deallocated_known)
+		put_seconds(o, "deallocated_at_seconds", r->deallocated_at_seconds);
 	return o;
 }
 

@@ -90,6 +90,10 @@ static int fill_row(struct api_snapshot *s, const struct process *p, uint32_t in
 	r->first_poll_at_seconds = t->first_poll_ns ? seconds(t->first_poll_ns - p->start_ns) : 0;
 	r->idle_seconds = task__ended(t) ? 0 : seconds(end - last);
 	r->busy_seconds = seconds(t->busy_ns + (t->running ? end - t->poll_start_ns : 0));
+	r->ended_known = t->end_ns != 0;
+	r->ended_at_seconds = t->end_ns ? seconds(t->end_ns - p->start_ns) : 0;
+	r->deallocated_known = t->dealloc_ns != 0;
+	r->deallocated_at_seconds = t->dealloc_ns ? seconds(t->dealloc_ns - p->start_ns) : 0;
 	r->polls = t->polls;
 	r->future_size_bytes = t->future_size;
 	r->live_bytes = t->live_bytes;

@@ -45,9 +45,10 @@ struct task_row {
 	const char *type;
 	const char *suspect_reason; /* NULL unless suspect */
 	bool suspect, detached;
-	bool age_known, spawned_known, first_poll_known;
+	bool age_known, spawned_known, first_poll_known, ended_known, deallocated_known;
 	/* Seconds, as the report prints them (%.3f). */
 	double age_seconds, spawned_at_seconds, first_poll_at_seconds, idle_seconds, busy_seconds;
+	double ended_at_seconds, deallocated_at_seconds;
 	uint64_t polls, future_size_bytes, live_bytes, live_allocations;
 	uint64_t allocated_bytes_total, allocations_total;
 };
