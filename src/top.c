@@ -52,6 +52,7 @@ struct top {
 	enum view view, back;
 	size_t selected, first;
 	char selected_id[TASK_ROW_ID_LEN];
+	bool moved; /* the user moved the selection: it follows its task, else stays on top */
 	bool has_colors;
 	char error[256];
 };
@@ -61,13 +62,14 @@ static const struct column {
 	const char *title;
 	enum task_row_key key;
 	int width; /* 0: the rest of the line */
-	bool right;
+	enum align { LEFT, RIGHT, TAIL } align; /* TAIL: a long text keeps its end */
 } columns[] = {
-	{ "ID", TASK_ROW_ID, 11, false },     { "KIND", TASK_ROW_KIND, 5, false },
-	{ "STATE", TASK_ROW_STATE, 11, false }, { "POLLS", TASK_ROW_POLLS, 6, true },
-	{ "BUSY", TASK_ROW_BUSY, 6, true },   { "IDLE", TASK_ROW_IDLE, 6, true },
-	{ "FUTURE", TASK_ROW_FUTURE_SIZE, 6, true }, { "LIVE", TASK_ROW_LIVE_BYTES, 8, true },
-	{ "TYPE", TASK_ROW_TYPE, 0, false },
+	/* 80 columns leave 24 for the type. */
+	{ "ID", TASK_ROW_ID, 7, TAIL },	      { "KIND", TASK_ROW_KIND, 5, LEFT },
+	{ "STATE", TASK_ROW_STATE, 7, LEFT }, { "POLLS", TASK_ROW_POLLS, 5, RIGHT },
+	{ "BUSY", TASK_ROW_BUSY, 5, RIGHT },  { "IDLE", TASK_ROW_IDLE, 5, RIGHT },
+	{ "FUTURE", TASK_ROW_FUTURE_SIZE, 6, RIGHT }, { "LIVE", TASK_ROW_LIVE_BYTES, 6, RIGHT },
+	{ "TYPE", TASK_ROW_TYPE, 0, TAIL },
 };
 #define NCOLUMNS (sizeof(columns) / sizeof(columns[0]))
 
@@ -214,7 +216,7 @@ static int refresh_model(struct top *t)
 	return ret ? ret : top_model__view(m, &t->order, t->filter);
 }
 
-static void put(int y, int x, int width, const char *s, bool right)
+static void put_aligned(int y, int x, int width, const char *s, enum align align)
 {
 	int n = (int)strlen(s);
 
@@ -222,27 +224,62 @@ static void put(int y, int x, int width, const char *s, bool right)
 		return;
 	if (n > width) {
 		/* Long type names: their end says more than their crate. */
-		if (!right && width > 1) {
+		if (align == TAIL && width > 1) {
 			mvaddstr(y, x, "~");
 			mvaddnstr(y, x + 1, s + n - (width - 1), width - 1);
 			return;
 		}
 		n = width;
 	}
-	mvaddnstr(y, right ? x + width - n : x, s, n);
+	mvaddnstr(y, align == RIGHT ? x + width - n : x, s, n);
+}
+
+static void put(int y, int x, int width, const char *s, bool right)
+{
+	put_aligned(y, x, width, s, right ? RIGHT : LEFT);
+}
+
+/* The table's short state names (the details view spells them out). */
+static const char *short_state(const char *state)
+{
+	if (!strcmp(state, "completed"))
+		return "done";
+	if (!strcmp(state, "cancelled"))
+		return "cancel";
+	if (!strcmp(state, "deallocated"))
+		return "freed";
+	return state;
+}
+
+/* A type's cell: an async fn's future is its fn, without the closure suffix. */
+static void type_cell(const char *type, char *buf, size_t len)
+{
+	static const char *const suffixes[] = { "::{closure#0}", "::{{closure}}",
+						"::{async_fn_env#0}" };
+	size_t n = strlen(type), i, k;
+
+	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		k = strlen(suffixes[i]);
+		if (n > k && !strcmp(type + n - k, suffixes[i])) {
+			n -= k;
+			break;
+		}
+	}
+	snprintf(buf, len, "%.*s", (int)n, type);
 }
 
 static void cell(const struct task_row *r, enum task_row_key key, char *buf, size_t len)
 {
 	switch (key) {
 	case TASK_ROW_ID:
-		snprintf(buf, len, "%s", r->id);
+		/* tokio ids as numbers, as tokio-console shows them. */
+		snprintf(buf, len, "%s", strncmp(r->id, "tokio:", 6) ? r->id : r->id + 6);
 		break;
 	case TASK_ROW_KIND:
 		snprintf(buf, len, "%s", strcmp(r->kind, "blocking") ? r->kind : "block");
 		break;
 	case TASK_ROW_STATE:
-		snprintf(buf, len, "%s", r->state);
+		snprintf(buf, len, "%s", short_state(r->state));
 		break;
 	case TASK_ROW_POLLS:
 		snprintf(buf, len, "%llu", (unsigned long long)r->polls);
@@ -260,7 +297,7 @@ static void cell(const struct task_row *r, enum task_row_key key, char *buf, siz
 		top__format_bytes(r->live_bytes, buf, len);
 		break;
 	default:
-		snprintf(buf, len, "%s", r->type);
+		type_cell(r->type, buf, len);
 		break;
 	}
 }
@@ -272,17 +309,19 @@ static void draw_header(struct top *t, int cols)
 
 	attron(A_REVERSE);
 	mvhline(0, 0, ' ', cols);
-	snprintf(line, sizeof(line), " memscoped top  %s  pid %u (%s)%s  [%zu process%s]  up %.0fs",
-		 t->base + strlen("http://"), t->pid, p ? p->comm : "?",
-		 p && p->exited ? " exited" : "", t->model->nprocs,
-		 t->model->nprocs == 1 ? "" : "es", t->model->duration_seconds);
+	snprintf(line, sizeof(line), " memscoped top  %s  pid %u (%s)%s  up %.0fs", t->base + 7,
+		 t->pid, p ? p->comm : "?", p && p->exited ? " exited" : "",
+		 t->model->duration_seconds);
+	if (t->model->nprocs > 1)
+		snprintf(line + strlen(line), sizeof(line) - strlen(line), "  process %zu of %zu",
+			 (size_t)(p ? p - t->model->procs + 1 : 0), t->model->nprocs);
 	put(0, 0, cols, line, false);
 	attroff(A_REVERSE);
 	top__format_bytes(p ? p->live_bytes : 0, live, sizeof(live));
 	top__format_bytes(p ? p->untasked_live_bytes : 0, untasked, sizeof(untasked));
 	snprintf(line, sizeof(line),
-		 " heap %s  untasked %s  tasks %llu live/%llu spawned  suspects %llu  "
-		 "events %llu  lost %llu", live, untasked,
+		 " heap %s  untasked %s  tasks %llu/%llu  suspects %llu  events %llu  lost %llu",
+		 live, untasked,
 		 (unsigned long long)(p ? p->tasks_live : 0),
 		 (unsigned long long)(p ? p->tasks_spawned : 0),
 		 (unsigned long long)(p ? p->suspects : 0),
@@ -308,17 +347,25 @@ static void draw_footer(int rows, int cols, const char *text)
 	attroff(A_REVERSE);
 }
 
-/* Keeps the selection on the same task across refreshes and re-sorts. */
-static void follow_selection(struct top *t, size_t n)
+/* After a refresh: the selection stays on the same task, wherever it sorts now. */
+static void follow_selection(struct top *t)
 {
 	size_t i;
 
-	if (t->view == VIEW_TASKS && t->selected_id[0])
-		for (i = 0; i < t->model->nview; i++)
-			if (!strcmp(t->model->view[i]->id, t->selected_id)) {
-				t->selected = i;
-				break;
-			}
+	if (t->view == VIEW_TYPES || !t->selected_id[0] || !t->moved) {
+		if (!t->moved)
+			t->selected = 0;
+		return;
+	}
+	for (i = 0; i < t->model->nview; i++)
+		if (!strcmp(t->model->view[i]->id, t->selected_id)) {
+			t->selected = i;
+			return;
+		}
+}
+
+static void clamp_selection(struct top *t, size_t n)
+{
 	if (t->selected >= n)
 		t->selected = n ? n - 1 : 0;
 }
@@ -336,18 +383,21 @@ static void scroll_to(struct top *t, int body)
 static void draw_tasks(struct top *t, int rows, int cols)
 {
 	int y, x, w, body = rows - 5;
-	char buf[256], title[32];
+	char buf[256];
 	size_t i, c;
 
-	follow_selection(t, t->model->nview);
+	clamp_selection(t, t->model->nview);
 	scroll_to(t, body);
 	attron(A_BOLD | A_UNDERLINE);
 	mvhline(3, 0, ' ', cols);
+	/* The sort column's title stands out; its direction is on the line above. */
 	for (c = 0, x = 2; c < NCOLUMNS && x < cols; c++) {
 		w = columns[c].width ? columns[c].width : cols - x;
-		snprintf(title, sizeof(title), "%s%s", columns[c].title,
-			 columns[c].key == t->order.key ? (t->order.descending ? "v" : "^") : "");
-		put(3, x, w < cols - x ? w : cols - x, title, columns[c].right);
+		if (columns[c].key == t->order.key)
+			attron(A_REVERSE);
+		put_aligned(3, x, w < cols - x ? w : cols - x, columns[c].title,
+			    columns[c].align == RIGHT ? RIGHT : LEFT);
+		attroff(A_REVERSE);
 		x += w + 1;
 	}
 	attroff(A_BOLD | A_UNDERLINE);
@@ -366,7 +416,7 @@ static void draw_tasks(struct top *t, int rows, int cols)
 		for (c = 0, x = 2; c < NCOLUMNS && x < cols; c++) {
 			w = columns[c].width ? columns[c].width : cols - x;
 			cell(r, columns[c].key, buf, sizeof(buf));
-			put(4 + y, x, w < cols - x ? w : cols - x, buf, columns[c].right);
+			put_aligned(4 + y, x, w < cols - x ? w : cols - x, buf, columns[c].align);
 			x += w + 1;
 		}
 		attroff(attr);
@@ -377,8 +427,8 @@ static void draw_tasks(struct top *t, int rows, int cols)
 	if (!t->model->nview)
 		put(5, 2, cols - 2, t->filter[0] ? "no task's type matches the filter" :
 						  "no tasks yet", false);
-	draw_footer(rows, cols, " q quit  Enter details  t types  / filter  < > sort  r reverse"
-				" n next pid");
+	draw_footer(rows, cols, " q quit  Enter details  t types  / filter  < > sort  r reverse  "
+				"n next pid");
 }
 
 static void draw_types(struct top *t, int rows, int cols)
@@ -386,7 +436,7 @@ static void draw_types(struct top *t, int rows, int cols)
 	int y, body = rows - 5;
 	char line[512], fut[16], live[16];
 
-	follow_selection(t, t->model->ntype_view);
+	clamp_selection(t, t->model->ntype_view);
 	scroll_to(t, body);
 	attron(A_BOLD | A_UNDERLINE);
 	mvhline(3, 0, ' ', cols);
@@ -457,7 +507,11 @@ static void draw_details(struct top *t, int rows, int cols)
 			     r->spawned_at_seconds);
 		else
 			LINE("age         unknown: made before attach (found by %s)", r->discovered);
-		LINE("spawn site  %s", r->type);
+		/* Without a type name the task type is named by its spawn site. */
+		if (!strncmp(r->type, "spawned in ", 11))
+			LINE("spawn site  %s", r->type + 11);
+		else
+			LINE("spawn site  not known (no stacks are taken; the type names the future)");
 		LINE("polls       %llu   busy %.3f s   idle %.3f s", (unsigned long long)r->polls,
 		     r->busy_seconds, r->idle_seconds);
 		LINE("future      %llu bytes (the task's state machine)",
@@ -535,6 +589,7 @@ static void edit_filter(struct top *t)
 	}
 	snprintf(t->filter, sizeof(t->filter), "%s", text);
 	t->selected = t->first = 0;
+	t->moved = false;
 	t->selected_id[0] = '\0';
 }
 
@@ -564,6 +619,7 @@ static void next_process(struct top *t)
 			break;
 		}
 	t->selected = t->first = 0;
+	t->moved = false;
 	t->selected_id[0] = '\0';
 }
 
@@ -573,6 +629,11 @@ static bool on_key(struct top *t, int ch, bool *ret_quit)
 	size_t n = t->view == VIEW_TYPES ? t->model->ntype_view : t->model->nview;
 	int rows = getmaxy(stdscr), page = rows > 6 ? rows - 6 : 1;
 
+	if (ch == KEY_UP || ch == 'k' || ch == KEY_DOWN || ch == 'j' || ch == KEY_PPAGE ||
+	    ch == KEY_NPAGE || ch == KEY_END)
+		t->moved = true;
+	else if (ch == KEY_HOME)
+		t->moved = false;
 	switch (ch) {
 	case 'q':
 	case 'Q':
@@ -618,6 +679,7 @@ static bool on_key(struct top *t, int ch, bool *ret_quit)
 	case '\t':
 		t->view = t->view == VIEW_TYPES ? VIEW_TASKS : VIEW_TYPES;
 		t->selected = t->first = 0;
+		t->moved = false;
 		if (t->view == VIEW_TYPES)
 			t->selected_id[0] = '\0';
 		break;
@@ -695,6 +757,7 @@ static int run_ui(struct top *t)
 			} else {
 				failures = 0;
 				t->error[0] = '\0';
+				follow_selection(t);
 			}
 			next = now_ms() + REFRESH_MS;
 			draw(t);
@@ -737,12 +800,6 @@ static int start_daemon(struct top *t, int argc, char **argv)
 	ssize_t n;
 	size_t got = 0;
 
-	for (i = 0; i < argc; i++)
-		if (!strncmp(argv[i], "--listen", 8)) {
-			fail("--listen is chosen by top -p; to watch a daemon that listens, use "
-			     "--connect");
-			return 2;
-		}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0) {
 		fail("cannot find its own program: %s", strerror(errno));
@@ -922,6 +979,12 @@ int top__main(int argc, char **argv)
 	}
 	if (!connect && first_daemon_arg == argc)
 		connect = DEFAULT_CONNECT;
+	for (i = first_daemon_arg; i < argc; i++)
+		if (!strncmp(argv[i], "--listen", 8)) {
+			fail("--listen is chosen by top -p; to watch a daemon that listens, use "
+			     "--connect");
+			return 2;
+		}
 	if (connect && parse_connect(&t, connect))
 		return 2;
 
