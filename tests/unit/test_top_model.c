@@ -157,7 +157,7 @@ static void test_top_format(void **state)
 		const char *text;
 	} bytes[] = {
 		{ 0, "0" },	    { 99999, "99999" },	   { 100000, "98K" },
-		{ 1048576, "1.0M" }, { 5u << 30, "5.0G" }, { 999999, "977K" },
+		{ 1048576, "1.0M" }, { 5ull << 30, "5.0G" }, { 999999, "977K" },
 	};
 	static const struct {
 		double s;
