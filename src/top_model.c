@@ -400,12 +400,14 @@ void top__format_seconds(double s, char *buf, size_t len)
 {
 	if (s < 10)
 		snprintf(buf, len, "%.2fs", s);
-	else if (s < 600)
+	else if (s < 60)
 		snprintf(buf, len, "%.1fs", s);
-	else if (s < 36000)
+	else if (s < 3600)
 		snprintf(buf, len, "%.1fm", s / 60);
-	else if (s < 864000)
+	else if (s < 86400)
 		snprintf(buf, len, "%.1fh", s / 3600);
-	else
+	else if (s < 864000)
 		snprintf(buf, len, "%.1fd", s / 86400);
+	else
+		snprintf(buf, len, "%.0fd", s / 86400);
 }

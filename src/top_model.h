@@ -67,9 +67,9 @@ const struct top_process *top_model__process(const struct top_model *m, uint32_t
 /* Orders and filters the rows and types: suspects first, then order; filter matches types. */
 int top_model__view(struct top_model *m, const struct task_row_order *order, const char *filter);
 
-/* "1023", "12.3K", "4.5M", "1.2G": at most 6 characters. */
+/* "99999", "977K", "4.5M", "1.2G": at most 5 characters below 10 EiB. */
 void top__format_bytes(uint64_t bytes, char *buf, size_t len);
-/* "0.25s", "12.3s", "4.5m", "2.1h", "3.0d": at most 6 characters. */
+/* "0.25s", "12.3s", "4.5m", "2.1h", "3.0d", "42d": at most 5 characters below 10^5 days. */
 void top__format_seconds(double seconds, char *buf, size_t len);
 
 #endif
