@@ -434,7 +434,7 @@ static void draw_tasks(struct top *t, int rows, int cols)
 static void draw_types(struct top *t, int rows, int cols)
 {
 	int y, body = rows - 5;
-	char line[512], fut[16], live[16];
+	char line[512], fut[16], live[16], name[1024];
 
 	clamp_selection(t, t->model->ntype_view);
 	scroll_to(t, body);
@@ -457,7 +457,8 @@ static void draw_types(struct top *t, int rows, int cols)
 		attron(attr);
 		mvhline(4 + y, 0, ' ', cols);
 		put(4 + y, 0, cols, line, false);
-		put(4 + y, (int)strlen(line), cols - (int)strlen(line), ty->name, false);
+		type_cell(ty->name, name, sizeof(name));
+		put_aligned(4 + y, (int)strlen(line), cols - (int)strlen(line), name, TAIL);
 		attroff(attr);
 	}
 	draw_footer(rows, cols, " q quit  t tasks  / filter  < > sort  r reverse  n next pid");
