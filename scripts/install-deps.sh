@@ -7,7 +7,8 @@ packages=(
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev libdw-dev zlib1g-dev
 	libjson-c-dev libmicrohttpd-dev libiberty-dev libcmocka-dev libclang-rt-14-dev
 	python3 bpftrace prometheus valgrind man-db binutils librust-tokio-dev librust-libc-dev
-	g++ libpcl1-dev libboost-context-dev strace libcap2-bin
+	g++ libpcl1-dev libboost-context-dev strace libcap2-bin libncurses-dev libcurl4-openssl-dev
+	tmux
 )
 
 missing=()
