@@ -47,8 +47,8 @@ int http_server__publish(struct http_server *srv, const char *text, size_t len);
 
 struct api_snapshot;
 /*
- * Thread-safe: the API answers from snap from now on (the server takes the reference).
- * Requests waiting for a fresh snapshot are woken.
+ * Thread-safe: the API answers from snap from now on (the server takes the reference; NULL
+ * drops the current one). Requests waiting for a fresh snapshot are woken.
  */
 void http_server__publish_api(struct http_server *srv, struct api_snapshot *snap);
 /*

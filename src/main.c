@@ -948,8 +948,13 @@ static void publish_api(struct daemon *d, uint64_t now)
 	struct api_snapshot *snap;
 	struct report_input r;
 
-	if (!d->http || !http_server__api_wanted(d->http, now))
+	if (!d->http)
 		return;
+	/* Unread for a while: the last copy goes too. */
+	if (!http_server__api_wanted(d->http, now)) {
+		http_server__publish_api(d->http, NULL);
+		return;
+	}
 	fill_report(d, &r);
 	snap = api_snapshot__new(&r, API_SNAPSHOT_MAX_TASKS);
 	if (snap)
