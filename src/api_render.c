@@ -91,9 +91,9 @@ static int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 	return 0;
 }
 
-static const char *const tasks_params[] = { "pid", "sort", "order", "limit", "suspects", "type",
-					    NULL };
-static const char *const processes_params[] = { "pid", NULL };
+static const char *const tasks_params[] = {"pid",      "sort", "order", "limit",
+					   "suspects", "type", NULL};
+static const char *const processes_params[] = {"pid", NULL};
 
 static bool known(const char *const *params, const char *key)
 {
@@ -126,8 +126,8 @@ static int parse_query(enum api_endpoint endpoint, const struct api_arg *args, s
 
 		if (!known(params, k)) {
 			snprintf(err, len, "unknown parameter '%.64s' (expected one of: %s)", k,
-				 endpoint == API_TASKS ?
-					 "pid, sort, order, limit, suspects, type" : "pid");
+				 endpoint == API_TASKS ? "pid, sort, order, limit, suspects, type"
+						       : "pid");
 			return -EINVAL;
 		}
 		for (j = 0; j < i; j++)
@@ -141,23 +141,27 @@ static int parse_query(enum api_endpoint endpoint, const struct api_arg *args, s
 		}
 		if (!strcmp(k, "pid")) {
 			if (parse_uint(val, 1, UINT32_MAX, &v)) {
-				snprintf(err, len, "invalid pid '%.64s': expected a process id", val);
+				snprintf(err, len, "invalid pid '%.64s': expected a process id",
+					 val);
 				return -EINVAL;
 			}
 			q->has_pid = true;
 			q->pid = (uint32_t)v;
 		} else if (!strcmp(k, "sort")) {
 			if (task_row_key__parse(val, &q->order.key)) {
-				snprintf(err, len,
-					 "invalid sort '%.64s': expected one of id, kind, state, polls, "
-					 "busy_seconds, idle_seconds, future_size_bytes, live_bytes, "
-					 "type, age_seconds, live_allocations, allocated_bytes_total, "
-					 "allocations_total, pid", val);
+				snprintf(
+				    err, len,
+				    "invalid sort '%.64s': expected one of id, kind, state, polls, "
+				    "busy_seconds, idle_seconds, future_size_bytes, live_bytes, "
+				    "type, age_seconds, live_allocations, allocated_bytes_total, "
+				    "allocations_total, pid",
+				    val);
 				return -EINVAL;
 			}
 		} else if (!strcmp(k, "order")) {
 			if (strcmp(val, "asc") && strcmp(val, "desc")) {
-				snprintf(err, len, "invalid order '%.64s': expected asc or desc", val);
+				snprintf(err, len, "invalid order '%.64s': expected asc or desc",
+					 val);
 				return -EINVAL;
 			}
 			order_given = true;
@@ -171,7 +175,8 @@ static int parse_query(enum api_endpoint endpoint, const struct api_arg *args, s
 			q->limit = (size_t)v;
 		} else if (!strcmp(k, "suspects")) {
 			if (strcmp(val, "0") && strcmp(val, "1")) {
-				snprintf(err, len, "invalid suspects '%.64s': expected 0 or 1", val);
+				snprintf(err, len, "invalid suspects '%.64s': expected 0 or 1",
+					 val);
 				return -EINVAL;
 			}
 			q->suspects = val[0] == '1';
@@ -287,8 +292,7 @@ static int processes_answer(const struct api_snapshot *s, const struct query *q,
 	return 0;
 }
 
-static int tasks_answer(const struct api_snapshot *s, const struct query *q,
-			struct json_object *o)
+static int tasks_answer(const struct api_snapshot *s, const struct query *q, struct json_object *o)
 {
 	const struct task_row **rows;
 	struct json_object *a;
@@ -325,8 +329,8 @@ static int tasks_answer(const struct api_snapshot *s, const struct query *q,
 }
 
 int api_render__answer(const struct api_snapshot *s, enum api_endpoint endpoint,
-		       const struct api_arg *args, size_t nargs, int *ret_status,
-		       char **ret_body, size_t *ret_len)
+		       const struct api_arg *args, size_t nargs, int *ret_status, char **ret_body,
+		       size_t *ret_len)
 {
 	struct json_object *o;
 	struct query q;
@@ -345,8 +349,8 @@ int api_render__answer(const struct api_snapshot *s, enum api_endpoint endpoint,
 		body = api_render__error(err, &len);
 	} else {
 		o = header(s);
-		if (!o || (endpoint == API_TASKS ? tasks_answer(s, &q, o) :
-						   processes_answer(s, &q, o))) {
+		if (!o ||
+		    (endpoint == API_TASKS ? tasks_answer(s, &q, o) : processes_answer(s, &q, o))) {
 			json_object_put(o);
 			return -ENOMEM;
 		}

@@ -11,9 +11,9 @@
 #include <stddef.h>
 #include "api_snapshot.h"
 
-#define API_VERSION 1
+#define API_VERSION	  1
 #define API_DEFAULT_LIMIT 100
-#define API_MAX_LIMIT 1000
+#define API_MAX_LIMIT	  1000
 /* More query parameters than this is a bad request. */
 #define API_MAX_ARGS 16
 
@@ -34,8 +34,8 @@ int api_render__endpoint(const char *path);
  * object for 4xx) of *ret_len bytes. Returns 0, or -ENOMEM (nothing returned).
  */
 int api_render__answer(const struct api_snapshot *s, enum api_endpoint endpoint,
-		       const struct api_arg *args, size_t nargs, int *ret_status,
-		       char **ret_body, size_t *ret_len);
+		       const struct api_arg *args, size_t nargs, int *ret_status, char **ret_body,
+		       size_t *ret_len);
 /* The body of an error answer (e.g. a 503), {"error": msg}; NULL if out of memory. */
 char *api_render__error(const char *msg, size_t *ret_len);
 

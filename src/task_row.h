@@ -35,11 +35,11 @@ struct task_row {
 	uint32_t pid;
 	uint32_t seq; /* order of discovery in its process: ties keep it */
 	char id[TASK_ROW_ID_LEN];
-	char parent[32];  /* "" = none */
+	char parent[32]; /* "" = none */
 	char address[24];
 	char kind[12];
 	char state[12];
-	char ended[12];	  /* "" = not ended */
+	char ended[12]; /* "" = not ended */
 	char discovered[12];
 	const char *runtime; /* owned by whoever holds the rows (a snapshot, top's model) */
 	const char *type;

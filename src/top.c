@@ -25,13 +25,13 @@
 #include "top_model.h"
 
 #define DEFAULT_CONNECT "127.0.0.1:9464"
-#define REFRESH_MS 1000
+#define REFRESH_MS	1000
 /* An answer can wait up to 3 s for a fresh snapshot (see http_server.c). */
 #define REQUEST_TIMEOUT_S 8
 /* Attaching to a large target takes seconds (the attach scan reads its memory). */
 #define DAEMON_START_TIMEOUT_MS 120000
-#define ANSWER_MAX (64 << 20)
-#define FILTER_MAX 128
+#define ANSWER_MAX		(64 << 20)
+#define FILTER_MAX		128
 
 static volatile sig_atomic_t exit_signal;
 static bool curses_on;
@@ -61,15 +61,19 @@ struct top {
 static const struct column {
 	const char *title;
 	enum task_row_key key;
-	int width; /* 0: the rest of the line */
+	int width;				/* 0: the rest of the line */
 	enum align { LEFT, RIGHT, TAIL } align; /* TAIL: a long text keeps its end */
 } columns[] = {
-	/* 80 columns leave 24 for the type. */
-	{ "ID", TASK_ROW_ID, 7, TAIL },	      { "KIND", TASK_ROW_KIND, 5, LEFT },
-	{ "STATE", TASK_ROW_STATE, 7, LEFT }, { "POLLS", TASK_ROW_POLLS, 5, RIGHT },
-	{ "BUSY", TASK_ROW_BUSY, 5, RIGHT },  { "IDLE", TASK_ROW_IDLE, 5, RIGHT },
-	{ "FUTURE", TASK_ROW_FUTURE_SIZE, 6, RIGHT }, { "LIVE", TASK_ROW_LIVE_BYTES, 6, RIGHT },
-	{ "TYPE", TASK_ROW_TYPE, 0, TAIL },
+    /* 80 columns leave 24 for the type. */
+    {"ID", TASK_ROW_ID, 7, TAIL},
+    {"KIND", TASK_ROW_KIND, 5, LEFT},
+    {"STATE", TASK_ROW_STATE, 7, LEFT},
+    {"POLLS", TASK_ROW_POLLS, 5, RIGHT},
+    {"BUSY", TASK_ROW_BUSY, 5, RIGHT},
+    {"IDLE", TASK_ROW_IDLE, 5, RIGHT},
+    {"FUTURE", TASK_ROW_FUTURE_SIZE, 6, RIGHT},
+    {"LIVE", TASK_ROW_LIVE_BYTES, 6, RIGHT},
+    {"TYPE", TASK_ROW_TYPE, 0, TAIL},
 };
 #define NCOLUMNS (sizeof(columns) / sizeof(columns[0]))
 
@@ -120,7 +124,8 @@ static void usage(FILE *f)
 	      "Shows a running memscoped's tasks live (default --connect=" DEFAULT_CONNECT "),\n"
 	      "or attaches to PID itself with the daemon's options (see memscoped --help).\n"
 	      "Keys: q quit, up/down move, Enter details, t task types, / filter by type,\n"
-	      "      < > sort column, r reverse, n next process.\n", f);
+	      "      < > sort column, r reverse, n next process.\n",
+	      f);
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *ctx)
@@ -163,8 +168,9 @@ static int fetch(struct top *t, const char *path)
 	curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200) {
 		struct json_object *o = t->buf ? json_tokener_parse(t->buf) : NULL, *e;
-		const char *msg = o && json_object_object_get_ex(o, "error", &e) ?
-					  json_object_get_string(e) : "not the memscoped API";
+		const char *msg = o && json_object_object_get_ex(o, "error", &e)
+				      ? json_object_get_string(e)
+				      : "not the memscoped API";
 
 		snprintf(t->error, sizeof(t->error), "HTTP %ld: %s", status, msg);
 		json_object_put(o);
@@ -179,7 +185,7 @@ static int fetch(struct top *t, const char *path)
 
 static int refresh_model(struct top *t)
 {
-	static const char *const passes[] = { "&suspects=1", "" };
+	static const char *const passes[] = {"&suspects=1", ""};
 	char path[512], *filter = NULL, err[128];
 	struct top_model *m = t->model;
 	size_t i;
@@ -200,10 +206,10 @@ static int refresh_model(struct top *t)
 	if (t->filter[0])
 		filter = curl_easy_escape(t->curl, t->filter, 0);
 	for (i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "/api/v1/tasks?pid=%u&limit=1000&sort=%s&order=%s%s%s%s",
-			 t->pid, task_row_key__name(t->order.key),
-			 t->order.descending ? "desc" : "asc", passes[i], filter ? "&type=" : "",
-			 filter ? filter : "");
+		snprintf(path, sizeof(path),
+			 "/api/v1/tasks?pid=%u&limit=1000&sort=%s&order=%s%s%s%s", t->pid,
+			 task_row_key__name(t->order.key), t->order.descending ? "desc" : "asc",
+			 passes[i], filter ? "&type=" : "", filter ? filter : "");
 		ret = fetch(t, path);
 		if (!ret && top_model__add_tasks(m, t->buf, err, sizeof(err))) {
 			snprintf(t->error, sizeof(t->error), "%s", err);
@@ -254,8 +260,8 @@ static const char *short_state(const char *state)
 /* A type's cell: an async fn's future is its fn, without the closure suffix. */
 static void type_cell(const char *type, char *buf, size_t len)
 {
-	static const char *const suffixes[] = { "::{closure#0}", "::{{closure}}",
-						"::{async_fn_env#0}" };
+	static const char *const suffixes[] = {"::{closure#0}", "::{{closure}}",
+					       "::{async_fn_env#0}"};
 	size_t n = strlen(type), i, k;
 
 	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
@@ -321,8 +327,7 @@ static void draw_header(struct top *t, int cols)
 	top__format_bytes(p ? p->untasked_live_bytes : 0, untasked, sizeof(untasked));
 	snprintf(line, sizeof(line),
 		 " heap %s  untasked %s  tasks %llu/%llu  suspects %llu  events %llu  lost %llu",
-		 live, untasked,
-		 (unsigned long long)(p ? p->tasks_live : 0),
+		 live, untasked, (unsigned long long)(p ? p->tasks_live : 0),
 		 (unsigned long long)(p ? p->tasks_spawned : 0),
 		 (unsigned long long)(p ? p->suspects : 0),
 		 (unsigned long long)t->model->events_received,
@@ -331,11 +336,12 @@ static void draw_header(struct top *t, int cols)
 		attron(A_BOLD);
 	put(1, 0, cols, line, false);
 	attroff(A_BOLD);
-	snprintf(line, sizeof(line), " %s  sort: %s %s  filter: %s  rows %zu/%llu",
-		 t->view == VIEW_TYPES ? "task types" : "tasks", task_row_key__name(t->order.key),
-		 t->order.descending ? "desc" : "asc", t->filter[0] ? t->filter : "(none)",
-		 t->view == VIEW_TYPES ? t->model->ntype_view : t->model->nview,
-		 (unsigned long long)(t->view == VIEW_TYPES ? t->model->ntypes : t->model->matched));
+	snprintf(
+	    line, sizeof(line), " %s  sort: %s %s  filter: %s  rows %zu/%llu",
+	    t->view == VIEW_TYPES ? "task types" : "tasks", task_row_key__name(t->order.key),
+	    t->order.descending ? "desc" : "asc", t->filter[0] ? t->filter : "(none)",
+	    t->view == VIEW_TYPES ? t->model->ntype_view : t->model->nview,
+	    (unsigned long long)(t->view == VIEW_TYPES ? t->model->ntypes : t->model->matched));
 	put(2, 0, cols, line, false);
 }
 
@@ -425,10 +431,11 @@ static void draw_tasks(struct top *t, int rows, int cols)
 		snprintf(t->selected_id, sizeof(t->selected_id), "%s",
 			 t->model->view[t->selected]->id);
 	if (!t->model->nview)
-		put(5, 2, cols - 2, t->filter[0] ? "no task's type matches the filter" :
-						  "no tasks yet", false);
-	draw_footer(rows, cols, " q quit  Enter details  t types  / filter  < > sort  r reverse  "
-				"n next pid");
+		put(5, 2, cols - 2,
+		    t->filter[0] ? "no task's type matches the filter" : "no tasks yet", false);
+	draw_footer(rows, cols,
+		    " q quit  Enter details  t types  / filter  < > sort  r reverse  "
+		    "n next pid");
 }
 
 static void draw_types(struct top *t, int rows, int cols)
@@ -487,11 +494,11 @@ static void draw_details(struct top *t, int rows, int cols)
 	if (!r) {
 		put(y, 2, cols - 2, "the task is gone (not in the latest answer)", false);
 	} else {
-#define LINE(...)                                                                            \
-	do {                                                                                 \
-		snprintf(line, sizeof(line), __VA_ARGS__);                                   \
-		if (y < rows - 1)                                                            \
-			put(y++, 2, cols - 2, line, false);                                  \
+#define LINE(...)                                                                                  \
+	do {                                                                                       \
+		snprintf(line, sizeof(line), __VA_ARGS__);                                         \
+		if (y < rows - 1)                                                                  \
+			put(y++, 2, cols - 2, line, false);                                        \
 	} while (0)
 		LINE("id          %s", r->id);
 		LINE("type        %s", r->type);
@@ -507,18 +514,20 @@ static void draw_details(struct top *t, int rows, int cols)
 			LINE("age         %.3f s (spawned %.3f s after attach)", r->age_seconds,
 			     r->spawned_at_seconds);
 		else
-			LINE("age         unknown: made before attach (found by %s)", r->discovered);
+			LINE("age         unknown: made before attach (found by %s)",
+			     r->discovered);
 		/* Without a type name the task type is named by its spawn site. */
 		if (!strncmp(r->type, "spawned in ", 11))
 			LINE("spawn site  %s", r->type + 11);
 		else
-			LINE("spawn site  not known (no stacks are taken; the type names the future)");
+			LINE("spawn site  not known (no stacks are taken; the type names the "
+			     "future)");
 		LINE("polls       %llu   busy %.3f s   idle %.3f s", (unsigned long long)r->polls,
 		     r->busy_seconds, r->idle_seconds);
 		LINE("future      %llu bytes (the task's state machine)",
 		     (unsigned long long)r->future_size_bytes);
-		LINE("live        %llu bytes in %llu allocations", (unsigned long long)r->live_bytes,
-		     (unsigned long long)r->live_allocations);
+		LINE("live        %llu bytes in %llu allocations",
+		     (unsigned long long)r->live_bytes, (unsigned long long)r->live_allocations);
 		top__format_bytes(r->allocated_bytes_total, a, sizeof(a));
 		snprintf(b, sizeof(b), "%llu", (unsigned long long)r->allocations_total);
 		LINE("allocated   %llu bytes in %s allocations in all (%s)",
@@ -654,8 +663,8 @@ static bool on_key(struct top *t, int ch, bool *ret_quit)
 		t->selected = t->selected > (size_t)page ? t->selected - (size_t)page : 0;
 		break;
 	case KEY_NPAGE:
-		t->selected = t->selected + (size_t)page < n ? t->selected + (size_t)page :
-							       (n ? n - 1 : 0);
+		t->selected =
+		    t->selected + (size_t)page < n ? t->selected + (size_t)page : (n ? n - 1 : 0);
 		break;
 	case KEY_HOME:
 		t->selected = 0;
@@ -752,7 +761,8 @@ static int run_ui(struct top *t)
 	while (!quit && !exit_signal) {
 		if (now_ms() >= next) {
 			if (refresh_model(t)) {
-				/* One miss is forgiven: a daemon busy with a report answers late. */
+				/* One miss is forgiven: a daemon busy with a report answers late.
+				 */
 				if (++failures >= 2)
 					return lost(t);
 			} else {
@@ -847,7 +857,7 @@ static int start_daemon(struct top *t, int argc, char **argv)
 		close(pipefd[0]);
 		return 1;
 	}
-	pfd = (struct pollfd){ .fd = pipefd[0], .events = POLLIN };
+	pfd = (struct pollfd){.fd = pipefd[0], .events = POLLIN};
 	deadline = now_ms() + DAEMON_START_TIMEOUT_MS;
 	while (!exit_signal && now_ms() < deadline && !memchr(portbuf, '\n', got)) {
 		if (poll(&pfd, 1, 200) <= 0)
@@ -930,7 +940,8 @@ static int open_terminal(struct top *t)
 		return -ENOTTY;
 	}
 	if (!term || !*term || !newterm(term, stdout, stdin)) {
-		fail("cannot drive the terminal (TERM=%s): set TERM to a terminal type ncurses knows",
+		fail("cannot drive the terminal (TERM=%s): set TERM to a terminal type ncurses "
+		     "knows",
 		     term ? term : "");
 		return -ENOTTY;
 	}
@@ -951,8 +962,8 @@ static int open_terminal(struct top *t)
 
 int top__main(int argc, char **argv)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
-	struct top t = { .daemon = 0 };
+	struct sigaction sa = {.sa_handler = on_signal};
+	struct top t = {.daemon = 0};
 	const char *connect = NULL;
 	int i, ret = 1, first_daemon_arg = argc;
 
