@@ -743,12 +743,24 @@ static void daemon_last_line(const struct top *t, char *buf, size_t len)
 static int lost(struct top *t)
 {
 	char last[512];
+	int status;
 
 	daemon_last_line(t, last, sizeof(last));
-	if (t->daemon > 0 && last[0])
+	/* The daemon top started ends by itself once every target exited (status 0). */
+	if (t->daemon > 0 && waitpid(t->daemon, &status, WNOHANG) == t->daemon) {
+		t->daemon = 0;
+		if (WIFEXITED(status) && !WEXITSTATUS(status))
+			fail("the daemon stopped: every target exited");
+		else
+			fail("the daemon failed (%s %d)%s%s",
+			     WIFEXITED(status) ? "status" : "signal",
+			     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+			     last[0] ? ": " : "", last);
+	} else if (t->daemon > 0 && last[0]) {
 		fail("lost the daemon at %s: %s (its last words: %s)", t->base, t->error, last);
-	else
+	} else {
 		fail("lost the daemon at %s: %s", t->base, t->error);
+	}
 	return 1;
 }
 

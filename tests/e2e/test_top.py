@@ -264,6 +264,25 @@ def test_top_attaches_by_itself_and_stops_its_daemon():
         target.stop()
 
 
+def test_top_attached_by_itself_says_when_its_target_exits():
+    target = TokioTarget("v0", "leak")
+    tm = None
+    try:
+        records, _, _ = target.go()
+        nsusp = len([r for r in records if not r["completes"]])
+        tm = Tmux(f"{MEMSCOPED} top -p {target.pid} --stuck-after 1 --runtime tokio")
+        wait_suspects(tm, nsusp)
+        target.stop()
+        status, screen = tm.exit_status()
+        check_eq(status, 1, "exit status once the target exited")
+        check("memscoped top: the daemon stopped: every target exited" in screen,
+              f"message:\n{screen}")
+    finally:
+        if tm:
+            tm.close()
+        target.stop()
+
+
 def test_top_bad_terminal_address_and_daemon_fail_clearly():
     port = free_port()
     # No daemon there.
