@@ -234,6 +234,17 @@ static struct json_object *task_json(const struct task_row *r)
 		put_string(o, "suspect_reason", r->suspect_reason);
 	put_string(o, "parent", r->parent[0] ? r->parent : NULL);
 	put_string(o, "address", r->address);
+	if (r->stack_bytes) {
+		put_u64(o, "stack_bytes", r->stack_bytes);
+		put_u64(o, "generation", r->generation);
+		put_u64(o, "resumes", r->polls);
+		if (r->last_tid)
+			put_u64(o, "last_tid", r->last_tid);
+		else
+			json_object_object_add(o, "last_tid", NULL);
+		put_seconds(o, "running_seconds", r->running_seconds);
+		put_seconds(o, "suspended_seconds", r->suspended_seconds);
+	}
 	if (r->age_known)
 		put_seconds(o, "age_seconds", r->age_seconds);
 	else

@@ -128,6 +128,15 @@ static int fill_row(struct api_snapshot *s, const struct process *p, uint32_t in
 	r->ended_at_seconds = t->end_ns ? seconds(t->end_ns - p->start_ns) : 0;
 	r->deallocated_known = t->dealloc_ns != 0;
 	r->deallocated_at_seconds = t->dealloc_ns ? seconds(t->dealloc_ns - p->start_ns) : 0;
+	if (t->stack_size) {
+		uint64_t running = t->busy_ns + (t->running ? end - t->poll_start_ns : 0);
+
+		r->stack_bytes = t->stack_size;
+		r->generation = t->generation;
+		r->last_tid = t->last_tid;
+		r->running_seconds = seconds(running);
+		r->suspended_seconds = end - born > running ? seconds(end - born - running) : 0;
+	}
 	r->polls = t->polls;
 	r->future_size_bytes = t->future_size;
 	r->live_bytes = t->live_bytes;

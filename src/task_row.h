@@ -51,6 +51,10 @@ struct task_row {
 	double ended_at_seconds, deallocated_at_seconds;
 	uint64_t polls, future_size_bytes, live_bytes, live_allocations;
 	uint64_t allocated_bytes_total, allocations_total;
+	/* Stackful coroutines (stack_bytes 0 for tokio): polls count resumes. */
+	uint64_t stack_bytes;
+	uint32_t generation, last_tid; /* last_tid 0: unknown */
+	double running_seconds, suspended_seconds;
 };
 
 /* The key's field name ("live_bytes"), or NULL for an invalid key. */

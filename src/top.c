@@ -532,6 +532,12 @@ static void draw_details(struct top *t, int rows, int cols)
 		snprintf(b, sizeof(b), "%llu", (unsigned long long)r->allocations_total);
 		LINE("allocated   %llu bytes in %s allocations in all (%s)",
 		     (unsigned long long)r->allocated_bytes_total, b, a);
+		if (r->stack_bytes)
+			LINE(
+			    "stack       %llu bytes, lifetime %u on it, last on thread %u; running "
+			    "%.3f s, suspended %.3f s",
+			    (unsigned long long)r->stack_bytes, r->generation, r->last_tid,
+			    r->running_seconds, r->suspended_seconds);
 		LINE("address     %s   discovered %s   detached %s", r->address, r->discovered,
 		     r->detached ? "yes" : "no");
 #undef LINE

@@ -267,6 +267,11 @@ static int parse_row(struct top_model *m, struct json_object *t, struct task_row
 	r->idle_seconds = get_double(t, "idle_seconds", NULL);
 	r->busy_seconds = get_double(t, "busy_seconds", NULL);
 	r->polls = get_u64(t, "polls");
+	r->stack_bytes = get_u64(t, "stack_bytes");
+	r->generation = (uint32_t)get_u64(t, "generation");
+	r->last_tid = (uint32_t)get_u64(t, "last_tid");
+	r->running_seconds = get_double(t, "running_seconds", NULL);
+	r->suspended_seconds = get_double(t, "suspended_seconds", NULL);
 	r->future_size_bytes = get_u64(t, "future_size_bytes");
 	r->live_bytes = get_u64(t, "live_bytes");
 	r->live_allocations = get_u64(t, "live_allocations");

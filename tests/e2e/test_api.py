@@ -5,12 +5,12 @@ quiet, so that nothing changes in between) and against the target's own ground t
 import json
 import time
 
-from harness import Memscoped, check, check_eq, process_of
+from harness import Memscoped, Target, check, check_eq, process_of, target_path
 from test_metrics import free_port, request, wait_for
 from test_tokio import TokioTarget, check_task
 
 # Figures that grow with the clock while a task lives: compared apart.
-CLOCK_FIELDS = ("idle_seconds", "age_seconds", "suspect_reason")
+CLOCK_FIELDS = ("idle_seconds", "age_seconds", "suspect_reason", "suspended_seconds")
 
 
 def api(port, path, status=200):
@@ -186,3 +186,30 @@ def test_api_bounds_its_answers_and_rejects_bad_parameters():
         check_eq(status, 200, "/metrics next to the API")
         check(b"memscoped_heap_live_bytes" in body, "metrics text")
         run.ms.stop()
+
+
+def test_api_serves_coroutines_as_the_report_does():
+    # ucontext coroutines: ids of stack and lifetime, and the report's coroutine fields.
+    target = Target([target_path("coro_ucontext"), "3"])
+    port = free_port()
+    ms = None
+    try:
+        ms = Memscoped([target.pid], "--runtime", "ucontext", "--stuck-after", "1",
+                       "--listen", f"127.0.0.1:{port}")
+        truth = target.go()
+        procs = quiet(port)
+        tasks = api(port, f"/api/v1/tasks?pid={target.pid}&limit=1000&sort=id")
+        report, _, _ = ms.stop()
+    finally:
+        if ms is not None:
+            ms.kill()
+        target.stop()
+    proc = process_of(report, target.pid)
+    check_eq(procs["processes"][0], {k: v for k, v in proc.items() if k != "tasks"},
+             "process object vs the JSON report")
+    rep_tasks = {t["id"]: t for t in proc["tasks"]}
+    check_eq({t["id"] for t in tasks["tasks"]}, set(rep_tasks), "coroutine ids vs the report")
+    check_eq(len(tasks["tasks"]), len(truth["coroutines"]), "coroutines vs the target's truth")
+    for t in tasks["tasks"]:
+        check(t["id"].startswith("ucontext:0x"), f"coroutine id {t['id']}")
+        check_same_task(t, rep_tasks[t["id"]], target.pid)
