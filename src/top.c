@@ -49,7 +49,7 @@ struct top {
 	uint32_t pid; /* the process shown */
 	struct task_row_order order;
 	char filter[FILTER_MAX];
-	enum view view, back;
+	enum view view;
 	size_t selected, first;
 	char selected_id[TASK_ROW_ID_LEN];
 	bool moved; /* the user moved the selection: it follows its task, else stays on top */
