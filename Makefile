@@ -9,7 +9,7 @@ PREFIX ?= /usr/local
 CFLAGS ?= -O2 -g
 WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Isrc -I$(BUILD)
-LDLIBS := -lbpf -ldw -lelf -lz -ljson-c -lmicrohttpd -liberty -lpthread -lm
+LDLIBS := -lbpf -ldw -lelf -lz -ljson-c -lmicrohttpd -lcurl -lncurses -liberty -lpthread -lm
 
 # SANITIZE=1 builds the daemon, unit tests and targets with ASan and UBSan.
 ifeq ($(SANITIZE),1)

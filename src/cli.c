@@ -90,6 +90,8 @@ static const struct argp_option options[] = {
 
 static const char doc[] =
 	"memscoped -- attribute a running process's heap to its tasks, with eBPF.\v"
+	"Live task view: memscoped top [--connect=[ADDR:]PORT], or memscoped top -p PID "
+	"[OPTION...] (see memscoped top --help).\n"
 	"Exit status: 0 success, 1 runtime failure (attach, permissions), 2 bad command line.";
 
 int cli__parse_seconds(const char *s, double *ret)

@@ -18,6 +18,7 @@
 #include "prom_text.h"
 #include "report.h"
 #include "alloc_watch.h"
+#include "api_snapshot.h"
 #include "timeseries.h"
 #include "runtime.h"
 #include "watcher.h"
@@ -216,6 +217,30 @@ void daemon__publish_metrics(struct daemon *d, bool textfile)
 			strerror(errno));
 }
 
+/* The JSON API's snapshot, copied only while someone reads the API (the tasks can be 100k). */
+static void publish_api(struct daemon *d, uint64_t now)
+{
+	struct api_snapshot *snap;
+	struct report_input r;
+
+	if (!d->http)
+		return;
+	/* Unread for a while: the last copy goes too. */
+	if (!http_server__api_wanted(d->http, now)) {
+		http_server__publish_api(d->http, NULL);
+		return;
+	}
+	fill_report(d, &r);
+	/* The time series is the reports' (a long array per process), not the API's. */
+	r.timeseries = NULL;
+	snap = api_snapshot__new(&r, API_SNAPSHOT_MAX_TASKS);
+	if (snap)
+		http_server__publish_api(d->http, snap);
+	if (d->opts.verbose >= 2 && snap)
+		log_err("api snapshot: %zu tasks in %.1f ms", snap->ntasks,
+			(double)snap->build_ns / 1e6);
+}
+
 int daemon__write_reports(struct daemon *d)
 {
 	struct report_input r;
@@ -298,6 +323,7 @@ void daemon__run(struct daemon *d, volatile sig_atomic_t *exiting,
 		if (now >= next_metrics) {
 			next_metrics = now + METRICS_PERIOD_NS;
 			daemon__publish_metrics(d, now >= next_textfile);
+			publish_api(d, now);
 			if (now >= next_textfile)
 				next_textfile =
 					now + period_ns(o->interval > 0 ? o->interval :

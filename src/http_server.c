@@ -8,11 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 #include <zlib.h>
 
+#include "api_render.h"
+#include "api_snapshot.h"
 #include "http_server.h"
 
 /* Scrapers are a few Prometheus servers and curl: small limits, requests are untrusted. */
@@ -24,7 +27,16 @@
 static const char metrics_type[] = "text/plain; version=0.0.4; charset=utf-8";
 static const char index_html[] =
     "<html><head><title>memscoped</title></head>\n"
-    "<body><h1>memscoped</h1><p><a href=\"/metrics\">Metrics</a></p></body></html>\n";
+    "<body><h1>memscoped</h1><p><a href=\"/metrics\">Metrics</a></p>\n"
+    "<p>JSON API: <a href=\"/api/v1/processes\">/api/v1/processes</a>, "
+    "<a href=\"/api/v1/tasks\">/api/v1/tasks</a></p></body></html>\n";
+static const char json_type[] = "application/json";
+/* The main loop copies the tasks for the API while it was asked for within this long. */
+#define API_WANTED_NS (10 * 1000000000ull)
+/* An API request takes a snapshot at most this old, else waits for the next... */
+#define API_FRESH_NS (2500 * 1000000ull)
+/* ...this long at most (the main loop publishes every second while the API is wanted). */
+#define API_WAIT_NS (3000 * 1000000ull)
 
 /* One published text; lives while the server or a response still uses it. */
 struct snapshot {
@@ -42,6 +54,9 @@ struct http_server {
 	struct snapshot *cur;
 	int port;
 	bool published; /* until the first publish, /metrics answers 503 */
+	struct api_snapshot *api; /* guarded by lock; NULL until the first API publish */
+	pthread_cond_t api_published; /* CLOCK_MONOTONIC */
+	uint64_t api_requested_ns; /* atomic */
 };
 
 static int parse_port(const char *s, in_port_t *ret_port)
@@ -172,12 +187,15 @@ int http_server__route(const char *method, const char *url, const char *accept_e
 		route = HTTP_ROUTE_METRICS;
 	else if (n == 1 && url[0] == '/')
 		route = HTTP_ROUTE_INDEX;
+	else if (n >= strlen("/api/") && !strncmp(url, "/api/", strlen("/api/")))
+		route = HTTP_ROUTE_API;
 	else
 		route = HTTP_ROUTE_NOT_FOUND;
 
 	switch (route) {
 	case HTTP_ROUTE_METRICS:
 	case HTTP_ROUTE_INDEX:
+	case HTTP_ROUTE_API:
 		*ret_status = MHD_HTTP_OK;
 		break;
 	case HTTP_ROUTE_NOT_FOUND:
@@ -308,6 +326,101 @@ static struct MHD_Response *static_response(const char *body, const char *type)
 	return resp;
 }
 
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A reference to an API snapshot taken at most API_FRESH_NS ago if one comes in time. */
+static struct api_snapshot *api_get(struct http_server *srv)
+{
+	uint64_t now = monotonic_ns(), deadline = now + API_WAIT_NS;
+	struct api_snapshot *s;
+	struct timespec ts;
+
+	__atomic_store_n(&srv->api_requested_ns, now, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&srv->lock);
+	while ((!srv->api || srv->api->taken_ns + API_FRESH_NS < now) && now < deadline) {
+		ts.tv_sec = (time_t)(deadline / 1000000000ull);
+		ts.tv_nsec = (long)(deadline % 1000000000ull);
+		pthread_cond_timedwait(&srv->api_published, &srv->lock, &ts);
+		now = monotonic_ns();
+	}
+	/* A stale one (the daemon is stopping) is better than none. */
+	s = srv->api ? api_snapshot__get(srv->api) : NULL;
+	pthread_mutex_unlock(&srv->lock);
+	return s;
+}
+
+struct api_args {
+	struct api_arg args[API_MAX_ARGS + 1];
+	size_t n;
+};
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	struct api_args *a = cls;
+
+	(void)kind;
+	if (a->n <= API_MAX_ARGS)
+		a->args[a->n] = (struct api_arg){ key, value };
+	a->n++;
+	return MHD_YES;
+}
+
+static void free_body(void *body)
+{
+	free(body);
+}
+
+static struct MHD_Response *api_response(struct http_server *srv, struct MHD_Connection *conn,
+					 const char *url, int *ret_status)
+{
+	struct api_args args = { .n = 0 };
+	struct MHD_Response *resp;
+	struct api_snapshot *s;
+	char path[64], *body;
+	int endpoint, status;
+	size_t len;
+
+	snprintf(path, sizeof(path), "%.*s", (int)strcspn(url, "?"), url);
+	endpoint = api_render__endpoint(path);
+	if (endpoint < 0) {
+		status = MHD_HTTP_NOT_FOUND;
+		body = api_render__error("no such API path (api_version 1 has /api/v1/processes and "
+					 "/api/v1/tasks)", &len);
+	} else if (!(s = api_get(srv))) {
+		status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		body = api_render__error("no snapshot yet (the daemon is still attaching), retry",
+					 &len);
+	} else {
+		MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
+		if (api_render__answer(s, (enum api_endpoint)endpoint, args.args, args.n, &status,
+				       &body, &len))
+			body = NULL;
+		api_snapshot__put(s);
+	}
+	if (!body)
+		return NULL;
+	resp = MHD_create_response_from_buffer_with_free_callback(len, body, free_body);
+	if (!resp) {
+		free(body);
+		return NULL;
+	}
+	if (!MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, json_type) ||
+	    (status == MHD_HTTP_SERVICE_UNAVAILABLE &&
+	     !MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1"))) {
+		MHD_destroy_response(resp);
+		return NULL;
+	}
+	*ret_status = status;
+	return resp;
+}
+
 static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 				      const char *method, const char *version,
 				      const char *upload_data, size_t *upload_data_size,
@@ -354,6 +467,9 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
 		break;
 	case HTTP_ROUTE_INDEX:
 		resp = static_response(index_html, "text/html; charset=utf-8");
+		break;
+	case HTTP_ROUTE_API:
+		resp = api_response(srv, conn, url, &status);
 		break;
 	case HTTP_ROUTE_NOT_FOUND:
 		resp = static_response("not found\n", "text/plain; charset=utf-8");
@@ -408,6 +524,21 @@ static int listen_on(const struct sockaddr_storage *addr, socklen_t len, int *re
 	return fd;
 }
 
+static int init_cond(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+	int err;
+
+	err = pthread_condattr_init(&attr);
+	if (err)
+		return -err;
+	err = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (!err)
+		err = pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+	return -err;
+}
+
 int http_server__start(const char *spec, struct http_server **ret_srv)
 {
 	/* An array rather than varargs: each value gets the C type MHD expects. */
@@ -437,10 +568,13 @@ int http_server__start(const char *spec, struct http_server **ret_srv)
 		err = -err;
 		goto err_free;
 	}
+	err = init_cond(&srv->api_published);
+	if (err)
+		goto err_destroy_lock;
 	srv->cur = snapshot__new("", 0);
 	if (!srv->cur) {
 		err = -ENOMEM;
-		goto err_destroy_lock;
+		goto err_destroy_cond;
 	}
 
 	fd = listen_on(&addr, len, &srv->port);
@@ -469,6 +603,8 @@ int http_server__start(const char *spec, struct http_server **ret_srv)
 
 err_put_snapshot:
 	snapshot__put(srv->cur);
+err_destroy_cond:
+	pthread_cond_destroy(&srv->api_published);
 err_destroy_lock:
 	pthread_mutex_destroy(&srv->lock);
 err_free:
@@ -483,6 +619,8 @@ void http_server__stop(struct http_server *srv)
 	/* Joins the polling thread and destroys every response, dropping their references. */
 	MHD_stop_daemon(srv->mhd);
 	snapshot__put(srv->cur);
+	api_snapshot__put(srv->api);
+	pthread_cond_destroy(&srv->api_published);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }
@@ -507,4 +645,23 @@ int http_server__publish(struct http_server *srv, const char *text, size_t len)
 	pthread_mutex_unlock(&srv->lock);
 	snapshot__put(old);
 	return 0;
+}
+
+void http_server__publish_api(struct http_server *srv, struct api_snapshot *snap)
+{
+	struct api_snapshot *old;
+
+	pthread_mutex_lock(&srv->lock);
+	old = srv->api;
+	srv->api = snap;
+	pthread_cond_broadcast(&srv->api_published);
+	pthread_mutex_unlock(&srv->lock);
+	api_snapshot__put(old);
+}
+
+bool http_server__api_wanted(struct http_server *srv, uint64_t now_ns)
+{
+	uint64_t at = __atomic_load_n(&srv->api_requested_ns, __ATOMIC_RELAXED);
+
+	return at && now_ns - at < API_WANTED_NS;
 }

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* Serves the latest published metrics text at /metrics (libmicrohttpd). */
+/* Serves the latest published metrics text at /metrics and the JSON API (libmicrohttpd). */
 #ifndef MEMSCOPED_HTTP_SERVER_H
 #define MEMSCOPED_HTTP_SERVER_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 struct http_server;
@@ -14,6 +15,7 @@ enum http_route {
 	HTTP_ROUTE_INDEX,      /* 200, a page linking to /metrics */
 	HTTP_ROUTE_NOT_FOUND,  /* 404 */
 	HTTP_ROUTE_BAD_METHOD, /* 405, with "Allow: GET, HEAD" */
+	HTTP_ROUTE_API,	       /* under /api/: JSON, from the published API snapshot */
 };
 
 /*
@@ -42,5 +44,18 @@ int http_server__port(const struct http_server *srv);
  * their snapshot. Returns 0 or -ENOMEM.
  */
 int http_server__publish(struct http_server *srv, const char *text, size_t len);
+
+struct api_snapshot;
+/*
+ * Thread-safe: the API answers from snap from now on (the server takes the reference; NULL
+ * drops the current one). Requests waiting for a fresh snapshot are woken.
+ */
+void http_server__publish_api(struct http_server *srv, struct api_snapshot *snap);
+/*
+ * Whether the API was asked for in the last seconds (now_ns: CLOCK_MONOTONIC): copying the
+ * tasks is only worth it while someone reads them. A request that finds no recent snapshot
+ * waits (on the HTTP thread) up to a few seconds for the next one.
+ */
+bool http_server__api_wanted(struct http_server *srv, uint64_t now_ns);
 
 #endif /* MEMSCOPED_HTTP_SERVER_H */

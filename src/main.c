@@ -24,6 +24,7 @@
 #include "proc.h"
 #include "prom_text.h"
 #include "runtime.h"
+#include "top.h"
 #include "timeseries.h"
 #include "watcher.h"
 
@@ -302,6 +303,8 @@ int main(int argc, char **argv)
 	size_t i;
 	int err;
 
+	if (argc > 1 && !strcmp(argv[1], "top"))
+		return top__main(argc - 1, argv + 1);
 	/* Before anything else: a signal during the attach must not kill us half-attached. */
 	signal(SIGPIPE, SIG_IGN);
 	sigaction(SIGINT, &(struct sigaction){ .sa_handler = on_signal }, NULL);
@@ -323,6 +326,7 @@ int main(int argc, char **argv)
 				err == -EINVAL ? "expected [ADDR:]PORT" : strerror(-err));
 			return 1;
 		}
+		top__tell_port(http_server__port(d.http));
 	}
 
 	err = 1;

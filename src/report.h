@@ -20,6 +20,7 @@ struct report_input {
 
 /* Writes the JSON report; returns 0 or -errno. */
 int report_json__write(FILE *f, const struct report_input *in);
+struct json_object;
 /* One process of the JSON report without its "tasks", and one of its tasks (by index). */
 struct json_object *report_json__process(const struct process *p, const struct report_input *in);
 struct json_object *report_json__task(const struct process *p, uint32_t index,

@@ -170,4 +170,6 @@ EOF
 
 echo
 BUILD=$BUILD BENCH_REPS=$REPS "$(dirname "$0")/tokio.py"
+echo
+BUILD=$BUILD "$(dirname "$0")/api.py"
 echo "total time: $((SECONDS - start)) s"

@@ -14,11 +14,13 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <zlib.h>
 
+#include "api_snapshot.h"
 #include "http_server.h"
 
 static void assert_addr(const char *spec, int family, const char *host, int port)
@@ -131,6 +133,11 @@ static void test_http_server_route(void **state)
 	    {"GET", "/metricsx", NULL, HTTP_ROUTE_NOT_FOUND, 404, false},
 	    {"GET", "", NULL, HTTP_ROUTE_NOT_FOUND, 404, false},
 	    {"GET", "//metrics", NULL, HTTP_ROUTE_NOT_FOUND, 404, false},
+	    {"GET", "/api/v1/tasks?pid=1", "gzip", HTTP_ROUTE_API, 200, false},
+	    {"HEAD", "/api/v1/processes", NULL, HTTP_ROUTE_API, 200, false},
+	    {"GET", "/api/", NULL, HTTP_ROUTE_API, 200, false},
+	    {"GET", "/api", NULL, HTTP_ROUTE_NOT_FOUND, 404, false},
+	    {"POST", "/api/v1/tasks", NULL, HTTP_ROUTE_BAD_METHOD, 405, false},
 	    {"POST", "/metrics", "gzip", HTTP_ROUTE_BAD_METHOD, 405, false},
 	    {"get", "/metrics", NULL, HTTP_ROUTE_BAD_METHOD, 405, false},
 	    {"DELETE", "/nope", NULL, HTTP_ROUTE_BAD_METHOD, 405, false},
@@ -497,6 +504,67 @@ static void test_http_server_errors(void **state)
 	http_server__stop(srv);
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The API: a 503 with Retry-After before any snapshot, then answers from the published one. */
+static void test_http_server_serves_the_api(void **state)
+{
+	struct process_limits limits = { 0 };
+	struct process_table *pt = process_table__new(&limits, NULL);
+	struct report_input in = { .procs = pt };
+	struct http_server *srv = NULL;
+	struct api_snapshot *snap;
+	struct reply r;
+	uint64_t t0;
+
+	(void)state;
+	assert_non_null(process_table__add(pt, 42, "svc", "/svc"));
+	assert_int_equal(http_server__start("127.0.0.1:0", &srv), 0);
+	assert_false(http_server__api_wanted(srv, mono_ns()));
+	t0 = mono_ns();
+	fetch(http_server__port(srv), "GET /api/v1/processes HTTP/1.0\r\n\r\n", &r);
+	/* It waited for a snapshot, up to 3 s, on the HTTP thread. */
+	assert_true(mono_ns() - t0 >= 2900000000ull);
+	assert_int_equal(r.status, 503);
+	assert_header(&r, "Content-Type", "application/json");
+	assert_header(&r, "Retry-After", "1");
+	assert_string_equal(r.body, "{\"error\":\"no snapshot yet (the daemon is still attaching), "
+				    "retry\"}\n");
+	reply_free(&r);
+	/* Asked for: the main loop copies while the last request is recent. */
+	assert_true(http_server__api_wanted(srv, mono_ns()));
+	assert_false(http_server__api_wanted(srv, mono_ns() + 11000000000ull));
+
+	in.now_ns = mono_ns();
+	snap = api_snapshot__new(&in, API_SNAPSHOT_MAX_TASKS);
+	assert_non_null(snap);
+	http_server__publish_api(srv, snap);
+	fetch(http_server__port(srv), "GET /api/v1/processes?pid=42 HTTP/1.0\r\n\r\n", &r);
+	assert_int_equal(r.status, 200);
+	assert_header(&r, "Content-Type", "application/json");
+	assert_non_null(strstr(r.body, "\"processes\":[{\"pid\":42,\"comm\":\"svc\""));
+	reply_free(&r);
+	fetch(http_server__port(srv), "GET /api/v1/tasks?limit=0 HTTP/1.0\r\n\r\n", &r);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(r.body, "{\"error\":\"invalid limit '0': expected 1 to 1000\"}\n");
+	reply_free(&r);
+	fetch(http_server__port(srv), "GET /api/v2/tasks HTTP/1.0\r\n\r\n", &r);
+	assert_int_equal(r.status, 404);
+	assert_header(&r, "Content-Type", "application/json");
+	reply_free(&r);
+	/* Dropping the snapshot (NULL) is allowed; stop frees a published one. */
+	http_server__publish_api(srv, NULL);
+	http_server__publish_api(srv, api_snapshot__new(&in, 10));
+	http_server__stop(srv);
+	process_table__free(pt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -508,6 +576,7 @@ int main(void)
 	    cmocka_unit_test(test_http_server_keeps_connections_alive),
 	    cmocka_unit_test(test_http_server_publish_while_scraping),
 	    cmocka_unit_test(test_http_server_errors),
+	    cmocka_unit_test(test_http_server_serves_the_api),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
