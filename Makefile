@@ -180,7 +180,7 @@ demo: deps all $(BUILD)/tokio-out/tokio-target-v0
 	scripts/demo.sh
 
 # Every test, then again with ASan+UBSan builds of the daemon and unit tests, then fuzzing.
-check: deps all unit $(TARGET_BINS) tokio-targets async-task-targets
+check: deps format-check all unit $(TARGET_BINS) tokio-targets async-task-targets
 	$(MAKE) --no-print-directory BUILD=$(BUILD)-asan SANITIZE=1 all unit
 	BUILD=$(BUILD) ASAN_BUILD=$(BUILD)-asan scripts/run-tests.sh
 

@@ -10,7 +10,6 @@
 #include <bpf/bpf_tracing.h>
 #include "memscoped/events.h"
 
-
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* --empty-programs (benchmarks): the allocator programs return at once, the uprobe floor. */
@@ -43,16 +42,16 @@ struct {
 
 /* Per-thread state; task storage is freed with the thread, so nothing leaks. */
 struct thread_state {
-	__u32 depth;	  /* allocator calls in progress on this thread */
-	__u32 func;	  /* outermost allocator function: enum ms_alloc_func | MS_FN_F_* */
-	__u32 ret_size;	  /* it returns a usable size (xallocx) */
+	__u32 depth;	/* allocator calls in progress on this thread */
+	__u32 func;	/* outermost allocator function: enum ms_alloc_func | MS_FN_F_* */
+	__u32 ret_size; /* it returns a usable size (xallocx) */
 	__u32 __pad0;
-	__u64 size;	  /* its requested size */
-	__u64 extra;	  /* resize in place: extra bytes it may add (xallocx) */
-	__u64 old_addr;	  /* realloc: block passed in */
-	__u64 memptr;	  /* posix_memalign: where the result is stored */
-	__u64 sp;	  /* user stack pointer at its entry */
-	__u32 ntasks;	  /* current task stack (polls nest) */
+	__u64 size;	/* its requested size */
+	__u64 extra;	/* resize in place: extra bytes it may add (xallocx) */
+	__u64 old_addr; /* realloc: block passed in */
+	__u64 memptr;	/* posix_memalign: where the result is stored */
+	__u64 sp;	/* user stack pointer at its entry */
+	__u32 ntasks;	/* current task stack (polls nest) */
 	__u32 __pad;
 	__u64 tasks[MS_TASK_STACK];
 };
@@ -141,8 +140,8 @@ static __always_inline __u64 arg_at(const struct args *r, __u32 i)
 }
 
 /* Entry of an allocator function: remember its arguments if it is the outermost call. */
-static __always_inline int alloc_enter(struct pt_regs *ctx, __u64 cookie, __u64 size,
-				       __u64 extra, __u64 old_addr, __u64 memptr)
+static __always_inline int alloc_enter(struct pt_regs *ctx, __u64 cookie, __u64 size, __u64 extra,
+				       __u64 old_addr, __u64 memptr)
 {
 	struct thread_state *ts;
 	__u32 func = MS_AC_FUNC(cookie);
@@ -301,13 +300,13 @@ int task_poll_enter(struct pt_regs *ctx)
 		return emit(MS_EV_TASK_INVALID, runtime, hdr, vtable, ip, 0, 0);
 	}
 	if (cookie & MS_TASK_COOKIE_TOKIO) {
-		bpf_probe_read_user(&id_off, sizeof(id_off),
-				    (void *)(vtable + TOKIO_VT_ID_OFFSET));
+		bpf_probe_read_user(&id_off, sizeof(id_off), (void *)(vtable + TOKIO_VT_ID_OFFSET));
 		if (id_off < 4096)
 			bpf_probe_read_user(&id, sizeof(id), (void *)(hdr + id_off));
 		bpf_probe_read_user(&owner, sizeof(owner), (void *)(hdr + TOKIO_HDR_OWNER_ID));
 	}
-	bpf_probe_read_user(&state, sizeof(state), (void *)(hdr + 8 * MS_TASK_COOKIE_STATE(cookie)));
+	bpf_probe_read_user(&state, sizeof(state),
+			    (void *)(hdr + 8 * MS_TASK_COOKIE_STATE(cookie)));
 	ts = thread_state();
 	if (ts) {
 		/* Polls nest: a multi-thread worker runs inside its launch task's poll. */
@@ -339,7 +338,8 @@ int task_poll_return(struct pt_regs *ctx)
 		return 0;
 	hdr = ts->tasks[ts->ntasks & (MS_TASK_STACK - 1)];
 	/* The cell may be freed by now: a failed read leaves state 0 and the heap table decides. */
-	bpf_probe_read_user(&state, sizeof(state), (void *)(hdr + 8 * MS_TASK_COOKIE_STATE(cookie)));
+	bpf_probe_read_user(&state, sizeof(state),
+			    (void *)(hdr + 8 * MS_TASK_COOKIE_STATE(cookie)));
 	return emit(MS_EV_TASK_EXIT, MS_TASK_COOKIE_RUNTIME(cookie), hdr, 0, state, 0, 0);
 }
 

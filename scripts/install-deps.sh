@@ -10,7 +10,7 @@ packages=(
 	g++ libpcl1-dev libboost-context-dev strace libcap2-bin librust-async-std-dev librust-smol-dev
 	libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev redis-tools
 	chromium fonts-dejavu-core python3-yaml
-	libncurses-dev libcurl4-openssl-dev tmux
+	libncurses-dev libcurl4-openssl-dev tmux clang-format
 )
 
 # The Rust test targets build with any cargo: rustup's (PATH or ~/.cargo/bin), else Debian's.

@@ -20,9 +20,9 @@ struct alloc_fn_row {
 };
 
 struct alloc_family {
-	const char *name;	   /* as --allocator names it */
+	const char *name;	     /* as --allocator names it */
 	const char *const *prefixes; /* NULL-terminated; "" is the unprefixed build */
-	const char *signature;	   /* a function only this family defines (after the prefix) */
+	const char *signature;	     /* a function only this family defines (after the prefix) */
 	const struct alloc_fn_row *fns;
 	size_t nfns;
 	bool cxx; /* also defines C++'s operator new/delete (alloc_cxx_rows), unprefixed */

@@ -246,8 +246,8 @@ int alloc_plan__build(int pid, const char *requested, struct alloc_plan *plan, c
 		goto out;
 	}
 	for (i = 0; i < o.n; i++) {
-		struct elf_symbols *e = elf_symbols__open_target(pid, o.paths[i], open_path,
-								 sizeof(open_path));
+		struct elf_symbols *e =
+			elf_symbols__open_target(pid, o.paths[i], open_path, sizeof(open_path));
 		bool known = false;
 
 		if (!e)
@@ -284,10 +284,11 @@ int alloc_plan__build(int pid, const char *requested, struct alloc_plan *plan, c
 		    defines(e, "free")) {
 			binder = i;
 			if (!known && i < first_libc) {
-				snprintf(err, errlen,
-					 "unknown allocator: '%s' defines malloc and free but is none of "
-					 "jemalloc, mimalloc, tcmalloc or glibc",
-					 o.paths[i]);
+				snprintf(
+					err, errlen,
+					"unknown allocator: '%s' defines malloc and free but is none of "
+					"jemalloc, mimalloc, tcmalloc or glibc",
+					o.paths[i]);
 				elf_symbols__close(e);
 				ret = -EPROTO;
 				goto out;

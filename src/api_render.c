@@ -91,9 +91,9 @@ static int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 	return 0;
 }
 
-static const char *const tasks_params[] = {"pid",      "sort", "order", "limit",
-					   "suspects", "type", NULL};
-static const char *const processes_params[] = {"pid", NULL};
+static const char *const tasks_params[] = { "pid",	"sort", "order", "limit",
+					    "suspects", "type", NULL };
+static const char *const processes_params[] = { "pid", NULL };
 
 static bool known(const char *const *params, const char *key)
 {
@@ -126,8 +126,8 @@ static int parse_query(enum api_endpoint endpoint, const struct api_arg *args, s
 
 		if (!known(params, k)) {
 			snprintf(err, len, "unknown parameter '%.64s' (expected one of: %s)", k,
-				 endpoint == API_TASKS ? "pid, sort, order, limit, suspects, type"
-						       : "pid");
+				 endpoint == API_TASKS ? "pid, sort, order, limit, suspects, type" :
+							 "pid");
 			return -EINVAL;
 		}
 		for (j = 0; j < i; j++)
@@ -150,12 +150,12 @@ static int parse_query(enum api_endpoint endpoint, const struct api_arg *args, s
 		} else if (!strcmp(k, "sort")) {
 			if (task_row_key__parse(val, &q->order.key)) {
 				snprintf(
-				    err, len,
-				    "invalid sort '%.64s': expected one of id, kind, state, polls, "
-				    "busy_seconds, idle_seconds, future_size_bytes, live_bytes, "
-				    "type, age_seconds, live_allocations, allocated_bytes_total, "
-				    "allocations_total, pid",
-				    val);
+					err, len,
+					"invalid sort '%.64s': expected one of id, kind, state, polls, "
+					"busy_seconds, idle_seconds, future_size_bytes, live_bytes, "
+					"type, age_seconds, live_allocations, allocated_bytes_total, "
+					"allocations_total, pid",
+					val);
 				return -EINVAL;
 			}
 		} else if (!strcmp(k, "order")) {

@@ -11,9 +11,9 @@
 #include <stddef.h>
 #include "api_snapshot.h"
 
-#define API_VERSION	  1
+#define API_VERSION 1
 #define API_DEFAULT_LIMIT 100
-#define API_MAX_LIMIT	  1000
+#define API_MAX_LIMIT 1000
 /* More query parameters than this is a bad request. */
 #define API_MAX_ARGS 16
 

@@ -41,9 +41,9 @@ static double seconds(uint64_t ns)
 }
 
 static const char *const discovered_names[] = {
-    [TASK_FOUND_SPAWN] = "spawn",
-    [TASK_FOUND_ATTACH_SCAN] = "attach_scan",
-    [TASK_FOUND_FIRST_POLL] = "first_poll",
+	[TASK_FOUND_SPAWN] = "spawn",
+	[TASK_FOUND_ATTACH_SCAN] = "attach_scan",
+	[TASK_FOUND_FIRST_POLL] = "first_poll",
 };
 
 /* Decimal digits of v at dst; returns the end. snprintf was most of the copy's time. */
@@ -154,8 +154,8 @@ static int add_process_json(struct api_snapshot *s, const struct process *p,
 	char *copy;
 
 	text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-							 JSON_C_TO_STRING_NOSLASHESCAPE)
-		 : NULL;
+							     JSON_C_TO_STRING_NOSLASHESCAPE) :
+		   NULL;
 	copy = text ? strdup(text) : NULL;
 	json_object_put(o);
 	if (!copy)

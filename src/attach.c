@@ -262,7 +262,8 @@ void attach__close_inherited(void)
 		if (n < 0)
 			continue;
 		target[n] = '\0';
-		if (!strcmp(target, "anon_inode:bpf_link") || !strcmp(target, "anon_inode:[perf_event]"))
+		if (!strcmp(target, "anon_inode:bpf_link") ||
+		    !strcmp(target, "anon_inode:[perf_event]"))
 			close(fd);
 	}
 	closedir(dir);

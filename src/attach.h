@@ -19,10 +19,10 @@ struct attachment {
 	struct bpf_link **links; /* perf-event links (per probe) */
 	size_t nlinks;
 	size_t cap;
-	int *fds;		 /* uprobe_multi links (per program and object) */
+	int *fds; /* uprobe_multi links (per program and object) */
 	size_t nfds;
 	size_t fds_cap;
-	size_t nprobes;		 /* probes covered by all of the above */
+	size_t nprobes; /* probes covered by all of the above */
 };
 
 /*

@@ -55,10 +55,12 @@ static const struct argp_option options[] = {
 	  "A live task idle (or polled nonstop) this long is a suspect (default 30)", 0 },
 	{ "runtime", OPT_RUNTIME, "NAME", 0,
 	  "Task runtime: auto (default), none, or one by name (tokio, ucontext, pcl, "
-	  "fcontext, async-task; see memscoped(8))", 0 },
+	  "fcontext, async-task; see memscoped(8))",
+	  0 },
 	{ "allocator", OPT_ALLOCATOR, "NAME", 0,
 	  "Allocator to probe: auto (default: what the target uses), or one by name (glibc, "
-	  "jemalloc, mimalloc, tcmalloc, rust; see memscoped(8))", 0 },
+	  "jemalloc, mimalloc, tcmalloc, rust; see memscoped(8))",
+	  0 },
 	{ "listen", OPT_LISTEN, "[ADDR:]PORT", 0,
 	  "Serve Prometheus metrics at http://ADDR:PORT/metrics (default address 127.0.0.1)", 0 },
 	{ "textfile", OPT_TEXTFILE, "PATH", 0,
@@ -69,21 +71,26 @@ static const struct argp_option options[] = {
 	{ "max-tasks", OPT_MAX_TASKS, "N", 0, "Tasks tracked per process (default 1000000)", 0 },
 	{ "max-ended-tasks", OPT_MAX_ENDED_TASKS, "N", 0,
 	  "Ended tasks that hold no memory kept for the report, per process; older ones are "
-	  "forgotten, their counts kept (default 100000)", 0 },
+	  "forgotten, their counts kept (default 100000)",
+	  0 },
 	{ "max-types", OPT_MAX_TYPES, "N", 0,
 	  "Task types tracked per process; tasks of further types are counted under \"other\" "
-	  "(default 10000)", 0 },
+	  "(default 10000)",
+	  0 },
 	{ "max-task-types", OPT_MAX_TASK_TYPES, "N", 0,
 	  "task_type label values per runtime in metrics; the rest are \"other\" (default 50)", 0 },
 	{ "user", OPT_USER, "NAME", 0,
 	  "Once attached, become this user (the report's and textfile's directories must be "
-	  "writable by it); default: stay uid 0 without capabilities", 0 },
+	  "writable by it); default: stay uid 0 without capabilities",
+	  0 },
 	{ "no-uprobe-multi", OPT_NO_UPROBE_MULTI, NULL, 0,
 	  "Attach one perf-event link per probe instead of one uprobe_multi link per program "
-	  "(kernels before 6.6 fall back to this by themselves)", 0 },
+	  "(kernels before 6.6 fall back to this by themselves)",
+	  0 },
 	{ "empty-programs", OPT_EMPTY_PROGRAMS, NULL, 0,
 	  "For benchmarks: the same allocator probes with programs that do nothing (the uprobe "
-	  "floor); no allocation is tracked", 0 },
+	  "floor); no allocation is tracked",
+	  0 },
 	{ "verbose", 'v', NULL, 0, "Explain probe placement; show libbpf's messages", 0 },
 	{ 0 },
 };
@@ -183,18 +190,21 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_RING_SIZE:
 		if (cli__parse_u64(arg, &o->ring_size) || o->ring_size < 4096 ||
 		    o->ring_size > (1ull << 30) || (o->ring_size & (o->ring_size - 1)))
-			return fail(state, "invalid --ring-size '%s': expected a power of two from "
-					   "4096 to 1073741824", arg);
+			return fail(state,
+				    "invalid --ring-size '%s': expected a power of two from "
+				    "4096 to 1073741824",
+				    arg);
 		break;
 	case OPT_MAX_ALLOCATIONS:
 		if (cli__parse_u64(arg, &o->max_allocations) || !o->max_allocations)
-			return fail(state, "invalid --max-allocations '%s': expected a positive number",
-				   arg);
+			return fail(state,
+				    "invalid --max-allocations '%s': expected a positive number",
+				    arg);
 		break;
 	case OPT_MAX_THREADS:
 		if (cli__parse_u64(arg, &o->max_threads) || !o->max_threads)
 			return fail(state, "invalid --max-threads '%s': expected a positive number",
-				   arg);
+				    arg);
 		break;
 	case OPT_STUCK_AFTER:
 		if (cli__parse_seconds(arg, &o->stuck_after) || o->stuck_after <= 0)
@@ -203,15 +213,16 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_RUNTIME:
 		if (strcmp(arg, "auto") && strcmp(arg, "none") && !runtime__find(arg)) {
 			runtime__names(names, sizeof(names), ", ");
-			return fail(state, "invalid --runtime '%s': expected one of %s", arg, names);
+			return fail(state, "invalid --runtime '%s': expected one of %s", arg,
+				    names);
 		}
 		o->runtime = arg;
 		break;
 	case OPT_ALLOCATOR:
 		if (strcmp(arg, "auto") && !alloc_family__find(arg)) {
 			alloc_family__names(names, sizeof(names), ", ");
-			return fail(state, "invalid --allocator '%s': expected auto or one of %s", arg,
-				    names);
+			return fail(state, "invalid --allocator '%s': expected auto or one of %s",
+				    arg, names);
 		}
 		o->allocator = arg;
 		break;
@@ -235,7 +246,8 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_MAX_TASKS:
 		if (cli__parse_u64(arg, &o->max_tasks) || !o->max_tasks || o->max_tasks > 100000000)
-			return fail(state, "invalid --max-tasks '%s': expected 1 to 100000000", arg);
+			return fail(state, "invalid --max-tasks '%s': expected 1 to 100000000",
+				    arg);
 		break;
 	case OPT_MAX_TYPES:
 		if (cli__parse_u64(arg, &o->max_types) || !o->max_types || o->max_types > 1000000)
@@ -244,12 +256,13 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_MAX_ENDED_TASKS:
 		if (cli__parse_u64(arg, &o->max_ended_tasks) || !o->max_ended_tasks ||
 		    o->max_ended_tasks > 100000000)
-			return fail(state, "invalid --max-ended-tasks '%s': expected 1 to 100000000",
-				    arg);
+			return fail(state,
+				    "invalid --max-ended-tasks '%s': expected 1 to 100000000", arg);
 		break;
 	case OPT_MAX_TASK_TYPES:
 		if (cli__parse_u64(arg, &o->max_task_types) || !o->max_task_types)
-			return fail(state, "invalid --max-task-types '%s': expected a positive number",
+			return fail(state,
+				    "invalid --max-task-types '%s': expected a positive number",
 				    arg);
 		break;
 	case OPT_NO_UPROBE_MULTI:

@@ -13,32 +13,32 @@
 struct cli_options {
 	int pids[MS_MAX_TARGETS];
 	size_t npids;
-	double duration;	 /* seconds; 0 = until signal or every target exited */
-	const char *report;	 /* JSON report path, "-" = stdout, NULL = none */
-	const char *html;	 /* HTML report path, "-" = stdout, NULL = none */
-	double interval;	 /* seconds between stderr summaries; 0 = off */
-	uint64_t ring_size;	 /* bytes, power of two */
+	double duration;	  /* seconds; 0 = until signal or every target exited */
+	const char *report;	  /* JSON report path, "-" = stdout, NULL = none */
+	const char *html;	  /* HTML report path, "-" = stdout, NULL = none */
+	double interval;	  /* seconds between stderr summaries; 0 = off */
+	uint64_t ring_size;	  /* bytes, power of two */
 	uint64_t max_allocations; /* live blocks tracked per process */
-	uint64_t max_threads;	 /* threads tracked per process */
-	uint64_t max_tasks;	 /* tasks tracked per process */
+	uint64_t max_threads;	  /* threads tracked per process */
+	uint64_t max_tasks;	  /* tasks tracked per process */
 	uint64_t max_ended_tasks; /* ended tasks that hold nothing, kept for the report */
 	uint64_t max_types;	  /* task types tracked per process */
-	uint64_t max_task_types; /* task_type label values per runtime in metrics */
-	double stuck_after;	 /* seconds idle (or busy) before a live task is a suspect */
-	const char *runtime;	 /* "auto", "none" or a runtime name */
-	const char *allocator;	 /* "auto" or an allocator family name */
-	const char *listen;	 /* [ADDR:]PORT for /metrics, NULL = off */
-	const char *textfile;	 /* metrics file for node_exporter, NULL = off */
-	const char *debug_dir;	 /* build-id debug files; NULL = the target's /usr/lib/debug */
-	const char *user;	 /* become this user once attached; NULL = stay uid 0 */
-	bool no_uprobe_multi;	 /* one perf-event link per probe */
-	bool empty_programs;	 /* benchmarks: allocator programs that do nothing */
+	uint64_t max_task_types;  /* task_type label values per runtime in metrics */
+	double stuck_after;	  /* seconds idle (or busy) before a live task is a suspect */
+	const char *runtime;	  /* "auto", "none" or a runtime name */
+	const char *allocator;	  /* "auto" or an allocator family name */
+	const char *listen;	  /* [ADDR:]PORT for /metrics, NULL = off */
+	const char *textfile;	  /* metrics file for node_exporter, NULL = off */
+	const char *debug_dir;	  /* build-id debug files; NULL = the target's /usr/lib/debug */
+	const char *user;	  /* become this user once attached; NULL = stay uid 0 */
+	bool no_uprobe_multi;	  /* one perf-event link per probe */
+	bool empty_programs;	  /* benchmarks: allocator programs that do nothing */
 	int verbose;
 };
 
 /* Exit codes (memscoped(8)). */
 enum {
-	EXIT_USAGE = 2,	  /* bad command line */
+	EXIT_USAGE = 2, /* bad command line */
 };
 
 /*

@@ -157,7 +157,7 @@ static int real_vma(void *ctx, uint64_t addr, struct coro_vma *ret)
 }
 
 struct sym_ctx {
-	uint64_t addr;	/* runtime address */
+	uint64_t addr; /* runtime address */
 	char *path;
 	uint64_t first_start;
 	bool have_first;
@@ -424,8 +424,8 @@ static void end_overlapping(struct process *p, uint64_t lo, uint64_t hi, uint64_
 	}
 }
 
-static struct task *start(struct process *p, uint64_t lo, uint64_t hi, uint64_t link,
-			  uint32_t type, enum task_discovery how, uint64_t ts)
+static struct task *start(struct process *p, uint64_t lo, uint64_t hi, uint64_t link, uint32_t type,
+			  enum task_discovery how, uint64_t ts)
 {
 	struct coro_process *c = coro_process__of(p);
 	struct coro_stack s = { .lo = lo, .hi = hi, .link = link };
@@ -525,8 +525,7 @@ static bool in_region(const struct coro_region_entry *r, uint64_t addr)
 	return r->lo <= addr && addr < r->hi;
 }
 
-static void remember_region(struct coro_process *c, uint64_t lo, uint64_t hi,
-			    enum coro_region kind)
+static void remember_region(struct coro_process *c, uint64_t lo, uint64_t hi, enum coro_region kind)
 {
 	struct coro_region_entry *r;
 

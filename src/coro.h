@@ -27,7 +27,7 @@ struct coro_stack {
 	uint64_t link;
 	uint32_t task;
 	bool exiting;	/* fcontext: it left by ontop_fcontext, the way boost's fibers exit */
-	bool unwinding;	/* fcontext: entered by ontop_fcontext, as boost unwinds a fiber */
+	bool unwinding; /* fcontext: entered by ontop_fcontext, as boost unwinds a fiber */
 };
 
 /* Live coroutine stacks, sorted by address, never overlapping. */
@@ -47,16 +47,16 @@ void coro_stacks__clear(struct coro_stacks *cs);
 
 /* What a switch target's stack pointer lies in, when it is in no known coroutine stack. */
 enum coro_region {
-	CORO_REGION_UNKNOWN,	/* no way to tell its stack: counted, not attributed */
-	CORO_REGION_THREAD,	/* a thread's own stack: no coroutine runs */
-	CORO_REGION_DEDICATED,	/* a mapping with a guard page below: a coroutine's stack */
+	CORO_REGION_UNKNOWN,   /* no way to tell its stack: counted, not attributed */
+	CORO_REGION_THREAD,    /* a thread's own stack: no coroutine runs */
+	CORO_REGION_DEDICATED, /* a mapping with a guard page below: a coroutine's stack */
 };
 
 /* A mapping of the target, as far as classification needs it. */
 struct coro_vma {
 	uint64_t start, end;
-	bool anon;	 /* no file and not [heap]/[vdso]/... */
-	bool stack;	 /* the main thread's [stack] */
+	bool anon;  /* no file and not [heap]/[vdso]/... */
+	bool stack; /* the main thread's [stack] */
 	bool writable;
 	bool guard_below; /* an adjacent PROT_NONE mapping of at most 1 MiB below it */
 };
@@ -87,7 +87,7 @@ struct coro_entry_type {
 struct coro_pcl_pending {
 	uint32_t tid;
 	bool active;
-	bool internal;	/* libpcl's own delete helper, made by co_exit_to: no task */
+	bool internal; /* libpcl's own delete helper, made by co_exit_to: no task */
 	uint64_t func;
 	uint32_t task;
 };
@@ -119,7 +119,7 @@ struct coro_process {
 	bool unmap_attached;
 	bool ucontext_attached;
 	/* libpcl, on top of ucontext: its coroutines are reported once, as pcl. */
-	const char *pcl;		     /* "pcl" when traced, else NULL */
+	const char *pcl; /* "pcl" when traced, else NULL */
 	bool pcl_requested;
 	uint64_t pcl_exit_lo, pcl_exit_hi; /* co_exit_to, which makes libpcl's delete helper */
 	struct coro_pcl_pending pending[CORO_PCL_PENDING];
@@ -128,8 +128,8 @@ struct coro_process {
 	const char *fcontext; /* "fcontext" when traced, else NULL */
 	bool fcontext_requested;
 	/* Counters: only grow. */
-	uint64_t created;	   /* makecontext calls seen */
-	uint64_t discovered;	   /* coroutines from before attach, found at a switch */
+	uint64_t created;    /* makecontext calls seen */
+	uint64_t discovered; /* coroutines from before attach, found at a switch */
 	uint64_t switches;
 	uint64_t unknown_switches; /* into a context never seen created, stack unknown */
 	uint64_t bad_creates;	   /* an empty or impossible stack */

@@ -274,8 +274,10 @@ static void warn_blind(struct daemon *d, uint64_t now)
 
 		elapsed = now > p->start_ns ? (double)(now - p->start_ns) / 1e9 : 0;
 		if (alloc_watch__frees_missed(p, elapsed, d->opts.stuck_after))
-			log_err("warning: pid %u: %" PRIu64 " allocations reused addresses still live: "
-				"frees were not seen; probed %s", p->pid, p->blocks_replaced,
+			log_err("warning: pid %u: %" PRIu64
+				" allocations reused addresses still live: "
+				"frees were not seen; probed %s",
+				p->pid, p->blocks_replaced,
 				p->allocator.probed ? p->allocator.probed : p->allocator.family);
 		if (elapsed < d->opts.stuck_after || proc__cpu_seconds((int)p->pid, &cpu))
 			continue;

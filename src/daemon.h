@@ -25,11 +25,11 @@ struct daemon {
 	struct event_decoder decoder;
 	struct http_server *http;
 	struct prom_text *metrics;
-	struct watcher *watcher; /* libraries loaded later, or NULL */
+	struct watcher *watcher;   /* libraries loaded later, or NULL */
 	struct timeseries *series; /* live heap over time, for the JSON and HTML reports */
-	int lost_fd;		 /* BPF maps: failed ring reserves, per CPU */
-	int targets_fd;		 /* and the traced pids; -1 before load */
-	uint64_t start;		 /* CLOCK_MONOTONIC */
+	int lost_fd;		   /* BPF maps: failed ring reserves, per CPU */
+	int targets_fd;		   /* and the traced pids; -1 before load */
+	uint64_t start;		   /* CLOCK_MONOTONIC */
 };
 
 uint64_t daemon__now(void);

@@ -44,8 +44,7 @@ struct elf_symbols *elf_symbols__open(const char *path)
 	return e;
 }
 
-struct elf_symbols *elf_symbols__open_target(int pid, const char *path, char *ret_path,
-					     size_t len)
+struct elf_symbols *elf_symbols__open_target(int pid, const char *path, char *ret_path, size_t len)
 {
 	int err = proc__root_path(pid, path, ret_path, len);
 
@@ -84,7 +83,8 @@ static int walk_section(struct elf_symbols *e, Elf64_Word type, elf_sym_cb cb, v
 			continue;
 		n = data->d_size / sizeof(Elf64_Sym);
 		for (i = 0; i < n; i++) {
-			if (!gelf_getsym(data, (int)i, &s) || s.st_shndx == SHN_UNDEF || !s.st_value)
+			if (!gelf_getsym(data, (int)i, &s) || s.st_shndx == SHN_UNDEF ||
+			    !s.st_value)
 				continue;
 			sym.name = elf_strptr(e->elf, sh.sh_link, s.st_name);
 			if (!sym.name || !*sym.name)

@@ -12,7 +12,7 @@ struct elf_sym {
 	const char *name; /* valid while the object is open */
 	uint64_t vaddr;
 	uint64_t size;
-	int type;	  /* STT_FUNC, STT_GNU_IFUNC, ... */
+	int type; /* STT_FUNC, STT_GNU_IFUNC, ... */
 };
 
 struct elf_symbols;
@@ -23,8 +23,7 @@ struct elf_symbols *elf_symbols__open(const char *path);
  * Opens process pid's file at path as the target sees it (through /proc/PID/root, so its
  * container's view); ret_path (len bytes) gets the path opened. NULL and errno on failure.
  */
-struct elf_symbols *elf_symbols__open_target(int pid, const char *path, char *ret_path,
-					     size_t len);
+struct elf_symbols *elf_symbols__open_target(int pid, const char *path, char *ret_path, size_t len);
 void elf_symbols__close(struct elf_symbols *e);
 
 /* A defined function symbol; .symtab first, then .dynsym. "name@VERSION" matches name. */

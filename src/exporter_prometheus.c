@@ -39,8 +39,8 @@ static const struct process_metric {
 } process_metrics[] = {
 	{ "memscoped_heap_live_bytes", "gauge", "Heap bytes allocated since attach and not freed",
 	  SRC_HEAP_LIVE_BYTES },
-	{ "memscoped_heap_live_allocations", "gauge", "Heap blocks allocated since attach and not freed",
-	  SRC_HEAP_LIVE_ALLOCS },
+	{ "memscoped_heap_live_allocations", "gauge",
+	  "Heap blocks allocated since attach and not freed", SRC_HEAP_LIVE_ALLOCS },
 	{ "memscoped_heap_allocated_bytes_total", "counter", "Heap bytes allocated since attach",
 	  SRC_HEAP_ALLOCATED },
 	{ "memscoped_heap_allocations_total", "counter", "Heap blocks allocated since attach",
@@ -116,10 +116,10 @@ static const struct type_metric {
 static double type_value(const struct type_agg *a, enum type_field f)
 {
 	const double v[] = {
-		[F_SPAWNED] = a->spawned,     [F_COMPLETED] = a->completed,
-		[F_CANCELLED] = a->cancelled, [F_LIVE] = a->live,
-		[F_SUSPECTS] = a->suspects,   [F_LIVE_BYTES] = a->live_bytes,
-		[F_ALLOCATED] = a->allocated, [F_POLLS] = a->polls,
+		[F_SPAWNED] = a->spawned,	  [F_COMPLETED] = a->completed,
+		[F_CANCELLED] = a->cancelled,	  [F_LIVE] = a->live,
+		[F_SUSPECTS] = a->suspects,	  [F_LIVE_BYTES] = a->live_bytes,
+		[F_ALLOCATED] = a->allocated,	  [F_POLLS] = a->polls,
 		[F_FUTURE_SIZE] = a->future_size,
 	};
 
@@ -157,7 +157,8 @@ static int aggregate(struct proc_view *v, const struct exporter_input *in)
 
 		if (!ty->rank)
 			continue;
-		label = (!in->max_task_types || ty->rank <= in->max_task_types) ? ty->name : "other";
+		label = (!in->max_task_types || ty->rank <= in->max_task_types) ? ty->name :
+										  "other";
 		a = agg_for(v, ty->runtime, label);
 		if (!a) {
 			a = &v->aggs[v->naggs++];
@@ -185,13 +186,14 @@ static int render_self(struct prom_text *out, const struct proc_self_stats *s)
 		const char *name, *type, *help;
 		double value;
 	} m[] = {
-		{ "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds",
-		  s->cpu_seconds },
+		{ "process_cpu_seconds_total", "counter",
+		  "Total user and system CPU time spent in seconds", s->cpu_seconds },
 		{ "process_resident_memory_bytes", "gauge", "Resident memory size in bytes",
 		  (double)s->resident_bytes },
 		{ "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes",
 		  (double)s->virtual_bytes },
-		{ "process_open_fds", "gauge", "Number of open file descriptors", (double)s->open_fds },
+		{ "process_open_fds", "gauge", "Number of open file descriptors",
+		  (double)s->open_fds },
 		{ "process_max_fds", "gauge", "Maximum number of open file descriptors",
 		  (double)s->max_fds },
 		{ "process_start_time_seconds", "gauge",
@@ -218,8 +220,9 @@ static int render_dropped(struct prom_text *out, const struct proc_view *views, 
 	size_t i, k;
 	int err;
 
-	err = prom_text__family(out, "memscoped_bound_dropped_total", "counter",
-				"What a bound dropped: allocations, thread events, tasks, task types");
+	err = prom_text__family(
+		out, "memscoped_bound_dropped_total", "counter",
+		"What a bound dropped: allocations, thread events, tasks, task types");
 	for (i = 0; i < n && !err; i++) {
 		const struct process *p = views[i].p;
 
@@ -241,8 +244,9 @@ static int render_dropped(struct prom_text *out, const struct proc_view *views, 
 /* Which allocator memscoped found serving each process (src/alloc_plan.c). */
 static int render_allocator_info(struct prom_text *out, const struct proc_view *views, size_t n)
 {
-	struct prom_label labels[4] = { { "pid", NULL }, { "comm", NULL }, { "family", NULL },
-					{ "object", NULL } };
+	struct prom_label labels[4] = {
+		{ "pid", NULL }, { "comm", NULL }, { "family", NULL }, { "object", NULL }
+	};
 	size_t i;
 	int err;
 

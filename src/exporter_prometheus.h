@@ -13,9 +13,9 @@ struct exporter_input {
 	struct process_table *procs;
 	uint64_t events_received;
 	uint64_t events_lost;
-	uint64_t now_ns;	 /* CLOCK_MONOTONIC, for suspects */
+	uint64_t now_ns; /* CLOCK_MONOTONIC, for suspects */
 	uint64_t stuck_after_ns;
-	size_t max_task_types;	 /* task_type label values per runtime; the rest are "other" */
+	size_t max_task_types; /* task_type label values per runtime; the rest are "other" */
 	const struct proc_self_stats *self; /* NULL: no process_* metrics */
 };
 

@@ -30,8 +30,9 @@ int fd_pass__recv(int sock, void *data, size_t len, int *fds)
 {
 	char ctl[CMSG_SPACE(sizeof(int) * FD_PASS_MAX)];
 	struct iovec iov = { data, len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-			      .msg_controllen = sizeof(ctl) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)
+	};
 	struct cmsghdr *cm;
 	ssize_t n;
 	int nfds = 0, i;

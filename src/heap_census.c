@@ -89,8 +89,7 @@ static int chain(struct window *win, uint64_t first, uint64_t end, struct walk *
 				return -EBADMSG;
 			return 0;
 		}
-		if (size < MIN_CHUNK || (size & ALIGN_MASK) || (raw & IS_MMAPPED) ||
-		    size > end - p)
+		if (size < MIN_CHUNK || (size & ALIGN_MASK) || (raw & IS_MMAPPED) || size > end - p)
 			return -EBADMSG;
 		if (p + size == end) {
 			wk->free_bytes += size; /* the top chunk */
@@ -199,8 +198,9 @@ enum census_region_kind heap_census__classify(uint64_t start, const char *name)
 int heap_census__region(const struct census_region *r, census_read_fn read, void *read_ctx,
 			census_chunk_fn chunk, void *chunk_ctx, struct heap_census *c)
 {
-	struct window win = { .read = read, .ctx = read_ctx, .limit = r->end,
-			      .bytes_read = &c->bytes_read };
+	struct window win = {
+		.read = read, .ctx = read_ctx, .limit = r->end, .bytes_read = &c->bytes_read
+	};
 	uint64_t ar_ptr, size, lo, span;
 	int err = 0;
 
@@ -217,7 +217,8 @@ int heap_census__region(const struct census_region *r, census_read_fn read, void
 		err = heap(&win, r->start, r->start, 16, r->end, chunk, chunk_ctx, c);
 		break;
 	case CENSUS_ARENA_HEAP:
-		if ((err = word(&win, r->start, &ar_ptr)) || (err = word(&win, r->start + 16, &size)))
+		if ((err = word(&win, r->start, &ar_ptr)) ||
+		    (err = word(&win, r->start + 16, &size)))
 			break;
 		if (!ar_ptr || (ar_ptr & 7) || size < PAGE || size > r->end - r->start) {
 			err = mmapped(&win, r->start, r->end, chunk, chunk_ctx, c);
@@ -272,8 +273,8 @@ static int collect(const char *line, void *ctx)
 		return 0;
 	if (m->n == MAX_REGIONS)
 		return -E2BIG;
-	m->regions[m->n++] = (struct census_region){ start, end,
-						     heap_census__classify(start, name) };
+	m->regions[m->n++] =
+		(struct census_region){ start, end, heap_census__classify(start, name) };
 	return 0;
 }
 

@@ -14,14 +14,14 @@ struct heap_census {
 	/* mallinfo2's uordblks + hblkhd: arena bytes not in a free chunk, plus mmapped chunks. */
 	uint64_t inuse_bytes;
 	uint64_t inuse_chunks;
-	uint64_t free_bytes;	/* free chunks and top chunks (fordblks) */
+	uint64_t free_bytes; /* free chunks and top chunks (fordblks) */
 	uint64_t free_chunks;
 	uint64_t arena_bytes;	/* the arenas' system memory (arena) */
 	uint64_t mmapped_bytes; /* hblkhd */
 	uint64_t mmapped_chunks;
-	uint32_t arenas;	/* the main arena, and one per other arena seen */
-	uint32_t heaps;		/* the main heap, and every heap of the other arenas */
-	uint32_t damaged;	/* regions whose chunk chain did not parse (changed while read) */
+	uint32_t arenas;  /* the main arena, and one per other arena seen */
+	uint32_t heaps;	  /* the main heap, and every heap of the other arenas */
+	uint32_t damaged; /* regions whose chunk chain did not parse (changed while read) */
 	uint64_t bytes_read;
 };
 

@@ -11,7 +11,7 @@ struct heap_block {
 	uint64_t addr;
 	uint64_t size;
 	uint32_t tid;
-	uint32_t task;	 /* task table index (0 = untasked), with TASK_CELL_BIT for a cell */
+	uint32_t task;	  /* task table index (0 = untasked), with TASK_CELL_BIT for a cell */
 	uint32_t time_cs; /* centiseconds since attach (saturates after 31 days) */
 };
 
@@ -29,7 +29,8 @@ void heap_table__free(struct heap_table *h);
  * Adds a block. Returns 0, 1 if a block at that address was replaced (its old value is in
  * *ret_old, if given), -ENOSPC when the bound is reached, -ENOMEM.
  */
-int heap_table__insert(struct heap_table *h, const struct heap_block *b, struct heap_block *ret_old);
+int heap_table__insert(struct heap_table *h, const struct heap_block *b,
+		       struct heap_block *ret_old);
 /* Removes the block at addr; false if there is none. */
 bool heap_table__remove(struct heap_table *h, uint64_t addr, struct heap_block *ret_old);
 bool heap_table__lookup(const struct heap_table *h, uint64_t addr, struct heap_block *ret);

@@ -19,17 +19,17 @@
 #include "http_server.h"
 
 /* Scrapers are a few Prometheus servers and curl: small limits, requests are untrusted. */
-#define CONN_LIMIT	  16
-#define IP_CONN_LIMIT	  8
-#define CONN_TIMEOUT_S	  10
+#define CONN_LIMIT 16
+#define IP_CONN_LIMIT 8
+#define CONN_TIMEOUT_S 10
 #define CONN_MEMORY_LIMIT (16 * 1024)
 
 static const char metrics_type[] = "text/plain; version=0.0.4; charset=utf-8";
 static const char index_html[] =
-    "<html><head><title>memscoped</title></head>\n"
-    "<body><h1>memscoped</h1><p><a href=\"/metrics\">Metrics</a></p>\n"
-    "<p>JSON API: <a href=\"/api/v1/processes\">/api/v1/processes</a>, "
-    "<a href=\"/api/v1/tasks\">/api/v1/tasks</a></p></body></html>\n";
+	"<html><head><title>memscoped</title></head>\n"
+	"<body><h1>memscoped</h1><p><a href=\"/metrics\">Metrics</a></p>\n"
+	"<p>JSON API: <a href=\"/api/v1/processes\">/api/v1/processes</a>, "
+	"<a href=\"/api/v1/tasks\">/api/v1/tasks</a></p></body></html>\n";
 static const char json_type[] = "application/json";
 /* The main loop copies the tasks for the API while it was asked for within this long. */
 #define API_WANTED_NS (10 * 1000000000ull)
@@ -53,10 +53,10 @@ struct http_server {
 	pthread_mutex_t lock; /* guards cur and the gz fields of every snapshot */
 	struct snapshot *cur;
 	int port;
-	bool published; /* until the first publish, /metrics answers 503 */
-	struct api_snapshot *api; /* guarded by lock; NULL until the first API publish */
+	bool published;		      /* until the first publish, /metrics answers 503 */
+	struct api_snapshot *api;     /* guarded by lock; NULL until the first API publish */
 	pthread_cond_t api_published; /* CLOCK_MONOTONIC */
-	uint64_t api_requested_ns; /* atomic */
+	uint64_t api_requested_ns;    /* atomic */
 };
 
 static int parse_port(const char *s, in_port_t *ret_port)
@@ -78,7 +78,7 @@ static int parse_port(const char *s, in_port_t *ret_port)
 
 int http_server__parse_addr(const char *spec, struct sockaddr_storage *ret_addr, socklen_t *ret_len)
 {
-	struct sockaddr_storage ss = {0};
+	struct sockaddr_storage ss = { 0 };
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 	char host[INET6_ADDRSTRLEN];
@@ -241,7 +241,7 @@ static void snapshot__put(void *cls)
 
 static int gzip_compress(const char *in, size_t len, char **ret_out, size_t *ret_len)
 {
-	z_stream z = {0};
+	z_stream z = { 0 };
 	size_t cap;
 	char *out;
 	int ret;
@@ -297,7 +297,7 @@ static struct MHD_Response *metrics_response(struct http_server *srv, bool gzip)
 	/* Without a gzip (out of memory), identity is still an acceptable answer. */
 	gzip = gzip && s->gz;
 	resp = MHD_create_response_from_buffer_with_free_callback_cls(
-	    gzip ? s->gz_len : s->len, gzip ? s->gz : s->text, snapshot__put, s);
+		gzip ? s->gz_len : s->len, gzip ? s->gz : s->text, snapshot__put, s);
 	if (!resp) {
 		snapshot__put(s);
 		return NULL;
@@ -391,8 +391,10 @@ static struct MHD_Response *api_response(struct http_server *srv, struct MHD_Con
 	endpoint = api_render__endpoint(path);
 	if (endpoint < 0) {
 		status = MHD_HTTP_NOT_FOUND;
-		body = api_render__error("no such API path (api_version 1 has /api/v1/processes and "
-					 "/api/v1/tasks)", &len);
+		body = api_render__error(
+			"no such API path (api_version 1 has /api/v1/processes and "
+			"/api/v1/tasks)",
+			&len);
 	} else if (!(s = api_get(srv))) {
 		status = MHD_HTTP_SERVICE_UNAVAILABLE;
 		body = api_render__error("no snapshot yet (the daemon is still attaching), retry",
@@ -543,12 +545,12 @@ int http_server__start(const char *spec, struct http_server **ret_srv)
 {
 	/* An array rather than varargs: each value gets the C type MHD expects. */
 	struct MHD_OptionItem options[] = {
-	    {MHD_OPTION_LISTEN_SOCKET, -1, NULL},
-	    {MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT, NULL},
-	    {MHD_OPTION_PER_IP_CONNECTION_LIMIT, IP_CONN_LIMIT, NULL},
-	    {MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S, NULL},
-	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY_LIMIT, NULL},
-	    {MHD_OPTION_END, 0, NULL},
+		{ MHD_OPTION_LISTEN_SOCKET, -1, NULL },
+		{ MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT, NULL },
+		{ MHD_OPTION_PER_IP_CONNECTION_LIMIT, IP_CONN_LIMIT, NULL },
+		{ MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S, NULL },
+		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONN_MEMORY_LIMIT, NULL },
+		{ MHD_OPTION_END, 0, NULL },
 	};
 	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD;
 	struct sockaddr_storage addr;

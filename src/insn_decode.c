@@ -15,29 +15,29 @@ enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9 };
 /* The SysV x86-64 argument registers, in order. */
 static const unsigned int arg_regs[] = { RDI, RSI, RDX, RCX, R8, R9 };
 #define ARG_REGS (REG(RDI) | REG(RSI) | REG(RDX) | REG(RCX) | REG(R8) | REG(R9))
-#define CC_E 0x4	/* condition code of je/jz */
-#define INSN_MAX 15	/* the CPU faults on longer instructions */
+#define CC_E 0x4    /* condition code of je/jz */
+#define INSN_MAX 15 /* the CPU faults on longer instructions */
 
 enum insn_kind {
-	INSN_PLAIN,	/* falls through; effects in writes/writes_mem/writes_flags */
+	INSN_PLAIN, /* falls through; effects in writes/writes_mem/writes_flags */
 	INSN_PUSH,
 	INSN_NOP,
 	INSN_ENDBR,
 	INSN_JCC,
-	INSN_BRANCH,	/* jmp, call, ret */
+	INSN_BRANCH, /* jmp, call, ret */
 };
 
 struct insn {
 	size_t len;
 	enum insn_kind kind;
-	unsigned int cc;	/* INSN_JCC: condition code */
+	unsigned int cc; /* INSN_JCC: condition code */
 	bool emulated;
 	bool rejected;
 	bool writes_mem;
 	bool writes_flags;
-	int zero_test;		/* argument register a 64-bit test/cmp compares with 0, or -1 */
-	unsigned int writes;	/* REG() bits of the registers written */
-	int copy_from;		/* a 64-bit register-to-register mov: its source, or -1 */
+	int zero_test;	     /* argument register a 64-bit test/cmp compares with 0, or -1 */
+	unsigned int writes; /* REG() bits of the registers written */
+	int copy_from;	     /* a 64-bit register-to-register mov: its source, or -1 */
 };
 
 /* branch_setup_xol_ops() emulates exactly x86_nops[1..8] (longer ones carry a rejected 0x2e). */
@@ -64,8 +64,17 @@ static const char *const null_check_reasons[] = {
 static bool is_legacy_prefix(uint8_t b)
 {
 	switch (b) {
-	case 0x26: case 0x2e: case 0x36: case 0x3e: case 0x64: case 0x65:
-	case 0x66: case 0x67: case 0xf0: case 0xf2: case 0xf3:
+	case 0x26:
+	case 0x2e:
+	case 0x36:
+	case 0x3e:
+	case 0x64:
+	case 0x65:
+	case 0x66:
+	case 0x67:
+	case 0xf0:
+	case 0xf2:
+	case 0xf3:
 		return true;
 	}
 	return false;
@@ -95,7 +104,7 @@ static size_t modrm_len(const uint8_t *p, size_t len)
 			n += 4;
 	}
 	if (mod == 0 && rm == 5)
-		n += 4;	/* rip-relative */
+		n += 4; /* rip-relative */
 	else if (mod == 1)
 		n += 1;
 	else if (mod == 2)
@@ -201,7 +210,7 @@ static size_t decode(const uint8_t *p, size_t len, struct insn *in)
 				return 0;
 			write_reg(in, p[i], rex, false);
 		} else if (op == 0x1e && rep && i < len && (p[i] == 0xfa || p[i] == 0xfb)) {
-			in->kind = INSN_ENDBR;	/* endbr64/endbr32: single-stepped */
+			in->kind = INSN_ENDBR; /* endbr64/endbr32: single-stepped */
 			m = 1;
 		} else {
 			return 0;

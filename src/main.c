@@ -213,8 +213,9 @@ static int attach_target(struct memscoped_bpf *skel, const struct runtime_ctx *c
 		goto out;
 	}
 	for (k = 0; k < plan->n; k++)
-		for (i = 0; i < plan->objects[k].nnotes && verbose &&
-			    ctx->multi != o->no_uprobe_multi; i++)
+		for (i = 0;
+		     i < plan->objects[k].nnotes && verbose && ctx->multi != o->no_uprobe_multi;
+		     i++)
 			log_err("pid %d: %s: %s", pid, plan->objects[k].object,
 				plan->objects[k].notes[i]);
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.targets), &(uint32_t){ (uint32_t)pid },
@@ -264,8 +265,12 @@ static int attach_plan(const struct runtime_ctx *ctx, int pid, const struct prob
 static int load_and_attach(struct daemon *d, bool multi, struct memscoped_bpf **ret_skel)
 {
 	struct runtime_ctx ctx = {
-		.links = &d->links, .attach_plan = attach_plan, .multi = multi, .verbose = verbose,
-		.debug_dir = d->opts.debug_dir, .log = log_err,
+		.links = &d->links,
+		.attach_plan = attach_plan,
+		.multi = multi,
+		.verbose = verbose,
+		.debug_dir = d->opts.debug_dir,
+		.log = log_err,
 	};
 	struct memscoped_bpf *skel;
 	size_t i;

@@ -79,8 +79,10 @@ static const struct probe_spec *planned_at(const struct probe_plan *plan, uint64
 static int add(struct probe_plan *plan, const struct alloc_fn_row *fn, uint64_t cookie,
 	       const char *prog, bool ret, uint64_t offset)
 {
-	return probe_plan__add(plan, &(struct probe_spec){ .symbol = fn->symbol, .prog = prog,
-							   .cookie = cookie, .retprobe = ret,
+	return probe_plan__add(plan, &(struct probe_spec){ .symbol = fn->symbol,
+							   .prog = prog,
+							   .cookie = cookie,
+							   .retprobe = ret,
 							   .offset = offset });
 }
 
@@ -101,7 +103,7 @@ static bool is_tail_call(const uint8_t *code, size_t len)
 static unsigned int args_read(uint64_t cookie)
 {
 	const unsigned int pos[] = { MS_AC_SIZE(cookie), MS_AC_COUNT(cookie), MS_AC_PTR(cookie),
-				     MS_AC_OUT(cookie), MS_AC_ALIGN(cookie), MS_AC_FLAGS(cookie) };
+				     MS_AC_OUT(cookie),	 MS_AC_ALIGN(cookie), MS_AC_FLAGS(cookie) };
 	unsigned int mask = 0, i;
 
 	for (i = 0; i < sizeof(pos) / sizeof(pos[0]); i++)
@@ -159,7 +161,8 @@ static int plan_row(struct elf_symbols *e, const struct alloc_family *f, const c
 	}
 	/* Only a free may lose its NULL calls (a no-op): malloc(0) is a real allocation. */
 	if (place.null_arg >= 0 &&
-	    (func != MS_FN_FREE || place.null_arg != insn_decode__arg_register(MS_AC_PTR(fn->cookie)))) {
+	    (func != MS_FN_FREE ||
+	     place.null_arg != insn_decode__arg_register(MS_AC_PTR(fn->cookie)))) {
 		place.offset = 0;
 		place.reason = "its NULL early return would hide real calls";
 	}

@@ -18,13 +18,13 @@ struct probe_spec {
 	const char *prog;   /* BPF program name in the skeleton */
 	uint64_t cookie;    /* the BPF cookie: MS_ALLOC_COOKIE, MS_TASK_COOKIE, ... */
 	bool retprobe;
-	uint64_t offset;    /* file offset in the object */
+	uint64_t offset; /* file offset in the object */
 };
 
 /* Probes in one object of the target. */
 struct probe_plan {
-	char object[PATH_MAX];	  /* as the target maps it */
-	char open_path[PATH_MAX]; /* as memscoped opens it: /proc/PID/root/... */
+	char object[PATH_MAX];	   /* as the target maps it */
+	char open_path[PATH_MAX];  /* as memscoped opens it: /proc/PID/root/... */
 	struct probe_spec *probes; /* malloc'd */
 	size_t nprobes, cap;
 	char *notes[PROBE_PLAN_NOTES]; /* for -v; malloc'd */

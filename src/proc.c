@@ -280,8 +280,10 @@ int proc__self_stats(struct proc_self_stats *ret)
 	buf[n] = '\0';
 	p = strrchr(buf, ')');
 	/* Fields 14, 15 (utime, stime), 22 (starttime), 23 (vsize), 24 (rss). */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d "
-				"%*d %*d %llu %lu %ld", &utime, &stime, &start, &vsize, &rss) != 5)
+	if (!p || sscanf(p + 2,
+			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d "
+			 "%*d %*d %llu %lu %ld",
+			 &utime, &stime, &start, &vsize, &rss) != 5)
 		return -EIO;
 	dir = opendir("/proc/self/fd");
 	if (dir) {

@@ -349,8 +349,7 @@ void process__realloc_end(struct process *p, uint32_t tid, uint64_t old_addr, ui
 	}
 	/* A failed realloc leaves the old block untouched. */
 	if (!new_addr && size) {
-		if (t->realloc_tracked &&
-		    heap_table__insert(p->blocks, &t->realloc_old, NULL) == 0)
+		if (t->realloc_tracked && heap_table__insert(p->blocks, &t->realloc_old, NULL) == 0)
 			account(p, &t->realloc_old, true);
 		process__alloc_failed(p);
 		return;
@@ -359,8 +358,8 @@ void process__realloc_end(struct process *p, uint32_t tid, uint64_t old_addr, ui
 		p->heap.frees_total++;
 		/* Its live share was taken at the begin; a moved task cell ends its task. */
 		if (t->realloc_old.task & TASK_CELL_BIT) {
-			struct task *cell = task_table__at(p->tasks,
-							   t->realloc_old.task & ~TASK_CELL_BIT);
+			struct task *cell =
+				task_table__at(p->tasks, t->realloc_old.task & ~TASK_CELL_BIT);
 
 			if (cell)
 				task_table__dealloc(p->tasks, cell, ts);

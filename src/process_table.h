@@ -54,18 +54,18 @@ struct process {
 	char comm[COMM_LEN];
 	char *exe;
 	bool exited;
-	bool execed; /* it exec'd a new program: figures stop at the exec */
+	bool execed;	   /* it exec'd a new program: figures stop at the exec */
 	uint64_t start_ns; /* attach time, CLOCK_MONOTONIC */
 	uint32_t probes_attached;
 	/* The allocator that serves malloc (src/alloc_plan.c); family NULL before attach. */
 	struct {
-		const char *family; /* static: the family's name */
-		char *object;	    /* as the target maps it */
-		uint32_t functions; /* its probed functions, as the attach line says */
-		char *probed;	    /* every family and object probed, for messages */
+		const char *family;   /* static: the family's name */
+		char *object;	      /* as the target maps it */
+		uint32_t functions;   /* its probed functions, as the attach line says */
+		char *probed;	      /* every family and object probed, for messages */
 		double cpu_at_attach; /* the target's CPU seconds then */
-		bool blind_warned;  /* the zero-event warning was given */
-		bool frees_warned;  /* the missed-frees warning was given */
+		bool blind_warned;    /* the zero-event warning was given */
+		bool frees_warned;    /* the missed-frees warning was given */
 	} allocator;
 	struct heap_stats heap;
 	struct task_table *tasks;
@@ -79,9 +79,9 @@ struct process {
 	size_t max_threads;
 	thread_namer namer;
 	/* Bounds hit and inconsistencies seen; nonzero means the figures are lower bounds. */
-	uint64_t blocks_dropped;  /* --max-allocations reached */
+	uint64_t blocks_dropped;	/* --max-allocations reached */
 	uint64_t thread_events_dropped; /* events of threads past --max-threads */
-	uint64_t blocks_replaced; /* allocation at a live address: a free was lost */
+	uint64_t blocks_replaced;	/* allocation at a live address: a free was lost */
 };
 
 struct process_limits {

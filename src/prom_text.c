@@ -259,7 +259,7 @@ static void put_series(struct prom_text *p, const char *name, const char *suffix
 int prom_text__family(struct prom_text *p, const char *name, const char *type, const char *help)
 {
 	static const char *const types[] = {
-	    "counter", "gauge", "histogram", "summary", "untyped",
+		"counter", "gauge", "histogram", "summary", "untyped",
 	};
 	size_t mark = p->len, i;
 

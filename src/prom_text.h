@@ -39,7 +39,7 @@ int prom_text__histogram(struct prom_text *p, const char *name, const struct pro
 const char *prom_text__data(const struct prom_text *p, size_t *ret_len);
 
 #define PROM_CAP_DEFAULT_MAX 50
-#define PROM_CAP_OTHER	     "other"
+#define PROM_CAP_OTHER "other"
 
 struct prom_cap;
 

@@ -13,8 +13,8 @@ struct report_input {
 	uint64_t events_received;
 	uint64_t events_lost;
 	struct process_table *procs;
-	uint64_t now_ns;	 /* CLOCK_MONOTONIC at the report */
-	uint64_t stuck_after_ns; /* --stuck-after */
+	uint64_t now_ns;		     /* CLOCK_MONOTONIC at the report */
+	uint64_t stuck_after_ns;	     /* --stuck-after */
 	const struct timeseries *timeseries; /* NULL: no "timeseries" field */
 };
 

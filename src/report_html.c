@@ -161,9 +161,15 @@ static void cut_threads(struct json_object *proc, size_t max)
 	json_object_object_add(proc, "threads_omitted", omitted);
 }
 
-static const char *const type_sums[] = { "spawned", "live", "completed", "cancelled", "suspects",
-					 "live_bytes", "allocated_bytes_total",
-					 "outlived_live_bytes", "polls" };
+static const char *const type_sums[] = { "spawned",
+					 "live",
+					 "completed",
+					 "cancelled",
+					 "suspects",
+					 "live_bytes",
+					 "allocated_bytes_total",
+					 "outlived_live_bytes",
+					 "polls" };
 
 /* Suspects first, then by bytes held (live and outlived). */
 static uint64_t type_rank(struct json_object *ty)
@@ -190,7 +196,7 @@ static int add_histograms(struct json_object *kept, const uint32_t *type_of,
 {
 	size_t n = json_object_array_length(kept), i;
 	int32_t *pos = malloc(tt->ntypes * sizeof(*pos));
-	uint64_t (*counts)[HIST_BUCKETS] = calloc(n ? n : 1, sizeof(*counts));
+	uint64_t(*counts)[HIST_BUCKETS] = calloc(n ? n : 1, sizeof(*counts));
 	struct json_object *h, *pair;
 	int b;
 
@@ -266,7 +272,7 @@ static int cut_types(struct json_object *proc, const struct process *p, size_t m
 		while (k < tt->ntypes && !tt->types[k].spawned)
 			k++;
 		type_of[i] = k < tt->ntypes && !strcmp(tt->types[k].name, name) ? (uint32_t)k++ :
-										   UINT32_MAX;
+										  UINT32_MAX;
 	}
 	omitted = json_object_new_object();
 	put_u64(omitted, "types", 0);
@@ -290,8 +296,9 @@ static int cut_types(struct json_object *proc, const struct process *p, size_t m
 	for (i = 0; i < t.n; i++) {
 		json_object_array_add(kept,
 				      json_object_get(json_object_array_get_idx(all, idx[i])));
-		kept_type[i] = type_of[idx[i]] != UINT32_MAX ? type_of[idx[i]] :
-			       find_type(tt, json_object_array_get_idx(all, idx[i]));
+		kept_type[i] = type_of[idx[i]] != UINT32_MAX ?
+				       type_of[idx[i]] :
+				       find_type(tt, json_object_array_get_idx(all, idx[i]));
 	}
 	err = add_histograms(kept, kept_type, tt);
 	free(type_of);
@@ -417,7 +424,8 @@ static int write_escaped(FILE *f, const char *s)
 	for (; *s; s++) {
 		int r = *s == '<' ? fputs("\\u003c", f) :
 			*s == '>' ? fputs("\\u003e", f) :
-			*s == '&' ? fputs("\\u0026", f) : fputc(*s, f);
+			*s == '&' ? fputs("\\u0026", f) :
+				    fputc(*s, f);
 
 		if (r < 0)
 			return -EIO;
@@ -456,7 +464,8 @@ int report_html__write_bounded(FILE *f, const struct report_input *in,
 
 int report_html__write(FILE *f, const struct report_input *in)
 {
-	const struct report_html_bounds b = { .task_types = HTML_TOP_ROWS, .tasks = HTML_TOP_ROWS,
+	const struct report_html_bounds b = { .task_types = HTML_TOP_ROWS,
+					      .tasks = HTML_TOP_ROWS,
 					      .threads = 20 };
 
 	return report_html__write_bounded(f, in, &b);

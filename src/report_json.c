@@ -133,8 +133,8 @@ static struct json_object *task_json(const struct process *p, uint32_t index,
 	task_id(p, index, buf, sizeof(buf));
 	json_object_object_add(o, "id", json_object_new_string(buf));
 	json_object_object_add(o, "runtime", json_object_new_string(ty->runtime));
-	json_object_object_add(o, "kind", json_object_new_string(t->kind == TASK_BLOCKING ?
-									 "blocking" : "async"));
+	json_object_object_add(
+		o, "kind", json_object_new_string(t->kind == TASK_BLOCKING ? "blocking" : "async"));
 	json_object_object_add(o, "type", json_object_new_string(ty->name));
 	json_object_object_add(o, "state", json_object_new_string(task_state__name(t->state)));
 	json_object_object_add(o, "discovered",
@@ -168,7 +168,8 @@ static struct json_object *task_json(const struct process *p, uint32_t index,
 	else
 		json_object_object_add(o, "first_poll_at_seconds", NULL);
 	put_seconds(o, "idle_seconds", task__ended(t) ? 0 : seconds(end - last));
-	put_seconds(o, "busy_seconds", seconds(t->busy_ns + (t->running ? end - t->poll_start_ns : 0)));
+	put_seconds(o, "busy_seconds",
+		    seconds(t->busy_ns + (t->running ? end - t->poll_start_ns : 0)));
 	put_u64(o, "polls", t->polls);
 	put_u64(o, "future_size_bytes", t->future_size);
 	put_u64(o, "live_bytes", t->live_bytes);
@@ -176,8 +177,9 @@ static struct json_object *task_json(const struct process *p, uint32_t index,
 	put_u64(o, "allocated_bytes_total", t->allocated_bytes_total);
 	put_u64(o, "allocations_total", t->allocations_total);
 	json_object_object_add(o, "detached", json_object_new_boolean(t->detached));
-	json_object_object_add(o, "ended", !t->end_ns ? NULL :
-				  json_object_new_string(task_state__name(t->end_state)));
+	json_object_object_add(o, "ended",
+			       !t->end_ns ? NULL :
+					    json_object_new_string(task_state__name(t->end_state)));
 	if (t->end_ns)
 		put_seconds(o, "ended_at_seconds", seconds(t->end_ns - p->start_ns));
 	if (t->dealloc_ns)
@@ -209,8 +211,7 @@ static void add_runtimes(struct json_object *o, const struct process *p)
 	}
 }
 
-static void add_tasks(struct json_object *o, const struct process *p,
-		      const struct report_input *in)
+static void add_tasks(struct json_object *o, const struct process *p, const struct report_input *in)
 {
 	const struct task_table *tt = p->tasks;
 	struct json_object *summary, *types, *ty;
@@ -326,8 +327,9 @@ static struct json_object *process_json(const struct process *p, const struct re
 		struct json_object *a = json_object_new_object();
 
 		json_object_object_add(a, "family", json_object_new_string(p->allocator.family));
-		json_object_object_add(a, "object", json_object_new_string(p->allocator.object ?
-									     p->allocator.object : ""));
+		json_object_object_add(
+			a, "object",
+			json_object_new_string(p->allocator.object ? p->allocator.object : ""));
 		put_u64(a, "functions", p->allocator.functions);
 		json_object_object_add(o, "allocator", a);
 	}

@@ -56,8 +56,8 @@ static void tasks_text(FILE *f, const struct process *p, const struct report_inp
 	if (tt->ntasks <= 1)
 		return;
 	fprintf(f, "\n  tasks (suspects first; busy and idle in seconds)\n");
-	fprintf(f, "  %-12s %-8s %-11s %7s %8s %8s %10s %12s  %s\n", "ID", "KIND", "STATE",
-		"POLLS", "BUSY", "IDLE", "FUTURE", "LIVE", "TYPE");
+	fprintf(f, "  %-12s %-8s %-11s %7s %8s %8s %10s %12s  %s\n", "ID", "KIND", "STATE", "POLLS",
+		"BUSY", "IDLE", "FUTURE", "LIVE", "TYPE");
 	for (pass = 0; pass < 2; pass++)
 		for (i = 1; i < tt->ntasks; i++) {
 			const struct task *t = &tt->tasks[i];
@@ -70,7 +70,8 @@ static void tasks_text(FILE *f, const struct process *p, const struct report_inp
 				task_row(f, p, t, in, suspect ? reason : NULL);
 		}
 	if (shown > TEXT_MAX_TASKS)
-		fprintf(f, "  ... %zu more live tasks in the JSON report\n", shown - TEXT_MAX_TASKS);
+		fprintf(f, "  ... %zu more live tasks in the JSON report\n",
+			shown - TEXT_MAX_TASKS);
 	fprintf(f, "\n  task types\n  %8s %8s %10s %10s %12s %12s  %s\n", "SPAWNED", "DONE",
 		"CANCELLED", "FUTURE", "ALLOCATED", "OUTLIVED", "TYPE");
 	for (i = 0; i < tt->ntypes; i++) {
@@ -80,8 +81,8 @@ static void tasks_text(FILE *f, const struct process *p, const struct report_inp
 			continue;
 		fprintf(f, "  %8" PRIu64 " %8" PRIu64 " %10" PRIu64 " %10s %12s %12s  %s\n",
 			ty->spawned, ty->completed, ty->cancelled, human(ty->future_size, b1),
-			human(ty->allocated_bytes_total, b2), human(ty->outlived_live_bytes, reason),
-			ty->name);
+			human(ty->allocated_bytes_total, b2),
+			human(ty->outlived_live_bytes, reason), ty->name);
 	}
 	fprintf(f, "  untasked live %s, task cells live %s\n",
 		human(p->heap.untasked_live_bytes, b1), human(p->heap.cell_live_bytes, b2));
@@ -99,23 +100,30 @@ int report_text__write(FILE *f, const struct report_input *in)
 		const struct process *p = process_table__at(in->procs, i);
 
 		fprintf(f, "\nprocess %" PRIu32 " (%s) %s%s\n", p->pid, p->comm, p->exe,
-			p->execed ? " [exec'd: figures stop at the exec]" : p->exited ? " [exited]" : "");
+			p->execed ? " [exec'd: figures stop at the exec]" :
+			p->exited ? " [exited]" :
+				    "");
 		fprintf(f, "  live heap      %s in %" PRIu64 " allocations\n",
 			human(p->heap.live_bytes, b1), p->heap.live_allocations);
-		fprintf(f, "  allocated      %s in %" PRIu64 " allocations, %" PRIu64 " frees"
-			   " (+%" PRIu64 " of blocks from before attach)\n",
+		fprintf(f,
+			"  allocated      %s in %" PRIu64 " allocations, %" PRIu64 " frees"
+			" (+%" PRIu64 " of blocks from before attach)\n",
 			human(p->heap.allocated_bytes_total, b1), p->heap.allocations_total,
 			p->heap.frees_total, p->heap.frees_untracked_total);
 		if (p->heap.allocation_failures_total)
 			fprintf(f, "  failed         %" PRIu64 " allocations returned NULL\n",
 				p->heap.allocation_failures_total);
 		if (!process__complete(p)) {
-			fprintf(f, "  incomplete     %" PRIu64 " allocations over --max-allocations, %" PRIu64
-				   " events of threads over --max-threads, %" PRIu64 " frees missed\n",
+			fprintf(f,
+				"  incomplete     %" PRIu64
+				" allocations over --max-allocations, %" PRIu64
+				" events of threads over --max-threads, %" PRIu64 " frees missed\n",
 				p->blocks_dropped, p->thread_events_dropped, p->blocks_replaced);
 			if (p->tasks->tasks_dropped || p->tasks->types_dropped)
-				fprintf(f, "  incomplete     %" PRIu64 " tasks over --max-tasks, %" PRIu64
-					   " task types over --max-types (counted as \"other\")\n",
+				fprintf(f,
+					"  incomplete     %" PRIu64
+					" tasks over --max-tasks, %" PRIu64
+					" task types over --max-types (counted as \"other\")\n",
 					p->tasks->tasks_dropped, p->tasks->types_dropped);
 		}
 		fprintf(f, "  %-8s %-16s %14s %10s %14s %10s\n", "TID", "COMM", "LIVE", "LIVE#",
@@ -140,9 +148,10 @@ int report_text__summary(FILE *f, const struct report_input *in)
 	for (i = 0; i < n; i++) {
 		const struct process *p = process_table__at(in->procs, i);
 
-		fprintf(f, "memscoped: %.0fs pid %" PRIu32 " (%s): live %s in %" PRIu64
-			   " allocations, %" PRIu64 " allocs, %" PRIu64 " frees, %" PRIu64
-			   " events lost%s\n",
+		fprintf(f,
+			"memscoped: %.0fs pid %" PRIu32 " (%s): live %s in %" PRIu64
+			" allocations, %" PRIu64 " allocs, %" PRIu64 " frees, %" PRIu64
+			" events lost%s\n",
 			in->duration_seconds, p->pid, p->comm, human(p->heap.live_bytes, b1),
 			p->heap.live_allocations, p->heap.allocations_total, p->heap.frees_total,
 			in->events_lost, p->exited ? ", exited" : "");

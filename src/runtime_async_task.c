@@ -74,8 +74,10 @@ static char *unwrap_future(char *type)
 {
 	/* Legacy and v0 spellings. */
 	static const char *const second[] = {
-		"async_executor::Executor::spawn<", "async_executor::LocalExecutor::spawn<",
-		"<async_executor::Executor>::spawn<", "<async_executor::LocalExecutor>::spawn<",
+		"async_executor::Executor::spawn<",
+		"async_executor::LocalExecutor::spawn<",
+		"<async_executor::Executor>::spawn<",
+		"<async_executor::LocalExecutor>::spawn<",
 	};
 	static const char locals[] = "async_std::task::builder::SupportTaskLocals<";
 	/* Before Rust 1.67 an async block's future is GenFuture<its generator>. */

@@ -109,8 +109,8 @@ static int add_poll(struct tokio_info *info, struct elf_symbols *e, uint64_t vad
 	polls[info->npolls].vaddr = vaddr;
 	polls[info->npolls].offset = offset;
 	polls[info->npolls].named = false;
-	polls[info->npolls].type_name = name_for_copy(symbol ? symbol : "", vaddr,
-						      &polls[info->npolls].named);
+	polls[info->npolls].type_name =
+		name_for_copy(symbol ? symbol : "", vaddr, &polls[info->npolls].named);
 	if (!polls[info->npolls].type_name)
 		return -ENOMEM;
 	info->npolls++;
@@ -215,8 +215,7 @@ out:
 	return err;
 }
 
-int runtime_tokio__discover(struct elf_symbols *e, struct elf_symbols *syms,
-			    struct tokio_info *ret)
+int runtime_tokio__discover(struct elf_symbols *e, struct elf_symbols *syms, struct tokio_info *ret)
 {
 	struct sym_ctx c = { ret, e, 0 };
 	size_t i;
@@ -284,8 +283,7 @@ struct tokio_process *tokio_process__of(const struct process *p)
 	return process__state(p, &tokio_key);
 }
 
-struct tokio_process *tokio_process__new(struct process *p, struct tokio_info *info,
-					 uint64_t bias)
+struct tokio_process *tokio_process__new(struct process *p, struct tokio_info *info, uint64_t bias)
 {
 	struct tokio_process *t = calloc(1, sizeof(*t));
 	const struct tokio_poll *poll;
@@ -304,8 +302,8 @@ struct tokio_process *tokio_process__new(struct process *p, struct tokio_info *i
 	qsort(t->info.vtables, t->info.nvtables, sizeof(*t->info.vtables), by_vaddr);
 	for (i = 0; i < t->info.nvtables; i++) {
 		poll = runtime_tokio__poll(&t->info, t->info.vtables[i].poll);
-		t->vt_types[i] = task_table__type(p->tasks, "tokio",
-						  poll ? poll->type_name : "unknown");
+		t->vt_types[i] =
+			task_table__type(p->tasks, "tokio", poll ? poll->type_name : "unknown");
 	}
 	if (process__set_state(p, &tokio_key, t, tokio_state_free))
 		return NULL;
@@ -359,8 +357,8 @@ static struct task *current(struct process *p, uint64_t hdr, const struct heap_b
  * the parent's live bytes. */
 static void adopt_cell(struct process *p, struct task *task, const struct heap_block *cell)
 {
-	struct task *parent = cell->task & TASK_CELL_BIT ? NULL :
-							   task_table__at(p->tasks, cell->task);
+	struct task *parent =
+		cell->task & TASK_CELL_BIT ? NULL : task_table__at(p->tasks, cell->task);
 
 	task->parent_id = parent ? parent->runtime_id : 0;
 	task_table__cell(p->tasks, task, cell->size);
@@ -576,14 +574,17 @@ static int tokio_plan(const struct tokio_process *t, int pid, struct probe_plan 
 		for (i = 0; i < t->info.npolls; i++) {
 			poll = &t->info.polls[i];
 			/* The BPF program checks each header's vtable against this address. */
-			if (probe_plan__add(plan, &(struct probe_spec){
-				.symbol = poll->type_name,
-				.prog = pass ? "task_poll_enter" : "task_poll_return",
-				.cookie = MS_TASK_COOKIE(poll->vaddr + t->bias,
-							 TOKIO_HDR_VTABLE / 8, TOKIO_VT_POLL / 8,
-							 TOKIO_HDR_STATE / 8, MS_TASK_TOKIO, true),
-				.retprobe = !pass,
-				.offset = poll->offset }))
+			if (probe_plan__add(
+				    plan,
+				    &(struct probe_spec){
+					    .symbol = poll->type_name,
+					    .prog = pass ? "task_poll_enter" : "task_poll_return",
+					    .cookie = MS_TASK_COOKIE(
+						    poll->vaddr + t->bias, TOKIO_HDR_VTABLE / 8,
+						    TOKIO_VT_POLL / 8, TOKIO_HDR_STATE / 8,
+						    MS_TASK_TOKIO, true),
+					    .retprobe = !pass,
+					    .offset = poll->offset }))
 				return -ENOMEM;
 		}
 	return 0;

@@ -67,12 +67,12 @@ struct ms_event;
 
 /* tokio in one traced process: where its vtables are loaded and what each one's type is. */
 struct tokio_process {
-	struct tokio_info info; /* vtables sorted by vaddr */
-	char *object;		/* the object tokio is in, as the target names it */
-	uint64_t bias;		/* runtime address - ELF vaddr */
-	uint32_t *vt_types;	/* task type of each vtable */
-	bool invalid;		/* a header failed validation: tasks no longer tracked */
-	bool invalid_logged;	/* the daemon said so */
+	struct tokio_info info;	  /* vtables sorted by vaddr */
+	char *object;		  /* the object tokio is in, as the target names it */
+	uint64_t bias;		  /* runtime address - ELF vaddr */
+	uint32_t *vt_types;	  /* task type of each vtable */
+	bool invalid;		  /* a header failed validation: tasks no longer tracked */
+	bool invalid_logged;	  /* the daemon said so */
 	uint64_t unknown_vtables; /* polls whose vtable is not one of ours */
 };
 
@@ -82,8 +82,7 @@ struct tokio_process *tokio_process__of(const struct process *p);
  * Takes ownership of info; registers each future type in the process's task table and
  * becomes p's tokio state (p frees it).
  */
-struct tokio_process *tokio_process__new(struct process *p, struct tokio_info *info,
-					 uint64_t bias);
+struct tokio_process *tokio_process__new(struct process *p, struct tokio_info *info, uint64_t bias);
 void tokio_process__free(struct tokio_process *t);
 
 /*
@@ -120,13 +119,12 @@ size_t tokio_scan__buffer(const struct tokio_process *t, uint64_t addr, const ui
 			  size_t len, tokio_read_fn read, tokio_found_fn found, void *ctx);
 
 struct tokio_scan_stats {
-	uint64_t bytes;	 /* memory read */
-	uint64_t found;	 /* tasks added */
+	uint64_t bytes; /* memory read */
+	uint64_t found; /* tasks added */
 	uint64_t elapsed_ns;
 };
 
 /* Finds the tasks alive at attach time in pid's writable memory and adds them to p. */
-int tokio_process__scan(struct process *p, int pid, uint64_t now_ns,
-			struct tokio_scan_stats *ret);
+int tokio_process__scan(struct process *p, int pid, uint64_t now_ns, struct tokio_scan_stats *ret);
 
 #endif

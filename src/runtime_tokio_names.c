@@ -108,8 +108,8 @@ static bool has_prefix(const char *s, const char *const *prefixes)
 	return false;
 }
 
-static const char *const runtime_paths[] = { "tokio::", "<tokio::", "core::", "<core::",
-					     "std::",	"<std::",   "alloc::", "<alloc::", NULL };
+static const char *const runtime_paths[] = { "tokio::", "<tokio::", "core::",	"<core::", "std::",
+					     "<std::",	"alloc::",  "<alloc::", NULL };
 
 char *runtime_tokio__cell_from_helper(const char *demangled)
 {
@@ -148,9 +148,9 @@ struct walk {
 	struct funcs *fs;
 	uint64_t queue[MAX_VISITED]; /* functions to visit, breadth first; also the visited set */
 	size_t n;
-	char **cands;		     /* T is one of these (NULL: nothing known yet) */
+	char **cands; /* T is one of these (NULL: nothing known yet) */
 	size_t ncands;
-	bool no_cands;		     /* the sets met had nothing in common */
+	bool no_cands;		       /* the sets met had nothing in common */
 	const char *user[MAX_VISITED]; /* user functions called, in the order met */
 	size_t nuser;
 };
@@ -369,10 +369,10 @@ struct rung {
 struct climb {
 	struct elf_symbols *code;
 	struct funcs *fs;
-	bool lea;	      /* the first rung: vtables, loaded by lea */
-	struct rung *at;      /* this rung, sorted by vaddr */
+	bool lea;	 /* the first rung: vtables, loaded by lea */
+	struct rung *at; /* this rung, sorted by vaddr */
 	size_t nat;
-	struct rung *up;      /* the functions referencing it */
+	struct rung *up; /* the functions referencing it */
 	size_t nup, capup;
 	int err;
 };
@@ -466,7 +466,8 @@ static bool listed(const char *list, const char *site)
 	const char *p;
 
 	for (p = list; (p = strstr(p, site)); p++)
-		if ((p == list || !strncmp(p - 3, " | ", 3)) && (!p[n] || !strncmp(p + n, " | ", 3)))
+		if ((p == list || !strncmp(p - 3, " | ", 3)) &&
+		    (!p[n] || !strncmp(p + n, " | ", 3)))
 			return true;
 	return false;
 }
@@ -489,8 +490,8 @@ static bool merged(struct funcs *fs, struct func *f)
 	return f + 1 < fs->f + fs->n && f[1].vaddr == f->vaddr && strcmp(f[1].name, f->name);
 }
 
-static int spawn_sites(struct elf_symbols *code, struct funcs *fs,
-		       const struct tokio_info *info, char **sites)
+static int spawn_sites(struct elf_symbols *code, struct funcs *fs, const struct tokio_info *info,
+		       char **sites)
 {
 	struct climb c = { .code = code, .fs = fs, .lea = true };
 	struct func *f;

@@ -57,8 +57,7 @@ static uint64_t cell_size(const struct tokio_vtable *vt, uint64_t chunk_word)
 	for (pass = 0; pass < 2; pass++)
 		for (align = 8; align <= 4096; align *= 2) {
 			s = (size + align - 1) & ~(align - 1);
-			if (s <= usable &&
-			    usable - s < (chunk_word & 2 ? 4096 : heap_slack[pass]))
+			if (s <= usable && usable - s < (chunk_word & 2 ? 4096 : heap_slack[pass]))
 				return s;
 		}
 	return size;
@@ -98,7 +97,8 @@ size_t tokio_scan__buffer(const struct tokio_process *t, uint64_t addr, const ui
 		hdr = addr + off - TOKIO_HDR_VTABLE;
 		if (vt->id_offset + 8 > MAX_HEADER_SPAN)
 			continue;
-		if (off >= TOKIO_HDR_VTABLE + 8 && off - TOKIO_HDR_VTABLE + vt->id_offset + 8 <= len) {
+		if (off >= TOKIO_HDR_VTABLE + 8 &&
+		    off - TOKIO_HDR_VTABLE + vt->id_offset + 8 <= len) {
 			chunk_word = word_at(buf + off - TOKIO_HDR_VTABLE - 8);
 			f.state = word_at(buf + off - TOKIO_HDR_VTABLE);
 			f.owner_id = word_at(buf + off - TOKIO_HDR_VTABLE + TOKIO_HDR_OWNER_ID);
@@ -112,7 +112,8 @@ size_t tokio_scan__buffer(const struct tokio_process *t, uint64_t addr, const ui
 			if (read(ctx, hdr + TOKIO_HDR_OWNER_ID, &f.owner_id, sizeof(f.owner_id)))
 				continue;
 		}
-		if (!plausible(f.state, f.owner_id, f.id) || (chunk_word & ~7ull) < vt->trailer_offset + 40)
+		if (!plausible(f.state, f.owner_id, f.id) ||
+		    (chunk_word & ~7ull) < vt->trailer_offset + 40)
 			continue;
 		f.header = hdr;
 		f.vt = vt;
@@ -150,7 +151,8 @@ static void add_found(void *ctx, const struct tokio_found *f)
 	if (task_table__find(s->p->tasks, f->header))
 		return;
 	task = task_table__spawn(s->p->tasks, f->header, t->vt_types[f->vt - t->info.vtables],
-				 f->owner_id ? TASK_ASYNC : TASK_BLOCKING, TASK_FOUND_ATTACH_SCAN, 0);
+				 f->owner_id ? TASK_ASYNC : TASK_BLOCKING, TASK_FOUND_ATTACH_SCAN,
+				 0);
 	if (!task)
 		return;
 	task->runtime_id = f->id;
@@ -176,8 +178,8 @@ static int scan_mapping(struct scan_ctx *s, uint64_t start, uint64_t end)
 		/* Pages can vanish under us (munmap): skip what cannot be read. */
 		if (!read_target(s, addr, s->buf, len)) {
 			s->bytes += len;
-			tokio_scan__buffer(tokio_process__of(s->p), addr, s->buf, len, read_target, add_found,
-					   s);
+			tokio_scan__buffer(tokio_process__of(s->p), addr, s->buf, len, read_target,
+					   add_found, s);
 		}
 		/* Overlap chunks by one header's reach so a header at a boundary is seen. */
 		if (addr + len < end)
@@ -218,8 +220,7 @@ static int collect_anon(const char *line, void *ctx)
 	return 0;
 }
 
-int tokio_process__scan(struct process *p, int pid, uint64_t now_ns,
-			struct tokio_scan_stats *ret)
+int tokio_process__scan(struct process *p, int pid, uint64_t now_ns, struct tokio_scan_stats *ret)
 {
 	struct scan_ctx s = { .p = p, .pid = pid, .now_ns = now_ns };
 	struct ranges rs = { 0 };

@@ -5,20 +5,20 @@
 #include "task_row.h"
 
 static const char *const key_names[TASK_ROW_NKEYS] = {
-    [TASK_ROW_ID] = "id",
-    [TASK_ROW_KIND] = "kind",
-    [TASK_ROW_STATE] = "state",
-    [TASK_ROW_POLLS] = "polls",
-    [TASK_ROW_BUSY] = "busy_seconds",
-    [TASK_ROW_IDLE] = "idle_seconds",
-    [TASK_ROW_FUTURE_SIZE] = "future_size_bytes",
-    [TASK_ROW_LIVE_BYTES] = "live_bytes",
-    [TASK_ROW_TYPE] = "type",
-    [TASK_ROW_AGE] = "age_seconds",
-    [TASK_ROW_LIVE_ALLOCATIONS] = "live_allocations",
-    [TASK_ROW_ALLOCATED_BYTES_TOTAL] = "allocated_bytes_total",
-    [TASK_ROW_ALLOCATIONS_TOTAL] = "allocations_total",
-    [TASK_ROW_PID] = "pid",
+	[TASK_ROW_ID] = "id",
+	[TASK_ROW_KIND] = "kind",
+	[TASK_ROW_STATE] = "state",
+	[TASK_ROW_POLLS] = "polls",
+	[TASK_ROW_BUSY] = "busy_seconds",
+	[TASK_ROW_IDLE] = "idle_seconds",
+	[TASK_ROW_FUTURE_SIZE] = "future_size_bytes",
+	[TASK_ROW_LIVE_BYTES] = "live_bytes",
+	[TASK_ROW_TYPE] = "type",
+	[TASK_ROW_AGE] = "age_seconds",
+	[TASK_ROW_LIVE_ALLOCATIONS] = "live_allocations",
+	[TASK_ROW_ALLOCATED_BYTES_TOTAL] = "allocated_bytes_total",
+	[TASK_ROW_ALLOCATIONS_TOTAL] = "allocations_total",
+	[TASK_ROW_PID] = "pid",
 };
 
 const char *task_row_key__name(enum task_row_key key)

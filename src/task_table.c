@@ -389,8 +389,8 @@ bool task__ended(const struct task *task)
 	       task->state == TASK_DEALLOCATED;
 }
 
-bool task__suspect(const struct task *task, uint64_t now_ns, uint64_t stuck_after_ns,
-		   char *reason, size_t len)
+bool task__suspect(const struct task *task, uint64_t now_ns, uint64_t stuck_after_ns, char *reason,
+		   size_t len)
 {
 	uint64_t since;
 

@@ -24,14 +24,14 @@ struct task {
 	enum task_state state;
 	enum task_state end_state; /* TASK_COMPLETED or TASK_CANCELLED once ended */
 	enum task_discovery discovered;
-	bool running;	     /* inside a poll now */
-	bool detached;	     /* JoinHandle dropped */
-	bool cancel_seen;    /* its state had CANCELLED: an end without a poll exit is a cancel */
-	bool retired;	     /* queued for recycling: ended, deallocated, holding nothing */
-	bool unused;	     /* a recycled slot: not a task (skip it when walking the table) */
-	uint64_t spawn_ns;   /* 0 unknown (found by the attach scan) */
+	bool running;	   /* inside a poll now */
+	bool detached;	   /* JoinHandle dropped */
+	bool cancel_seen;  /* its state had CANCELLED: an end without a poll exit is a cancel */
+	bool retired;	   /* queued for recycling: ended, deallocated, holding nothing */
+	bool unused;	   /* a recycled slot: not a task (skip it when walking the table) */
+	uint64_t spawn_ns; /* 0 unknown (found by the attach scan) */
 	uint64_t first_poll_ns, poll_start_ns, last_poll_end_ns;
-	uint64_t end_ns;     /* completed or cancelled */
+	uint64_t end_ns; /* completed or cancelled */
 	uint64_t dealloc_ns;
 	uint64_t polls;
 	uint64_t busy_ns;
@@ -77,7 +77,7 @@ struct task_table {
 	 * Ended tokio tasks that hold nothing are kept for the report, the oldest recycled past
 	 * max_retired: memory stays flat under a churn of short tasks.
 	 */
-	uint32_t *retired;    /* ring of task indices */
+	uint32_t *retired; /* ring of task indices */
 	size_t max_retired, retired_head, retired_count;
 	uint32_t *free_slots; /* recycled indices */
 	size_t nfree, free_cap;
@@ -122,8 +122,8 @@ void task_table__live(struct task_table *t, uint32_t index, uint64_t size, bool 
 
 bool task__ended(const struct task *task);
 /* Idle (or busy) for longer than stuck_after_ns while alive; reason filled if so. */
-bool task__suspect(const struct task *task, uint64_t now_ns, uint64_t stuck_after_ns,
-		   char *reason, size_t len);
+bool task__suspect(const struct task *task, uint64_t now_ns, uint64_t stuck_after_ns, char *reason,
+		   size_t len);
 const char *task_state__name(enum task_state s);
 
 #endif

@@ -187,8 +187,7 @@ static void assign_slots(struct series *s, const uint64_t *held, size_t ntypes)
 	}
 }
 
-static int record(struct timeseries *ts, struct series *s, const struct process *p,
-		  uint64_t now_ns)
+static int record(struct timeseries *ts, struct series *s, const struct process *p, uint64_t now_ns)
 {
 	const struct task_table *tt = p->tasks;
 	size_t n;
@@ -282,15 +281,15 @@ struct json_object *timeseries__json(const struct timeseries *ts, const struct p
 		return NULL;
 	o = json_object_new_object();
 	snprintf(buf, sizeof(buf), "%.3f", (double)(ts->step_ns * s->stride) / 1e9);
-	json_object_object_add(o, "step_seconds",
-			       json_object_new_double_s((double)(ts->step_ns * s->stride) / 1e9,
-							buf));
+	json_object_object_add(
+		o, "step_seconds",
+		json_object_new_double_s((double)(ts->step_ns * s->stride) / 1e9, buf));
 	json_object_object_add(o, "max_points", json_object_new_uint64(ts->max_points));
 	a = json_object_new_array_ext((int)s->n);
 	for (i = 0; i < s->n; i++) {
 		snprintf(buf, sizeof(buf), "%.3f", (double)s->col[COL_AT][i] / 1e9);
-		json_object_array_add(a, json_object_new_double_s((double)s->col[COL_AT][i] / 1e9,
-								   buf));
+		json_object_array_add(
+			a, json_object_new_double_s((double)s->col[COL_AT][i] / 1e9, buf));
 	}
 	json_object_object_add(o, "seconds", a);
 	json_object_object_add(o, "heap_live_bytes", column(s, COL_HEAP));

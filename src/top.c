@@ -25,13 +25,13 @@
 #include "top_model.h"
 
 #define DEFAULT_CONNECT "127.0.0.1:9464"
-#define REFRESH_MS	1000
+#define REFRESH_MS 1000
 /* An answer can wait up to 3 s for a fresh snapshot (see http_server.c). */
 #define REQUEST_TIMEOUT_S 8
 /* Attaching to a large target takes seconds (the attach scan reads its memory). */
 #define DAEMON_START_TIMEOUT_MS 120000
-#define ANSWER_MAX		(64 << 20)
-#define FILTER_MAX		128
+#define ANSWER_MAX (64 << 20)
+#define FILTER_MAX 128
 
 static volatile sig_atomic_t exit_signal;
 static bool curses_on;
@@ -64,16 +64,16 @@ static const struct column {
 	int width;				/* 0: the rest of the line */
 	enum align { LEFT, RIGHT, TAIL } align; /* TAIL: a long text keeps its end */
 } columns[] = {
-    /* 80 columns leave 24 for the type. */
-    {"ID", TASK_ROW_ID, 7, TAIL},
-    {"KIND", TASK_ROW_KIND, 5, LEFT},
-    {"STATE", TASK_ROW_STATE, 7, LEFT},
-    {"POLLS", TASK_ROW_POLLS, 5, RIGHT},
-    {"BUSY", TASK_ROW_BUSY, 5, RIGHT},
-    {"IDLE", TASK_ROW_IDLE, 5, RIGHT},
-    {"FUTURE", TASK_ROW_FUTURE_SIZE, 6, RIGHT},
-    {"LIVE", TASK_ROW_LIVE_BYTES, 6, RIGHT},
-    {"TYPE", TASK_ROW_TYPE, 0, TAIL},
+	/* 80 columns leave 24 for the type. */
+	{ "ID", TASK_ROW_ID, 7, TAIL },
+	{ "KIND", TASK_ROW_KIND, 5, LEFT },
+	{ "STATE", TASK_ROW_STATE, 7, LEFT },
+	{ "POLLS", TASK_ROW_POLLS, 5, RIGHT },
+	{ "BUSY", TASK_ROW_BUSY, 5, RIGHT },
+	{ "IDLE", TASK_ROW_IDLE, 5, RIGHT },
+	{ "FUTURE", TASK_ROW_FUTURE_SIZE, 6, RIGHT },
+	{ "LIVE", TASK_ROW_LIVE_BYTES, 6, RIGHT },
+	{ "TYPE", TASK_ROW_TYPE, 0, TAIL },
 };
 #define NCOLUMNS (sizeof(columns) / sizeof(columns[0]))
 
@@ -168,9 +168,9 @@ static int fetch(struct top *t, const char *path)
 	curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200) {
 		struct json_object *o = t->buf ? json_tokener_parse(t->buf) : NULL, *e;
-		const char *msg = o && json_object_object_get_ex(o, "error", &e)
-				      ? json_object_get_string(e)
-				      : "not the memscoped API";
+		const char *msg = o && json_object_object_get_ex(o, "error", &e) ?
+					  json_object_get_string(e) :
+					  "not the memscoped API";
 
 		snprintf(t->error, sizeof(t->error), "HTTP %ld: %s", status, msg);
 		json_object_put(o);
@@ -185,7 +185,7 @@ static int fetch(struct top *t, const char *path)
 
 static int refresh_model(struct top *t)
 {
-	static const char *const passes[] = {"&suspects=1", ""};
+	static const char *const passes[] = { "&suspects=1", "" };
 	char path[512], *filter = NULL, err[128];
 	struct top_model *m = t->model;
 	size_t i;
@@ -260,8 +260,8 @@ static const char *short_state(const char *state)
 /* A type's cell: an async fn's future is its fn, without the closure suffix. */
 static void type_cell(const char *type, char *buf, size_t len)
 {
-	static const char *const suffixes[] = {"::{closure#0}", "::{{closure}}",
-					       "::{async_fn_env#0}"};
+	static const char *const suffixes[] = { "::{closure#0}", "::{{closure}}",
+						"::{async_fn_env#0}" };
 	size_t n = strlen(type), i, k;
 
 	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
@@ -337,11 +337,11 @@ static void draw_header(struct top *t, int cols)
 	put(1, 0, cols, line, false);
 	attroff(A_BOLD);
 	snprintf(
-	    line, sizeof(line), " %s  sort: %s %s  filter: %s  rows %zu/%llu",
-	    t->view == VIEW_TYPES ? "task types" : "tasks", task_row_key__name(t->order.key),
-	    t->order.descending ? "desc" : "asc", t->filter[0] ? t->filter : "(none)",
-	    t->view == VIEW_TYPES ? t->model->ntype_view : t->model->nview,
-	    (unsigned long long)(t->view == VIEW_TYPES ? t->model->ntypes : t->model->matched));
+		line, sizeof(line), " %s  sort: %s %s  filter: %s  rows %zu/%llu",
+		t->view == VIEW_TYPES ? "task types" : "tasks", task_row_key__name(t->order.key),
+		t->order.descending ? "desc" : "asc", t->filter[0] ? t->filter : "(none)",
+		t->view == VIEW_TYPES ? t->model->ntype_view : t->model->nview,
+		(unsigned long long)(t->view == VIEW_TYPES ? t->model->ntypes : t->model->matched));
 	put(2, 0, cols, line, false);
 }
 
@@ -494,11 +494,11 @@ static void draw_details(struct top *t, int rows, int cols)
 	if (!r) {
 		put(y, 2, cols - 2, "the task is gone (not in the latest answer)", false);
 	} else {
-#define LINE(...)                                                                                  \
-	do {                                                                                       \
-		snprintf(line, sizeof(line), __VA_ARGS__);                                         \
-		if (y < rows - 1)                                                                  \
-			put(y++, 2, cols - 2, line, false);                                        \
+#define LINE(...)                                           \
+	do {                                                \
+		snprintf(line, sizeof(line), __VA_ARGS__);  \
+		if (y < rows - 1)                           \
+			put(y++, 2, cols - 2, line, false); \
 	} while (0)
 		LINE("id          %s", r->id);
 		LINE("type        %s", r->type);
@@ -533,11 +533,10 @@ static void draw_details(struct top *t, int rows, int cols)
 		LINE("allocated   %llu bytes in %s allocations in all (%s)",
 		     (unsigned long long)r->allocated_bytes_total, b, a);
 		if (r->stack_bytes)
-			LINE(
-			    "stack       %llu bytes, lifetime %u on it, last on thread %u; running "
-			    "%.3f s, suspended %.3f s",
-			    (unsigned long long)r->stack_bytes, r->generation, r->last_tid,
-			    r->running_seconds, r->suspended_seconds);
+			LINE("stack       %llu bytes, lifetime %u on it, last on thread %u; running "
+			     "%.3f s, suspended %.3f s",
+			     (unsigned long long)r->stack_bytes, r->generation, r->last_tid,
+			     r->running_seconds, r->suspended_seconds);
 		LINE("address     %s   discovered %s   detached %s", r->address, r->discovered,
 		     r->detached ? "yes" : "no");
 #undef LINE
@@ -669,8 +668,8 @@ static bool on_key(struct top *t, int ch, bool *ret_quit)
 		t->selected = t->selected > (size_t)page ? t->selected - (size_t)page : 0;
 		break;
 	case KEY_NPAGE:
-		t->selected =
-		    t->selected + (size_t)page < n ? t->selected + (size_t)page : (n ? n - 1 : 0);
+		t->selected = t->selected + (size_t)page < n ? t->selected + (size_t)page :
+							       (n ? n - 1 : 0);
 		break;
 	case KEY_HOME:
 		t->selected = 0;
@@ -875,7 +874,7 @@ static int start_daemon(struct top *t, int argc, char **argv)
 		close(pipefd[0]);
 		return 1;
 	}
-	pfd = (struct pollfd){.fd = pipefd[0], .events = POLLIN};
+	pfd = (struct pollfd){ .fd = pipefd[0], .events = POLLIN };
 	deadline = now_ms() + DAEMON_START_TIMEOUT_MS;
 	while (!exit_signal && now_ms() < deadline && !memchr(portbuf, '\n', got)) {
 		if (poll(&pfd, 1, 200) <= 0)
@@ -980,8 +979,8 @@ static int open_terminal(struct top *t)
 
 int top__main(int argc, char **argv)
 {
-	struct sigaction sa = {.sa_handler = on_signal};
-	struct top t = {.daemon = 0};
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct top t = { .daemon = 0 };
 	const char *connect = NULL;
 	int i, ret = 1, first_daemon_arg = argc;
 

@@ -26,10 +26,10 @@ enum ms_coro_func {
 	MS_CORO_MAKECONTEXT = 1,
 	MS_CORO_SWAPCONTEXT,
 	MS_CORO_SETCONTEXT,
-	MS_CORO_MAKE_FCONTEXT, /* make_fcontext(sp, size, fn): stack [sp - size, sp) */
-	MS_CORO_JUMP_FCONTEXT, /* jump_fcontext(to, vp): to points into the target's stack */
-	MS_CORO_ONTOP_FCONTEXT, /* ontop_fcontext(to, vp, fn) */
-	MS_CORO_MUNMAP,	       /* munmap(addr, len): stacks of their own are unmapped */
+	MS_CORO_MAKE_FCONTEXT,	  /* make_fcontext(sp, size, fn): stack [sp - size, sp) */
+	MS_CORO_JUMP_FCONTEXT,	  /* jump_fcontext(to, vp): to points into the target's stack */
+	MS_CORO_ONTOP_FCONTEXT,	  /* ontop_fcontext(to, vp, fn) */
+	MS_CORO_MUNMAP,		  /* munmap(addr, len): stacks of their own are unmapped */
 	MS_CORO_SWAPCONTEXT_LATE, /* a probe inside swapcontext, see coro_switch; never in events */
 };
 
@@ -58,9 +58,10 @@ enum ms_task_runtime {
 #define MS_TASK_COOKIE_STATE(c) (((c) >> 56) & 0xf)
 #define MS_TASK_COOKIE_RUNTIME(c) ((__u16)(((c) >> 60) & 0x7))
 #define MS_TASK_COOKIE_TOKIO (1ull << 63)
-#define MS_TASK_COOKIE(ip, vtable_word, slot, state_word, runtime, tokio)                    \
-	(((ip) & MS_TASK_COOKIE_IP) | ((__u64)(vtable_word) << 48) | ((__u64)(slot) << 52) |  \
-	 ((__u64)(state_word) << 56) | ((__u64)(runtime) << 60) | ((tokio) ? MS_TASK_COOKIE_TOKIO : 0))
+#define MS_TASK_COOKIE(ip, vtable_word, slot, state_word, runtime, tokio)                  \
+	(((ip)&MS_TASK_COOKIE_IP) | ((__u64)(vtable_word) << 48) | ((__u64)(slot) << 52) | \
+	 ((__u64)(state_word) << 56) | ((__u64)(runtime) << 60) |                          \
+	 ((tokio) ? MS_TASK_COOKIE_TOKIO : 0))
 
 /*
  * What an allocator function does (ms_event.func of allocator events, low byte); the low byte
@@ -85,7 +86,7 @@ enum ms_alloc_func {
  * An allocator probe's cookie: the function kind and where its arguments are, so that a new
  * allocator family is a table row, not a BPF edit. Argument positions are 1-based (0: none).
  */
-#define MS_AC_FUNC(c) ((__u32)(c) & 0xff)
+#define MS_AC_FUNC(c) ((__u32)(c)&0xff)
 #define MS_AC_SIZE(c) (((c) >> 8) & 0xf)   /* bytes requested */
 #define MS_AC_COUNT(c) (((c) >> 12) & 0xf) /* multiplies size (calloc); resize: extra bytes */
 #define MS_AC_PTR(c) (((c) >> 16) & 0xf)   /* block passed in (realloc, free, resize) */
@@ -93,24 +94,24 @@ enum ms_alloc_func {
 #define MS_AC_ALIGN(c) (((c) >> 24) & 0xf) /* alignment: documents the row, size is unchanged */
 #define MS_AC_FLAGS(c) (((c) >> 28) & 0xf) /* mallocx flags: ZERO/ALIGN leave the size as asked */
 #define MS_AC_RET_SIZE (1ull << 32)	   /* returns the usable size, not a pointer (xallocx) */
-#define MS_AC_SCOPED (1ull << 33)	   /* a free with a return probe: frees inside it are its own */
-#define MS_AC_FREES_ON_FAIL (1ull << 34)   /* a failed realloc frees the block (reallocf) */
-#define MS_ALLOC_COOKIE(func, size, count, ptr, out, align, flags)                              \
-	((__u64)(func) | (__u64)(size) << 8 | (__u64)(count) << 12 | (__u64)(ptr) << 16 |         \
+#define MS_AC_SCOPED (1ull << 33) /* a free with a return probe: frees inside it are its own */
+#define MS_AC_FREES_ON_FAIL (1ull << 34) /* a failed realloc frees the block (reallocf) */
+#define MS_ALLOC_COOKIE(func, size, count, ptr, out, align, flags)                        \
+	((__u64)(func) | (__u64)(size) << 8 | (__u64)(count) << 12 | (__u64)(ptr) << 16 | \
 	 (__u64)(out) << 20 | (__u64)(align) << 24 | (__u64)(flags) << 28)
 /* ms_event.func bit: the realloc that failed freed its block (MS_AC_FREES_ON_FAIL). */
 #define MS_FN_F_FREES_ON_FAIL 0x100
-#define MS_FN_KIND(func) ((func) & 0xff)
+#define MS_FN_KIND(func) ((func)&0xff)
 
 /* One fixed-size event; every field is meaningful for every type or zero. */
 struct ms_event {
-	__u16 type;	/* enum ms_event_type */
-	__u16 func;	/* by type: ms_alloc_func, ms_task_runtime, ms_coro_func, ms_pcl_func */
-	__u32 pid;	/* tgid of the target */
+	__u16 type; /* enum ms_event_type */
+	__u16 func; /* by type: ms_alloc_func, ms_task_runtime, ms_coro_func, ms_pcl_func */
+	__u32 pid;  /* tgid of the target */
 	__u32 tid;
 	__u32 __pad;
-	__u64 ts;	/* CLOCK_MONOTONIC, ns */
-	__u64 addr;	/* block returned / freed, or task header */
+	__u64 ts;   /* CLOCK_MONOTONIC, ns */
+	__u64 addr; /* block returned / freed, or task header */
 	union {
 		struct {
 			__u64 old_addr; /* realloc: the block passed in */
@@ -137,10 +138,10 @@ struct ms_event {
 			__u64 fsbase;	 /* the thread pointer: finds the thread's own stack */
 		} coro_switch;
 		struct {
-			__u64 arg2;	/* co_create: data */
-			__u64 arg3;	/* co_create: stack */
-			__u64 sp;	/* the stack pointer at entry */
-			__u64 ret;	/* the return address: who called */
+			__u64 arg2; /* co_create: data */
+			__u64 arg3; /* co_create: stack */
+			__u64 sp;   /* the stack pointer at entry */
+			__u64 ret;  /* the return address: who called */
 		} pcl;
 	};
 };

@@ -176,8 +176,9 @@ static void family(struct truth *t, size_t base)
 	alloc(t, q, 5000);
 	prev = 5000;
 	{
-		static const size_t sizes[][2] = { { 4800, 0 }, { 5050, 0 }, { 4900, 100 },
-						   { 200000, 0 }, { 4000, 3000 } };
+		static const size_t sizes[][2] = {
+			{ 4800, 0 }, { 5050, 0 }, { 4900, 100 }, { 200000, 0 }, { 4000, 3000 }
+		};
 
 		for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 			got = xallocx(q, sizes[i][0], sizes[i][1], 0);

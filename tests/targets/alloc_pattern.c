@@ -169,7 +169,8 @@ static int map_file(const char *path)
 	struct stat st;
 
 	if (fd < 0 || fstat(fd, &st) ||
-	    mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0) == MAP_FAILED) {
+	    mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0) ==
+		    MAP_FAILED) {
 		perror(path);
 		return -1;
 	}

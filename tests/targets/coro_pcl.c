@@ -31,7 +31,7 @@ struct coro {
 	const char *type;
 	void *stack;	/* caller-supplied, or NULL: libpcl allocates it with the handle */
 	unsigned seq;	/* order of creation, all threads */
-	int generation;	/* 1 + earlier tracked coroutines on the same (reused) block */
+	int generation; /* 1 + earlier tracked coroutines on the same (reused) block */
 	int tracked;	/* made after attach */
 	int resumes;
 	uint64_t alloc_bytes, alloc_count, live_bytes;
@@ -115,8 +115,7 @@ static void pcl_doomed(void *arg)
 	abort();
 }
 
-static struct coro *make(struct sched *s, int i, const char *type, void (*fn)(void *),
-			 void *stack)
+static struct coro *make(struct sched *s, int i, const char *type, void (*fn)(void *), void *stack)
 {
 	struct coro *c = &s->coros[i];
 
@@ -216,8 +215,8 @@ static void generations(int nthreads)
 				for (l = 0; l < scheds[k].ncoros; l++) {
 					struct coro *o = &scheds[k].coros[l];
 
-					c->generation += o->tracked && o->co == c->co &&
-							 o->seq < c->seq;
+					c->generation +=
+						o->tracked && o->co == c->co && o->seq < c->seq;
 				}
 		}
 }

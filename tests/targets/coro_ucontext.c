@@ -37,14 +37,14 @@ struct coro {
 	const char *type;
 	char *stack;
 	size_t stack_size;
-	unsigned seq;	 /* order of creation, all threads */
-	int generation;	 /* 1 + earlier coroutines memscoped can see on the same stack */
-	int tracked;	 /* memscoped can see it: made after attach, or on a stack of its own */
-	int discovered;	 /* made before attach: found at its first switch */
-	int resumes;	 /* switches into it after attach */
+	unsigned seq;	/* order of creation, all threads */
+	int generation; /* 1 + earlier coroutines memscoped can see on the same stack */
+	int tracked;	/* memscoped can see it: made after attach, or on a stack of its own */
+	int discovered; /* made before attach: found at its first switch */
+	int resumes;	/* switches into it after attach */
 	uint64_t alloc_bytes, alloc_count, live_bytes;
 	enum end end;
-	int parked;	 /* never resumed again */
+	int parked; /* never resumed again */
 };
 
 struct sched {

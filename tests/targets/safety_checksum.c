@@ -231,7 +231,8 @@ int main(int argc, char **argv)
 	printf("gaps_us");
 	for (i = 0; i < NTHREADS; i++)
 		for (j = 0; j < workers[i].ngaps; j++)
-			printf(" %.0f:%.0f", workers[i].gap_end[j] * 1e6, workers[i].gap_len[j] * 1e6);
+			printf(" %.0f:%.0f", workers[i].gap_end[j] * 1e6,
+			       workers[i].gap_len[j] * 1e6);
 	printf("\n");
 	fflush(stdout);
 	sigwait(&set, &sig);

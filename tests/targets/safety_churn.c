@@ -59,7 +59,8 @@ int main(int argc, char **argv)
 		if (sig == SIGTERM)
 			_exit(0);
 		if (exit_after_ms >= 0) {
-			struct timespec ts = { exit_after_ms / 1000, exit_after_ms % 1000 * 1000000 };
+			struct timespec ts = { exit_after_ms / 1000,
+					       exit_after_ms % 1000 * 1000000 };
 
 			nanosleep(&ts, NULL);
 			printf("exiting\n");

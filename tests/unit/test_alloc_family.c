@@ -14,10 +14,10 @@
 #include "alloc_watch.h"
 #include "event_decoder.h"
 
-#define PID	 4242
+#define PID 4242
 #define START_NS 1000000000000ull
-#define X	 0x7f0000001000ull
-#define Y	 0x7f0000002000ull
+#define X 0x7f0000001000ull
+#define Y 0x7f0000002000ull
 
 struct fixture {
 	struct process_table *procs;
@@ -28,7 +28,7 @@ struct fixture {
 static int setup(void **state)
 {
 	static struct fixture f;
-	struct process_limits limits = {0, 0};
+	struct process_limits limits = { 0, 0 };
 
 	memset(&f, 0, sizeof(f));
 	f.procs = process_table__new(&limits, NULL);
@@ -51,8 +51,7 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void feed(struct fixture *f, __u16 type, __u16 func, __u64 addr, __u64 old_addr,
-		 __u64 size)
+static void feed(struct fixture *f, __u16 type, __u16 func, __u64 addr, __u64 old_addr, __u64 size)
 {
 	struct ms_event e = {
 		.type = type,
@@ -261,12 +260,14 @@ int main(void)
 		cmocka_unit_test(test_alloc_family_registry_finds_each_family_once),
 		cmocka_unit_test(test_alloc_family_rows_are_consistent),
 		cmocka_unit_test(test_alloc_family_argument_positions),
-		cmocka_unit_test_setup_teardown(test_alloc_family_jemalloc_semantics, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_alloc_family_mimalloc_reallocf_frees_on_failure,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_alloc_watch_blind_once_when_busy_without_events,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_alloc_watch_frees_missed_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alloc_family_jemalloc_semantics, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_alloc_family_mimalloc_reallocf_frees_on_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_alloc_watch_blind_once_when_busy_without_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alloc_watch_frees_missed_once, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

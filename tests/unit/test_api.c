@@ -24,7 +24,7 @@ static struct report_input in;
 /* Tasks of pid 7: two idle for 100 s (suspects past 30 s), one busy, one completed. */
 static int setup(void **state)
 {
-	struct process_limits limits = {0};
+	struct process_limits limits = { 0 };
 	struct process *p;
 	struct task *t;
 	uint32_t leak, work;
@@ -57,11 +57,11 @@ static int setup(void **state)
 			task_table__poll_end(p->tasks, t, 101 * S, TASK_IDLE);
 		}
 	}
-	in = (struct report_input){.duration_seconds = 101,
-				   .events_received = 55,
-				   .procs = pt,
-				   .now_ns = 102 * S,
-				   .stuck_after_ns = 30 * S};
+	in = (struct report_input){ .duration_seconds = 101,
+				    .events_received = 55,
+				    .procs = pt,
+				    .now_ns = 102 * S,
+				    .stuck_after_ns = 30 * S };
 	return 0;
 }
 
@@ -87,7 +87,7 @@ static struct json_object *answer(const struct api_snapshot *s, enum api_endpoin
 		eq = strchr(kv, '=');
 		if (eq)
 			*eq = '\0';
-		args[n++] = (struct api_arg){kv, eq ? eq + 1 : NULL};
+		args[n++] = (struct api_arg){ kv, eq ? eq + 1 : NULL };
 	}
 	assert_int_equal(api_render__answer(s, e, args, n, &status, &body, &len), 0);
 	if (status != want_status)
@@ -218,19 +218,20 @@ static void test_api_tasks_sort_filter_limit(void **state)
 		const char *query, *ids, *sort, *order;
 		int matched;
 	} cases[] = {
-	    {"", "tokio:10,tokio:11,tokio:12,tokio:13", "live_bytes", "desc", 4},
-	    {"sort=live_bytes&order=asc", "tokio:13,tokio:12,tokio:11,tokio:10", "live_bytes",
-	     "asc", 4},
-	    {"sort=future_size_bytes", "tokio:13,tokio:12,tokio:11,tokio:10", "future_size_bytes",
-	     "desc", 4},
-	    {"sort=polls", "tokio:12,tokio:10,tokio:11,tokio:13", "polls", "desc", 4},
-	    {"sort=type&order=desc", "tokio:12,tokio:13,tokio:10,tokio:11", "type", "desc", 4},
-	    {"sort=id", "tokio:10,tokio:11,tokio:12,tokio:13", "id", "asc", 4},
-	    {"suspects=1", "tokio:10,tokio:11", "live_bytes", "desc", 2},
-	    {"suspects=0&sort=idle_seconds", "tokio:12,tokio:13", "idle_seconds", "desc", 2},
-	    {"type=WORKER", "tokio:12,tokio:13", "live_bytes", "desc", 2},
-	    {"type=nothing", "", "live_bytes", "desc", 0},
-	    {"limit=1&pid=7", "tokio:10", "live_bytes", "desc", 4},
+		{ "", "tokio:10,tokio:11,tokio:12,tokio:13", "live_bytes", "desc", 4 },
+		{ "sort=live_bytes&order=asc", "tokio:13,tokio:12,tokio:11,tokio:10", "live_bytes",
+		  "asc", 4 },
+		{ "sort=future_size_bytes", "tokio:13,tokio:12,tokio:11,tokio:10",
+		  "future_size_bytes", "desc", 4 },
+		{ "sort=polls", "tokio:12,tokio:10,tokio:11,tokio:13", "polls", "desc", 4 },
+		{ "sort=type&order=desc", "tokio:12,tokio:13,tokio:10,tokio:11", "type", "desc",
+		  4 },
+		{ "sort=id", "tokio:10,tokio:11,tokio:12,tokio:13", "id", "asc", 4 },
+		{ "suspects=1", "tokio:10,tokio:11", "live_bytes", "desc", 2 },
+		{ "suspects=0&sort=idle_seconds", "tokio:12,tokio:13", "idle_seconds", "desc", 2 },
+		{ "type=WORKER", "tokio:12,tokio:13", "live_bytes", "desc", 2 },
+		{ "type=nothing", "", "live_bytes", "desc", 0 },
+		{ "limit=1&pid=7", "tokio:10", "live_bytes", "desc", 4 },
 	};
 	struct json_object *o;
 	char buf[256];
@@ -260,23 +261,23 @@ static void test_api_bad_parameters(void **state)
 		const char *query, *error;
 		int status;
 	} cases[] = {
-	    {"limit=0", "invalid limit '0': expected 1 to 1000", 400},
-	    {"limit=1001", "invalid limit '1001': expected 1 to 1000", 400},
-	    {"limit=99999999999999999999",
-	     "invalid limit '99999999999999999999': expected 1 "
-	     "to 1000",
-	     400},
-	    {"limit=1x", "invalid limit '1x': expected 1 to 1000", 400},
-	    {"order=sideways", "invalid order 'sideways': expected asc or desc", 400},
-	    {"suspects=true", "invalid suspects 'true': expected 0 or 1", 400},
-	    {"pid=4294967296", "invalid pid '4294967296': expected a process id", 400},
-	    {"pid=8", "pid 8 is not traced", 404},
-	    {"sort", "parameter 'sort' has no value", 400},
-	    {"limit=1&limit=2", "parameter 'limit' given twice", 400},
-	    {"x=1",
-	     "unknown parameter 'x' (expected one of: pid, sort, order, limit, "
-	     "suspects, type)",
-	     400},
+		{ "limit=0", "invalid limit '0': expected 1 to 1000", 400 },
+		{ "limit=1001", "invalid limit '1001': expected 1 to 1000", 400 },
+		{ "limit=99999999999999999999",
+		  "invalid limit '99999999999999999999': expected 1 "
+		  "to 1000",
+		  400 },
+		{ "limit=1x", "invalid limit '1x': expected 1 to 1000", 400 },
+		{ "order=sideways", "invalid order 'sideways': expected asc or desc", 400 },
+		{ "suspects=true", "invalid suspects 'true': expected 0 or 1", 400 },
+		{ "pid=4294967296", "invalid pid '4294967296': expected a process id", 400 },
+		{ "pid=8", "pid 8 is not traced", 404 },
+		{ "sort", "parameter 'sort' has no value", 400 },
+		{ "limit=1&limit=2", "parameter 'limit' given twice", 400 },
+		{ "x=1",
+		  "unknown parameter 'x' (expected one of: pid, sort, order, limit, "
+		  "suspects, type)",
+		  400 },
 	};
 	struct json_object *o;
 	size_t i;
@@ -300,10 +301,10 @@ static void test_api_bad_parameters(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_api_snapshot_suspects_first_and_bounded),
-	    cmocka_unit_test(test_api_tasks_equal_the_report),
-	    cmocka_unit_test(test_api_tasks_sort_filter_limit),
-	    cmocka_unit_test(test_api_bad_parameters),
+		cmocka_unit_test(test_api_snapshot_suspects_first_and_bounded),
+		cmocka_unit_test(test_api_tasks_equal_the_report),
+		cmocka_unit_test(test_api_tasks_sort_filter_limit),
+		cmocka_unit_test(test_api_bad_parameters),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

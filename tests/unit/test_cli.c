@@ -21,15 +21,15 @@ static int parse_argv(char **argv, struct cli_options *ret)
 }
 
 /* parse(&opts, "--pid", "1", ...): argv[0] and the NULL end are added. */
-#define parse(ret, ...) parse_argv((char *[]){"memscoped", __VA_ARGS__, NULL}, ret)
+#define parse(ret, ...) parse_argv((char *[]){ "memscoped", __VA_ARGS__, NULL }, ret)
 
 /* A failed parse leaves the options untouched. */
-#define assert_rejected(...)                                                                       \
-	do {                                                                                       \
-		struct cli_options o_;                                                             \
-		memset(&o_, 0xa5, sizeof(o_));                                                     \
-		assert_int_equal(parse(&o_, __VA_ARGS__), -EINVAL);                                \
-		assert_int_equal(o_.npids, (size_t)0xa5a5a5a5a5a5a5a5ull);                         \
+#define assert_rejected(...)                                               \
+	do {                                                               \
+		struct cli_options o_;                                     \
+		memset(&o_, 0xa5, sizeof(o_));                             \
+		assert_int_equal(parse(&o_, __VA_ARGS__), -EINVAL);        \
+		assert_int_equal(o_.npids, (size_t)0xa5a5a5a5a5a5a5a5ull); \
 	} while (0)
 
 static void test_cli_defaults(void **state)
@@ -265,19 +265,19 @@ static void test_cli_parse_pid(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_cli_defaults),
-	    cmocka_unit_test(test_cli_long_options),
-	    cmocka_unit_test(test_cli_short_options),
-	    cmocka_unit_test(test_cli_max_targets),
-	    cmocka_unit_test(test_cli_bad_pid),
-	    cmocka_unit_test(test_cli_bad_duration_and_interval),
-	    cmocka_unit_test(test_cli_bad_ring_size),
-	    cmocka_unit_test(test_cli_bad_limits_and_report),
-	    cmocka_unit_test(test_cli_bad_syntax),
-	    cmocka_unit_test(test_cli_allocator),
-	    cmocka_unit_test(test_cli_parse_seconds),
-	    cmocka_unit_test(test_cli_parse_u64),
-	    cmocka_unit_test(test_cli_parse_pid),
+		cmocka_unit_test(test_cli_defaults),
+		cmocka_unit_test(test_cli_long_options),
+		cmocka_unit_test(test_cli_short_options),
+		cmocka_unit_test(test_cli_max_targets),
+		cmocka_unit_test(test_cli_bad_pid),
+		cmocka_unit_test(test_cli_bad_duration_and_interval),
+		cmocka_unit_test(test_cli_bad_ring_size),
+		cmocka_unit_test(test_cli_bad_limits_and_report),
+		cmocka_unit_test(test_cli_bad_syntax),
+		cmocka_unit_test(test_cli_allocator),
+		cmocka_unit_test(test_cli_parse_seconds),
+		cmocka_unit_test(test_cli_parse_u64),
+		cmocka_unit_test(test_cli_parse_pid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

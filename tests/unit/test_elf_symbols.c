@@ -22,7 +22,7 @@
 #include "probe_plan.h"
 
 #define MAGIC "MEMSCOPED-FIXTURE-0123456789"
-#define DATA  "MEMSCOPED-DATA-9876543210"
+#define DATA "MEMSCOPED-DATA-9876543210"
 
 static const char *fixture_path = "build/fixtures/fixture.so";
 static unsigned char *fixture;
@@ -135,8 +135,8 @@ static int find_symbol(const struct elf_sym *sym, void *ctx)
 
 static void assert_data_symbol(struct elf_symbols *e, const char *name, const char *expected)
 {
-	struct find_ctx f = {.name = name};
-	char buf[64] = {0};
+	struct find_ctx f = { .name = name };
+	char buf[64] = { 0 };
 	uint64_t offset;
 
 	assert_int_equal(elf_symbols__foreach(e, find_symbol, &f), 1);
@@ -164,8 +164,8 @@ static void test_elf_symbols_data_offset(void **state)
 static void test_elf_symbols_missing(void **state)
 {
 	struct elf_symbols *e = open_fixture();
-	struct find_ctx f = {.name = "fixture_bss"};
-	struct elf_sym sym = {.name = "untouched"};
+	struct find_ctx f = { .name = "fixture_bss" };
+	struct elf_sym sym = { .name = "untouched" };
 	uint64_t offset = 7;
 
 	(void)state;
@@ -226,8 +226,8 @@ static void test_elf_symbols_not_elf(void **state)
 /* A cut-off object either fails to open with ENOEXEC or answers every query cleanly. */
 static void test_elf_symbols_truncated(void **state)
 {
-	const size_t cuts[] = {4,   16,	  sizeof(Elf64_Ehdr) - 1, sizeof(Elf64_Ehdr),
-			       512, 4096, fixture_len / 2,	  fixture_len - 1};
+	const size_t cuts[] = { 4,   16,   sizeof(Elf64_Ehdr) - 1, sizeof(Elf64_Ehdr),
+				512, 4096, fixture_len / 2,	   fixture_len - 1 };
 	struct elf_symbols *e;
 	struct elf_sym sym;
 	uint64_t offset;
@@ -311,9 +311,9 @@ static void assert_probe(const struct probe_plan *plan, const char *symbol, bool
 
 static void test_probe_plan_fixture_allocator(void **state)
 {
-	static const char *const missing[] = {"realloc",       "reallocarray", "posix_memalign",
-					      "aligned_alloc", "memalign",     "valloc",
-					      "pvalloc"};
+	static const char *const missing[] = { "realloc",	"reallocarray", "posix_memalign",
+					       "aligned_alloc", "memalign",	"valloc",
+					       "pvalloc" };
 	struct probe_plan *plan = calloc(1, sizeof(*plan));
 	struct elf_symbols *e = open_fixture();
 	uint64_t malloc_at = expected_probe_offset(e, "malloc");
@@ -399,15 +399,15 @@ static void test_probe_plan_without_free(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_elf_symbols_function_offset),
-	    cmocka_unit_test(test_elf_symbols_data_offset),
-	    cmocka_unit_test(test_elf_symbols_missing),
-	    cmocka_unit_test(test_elf_symbols_foreach_stops),
-	    cmocka_unit_test(test_elf_symbols_not_elf),
-	    cmocka_unit_test(test_elf_symbols_truncated),
-	    cmocka_unit_test(test_probe_plan_fixture_allocator),
-	    cmocka_unit_test(test_probe_plan_without_malloc),
-	    cmocka_unit_test(test_probe_plan_without_free),
+		cmocka_unit_test(test_elf_symbols_function_offset),
+		cmocka_unit_test(test_elf_symbols_data_offset),
+		cmocka_unit_test(test_elf_symbols_missing),
+		cmocka_unit_test(test_elf_symbols_foreach_stops),
+		cmocka_unit_test(test_elf_symbols_not_elf),
+		cmocka_unit_test(test_elf_symbols_truncated),
+		cmocka_unit_test(test_probe_plan_fixture_allocator),
+		cmocka_unit_test(test_probe_plan_without_malloc),
+		cmocka_unit_test(test_probe_plan_without_free),
 	};
 
 	if (argc > 1)

@@ -11,11 +11,11 @@
 #include "memscoped/events.h"
 #include "event_decoder.h"
 
-#define PID	 4242
+#define PID 4242
 #define START_NS 1000000000000ull
-#define X	 0x7f0000001000ull
-#define Y	 0x7f0000002000ull
-#define Z	 0x7f0000003000ull
+#define X 0x7f0000001000ull
+#define Y 0x7f0000002000ull
+#define Z 0x7f0000003000ull
 
 struct fixture {
 	struct process_table *procs;
@@ -26,7 +26,7 @@ struct fixture {
 static int setup(void **state)
 {
 	static struct fixture f;
-	struct process_limits limits = {0, 0};
+	struct process_limits limits = { 0, 0 };
 
 	memset(&f, 0, sizeof(f));
 	f.procs = process_table__new(&limits, NULL);
@@ -53,14 +53,14 @@ static int feed(struct fixture *f, __u16 type, __u16 func, __u32 tid, __u64 addr
 		__u64 size)
 {
 	struct ms_event e = {
-	    .type = type,
-	    .func = func,
-	    .pid = PID,
-	    .tid = tid,
-	    .ts = START_NS + 2500000000ull,
-	    .addr = addr,
-	    .old_addr = old_addr,
-	    .size = size,
+		.type = type,
+		.func = func,
+		.pid = PID,
+		.tid = tid,
+		.ts = START_NS + 2500000000ull,
+		.addr = addr,
+		.old_addr = old_addr,
+		.size = size,
 	};
 
 	return event_decoder__handle(&f->d, &e, sizeof(e));
@@ -74,7 +74,7 @@ static void alloc(struct fixture *f, __u16 func, __u32 tid, __u64 addr, __u64 ol
 static void test_event_decoder_wrong_length(void **state)
 {
 	struct fixture *f = *state;
-	unsigned char buf[sizeof(struct ms_event) + 1] = {0};
+	unsigned char buf[sizeof(struct ms_event) + 1] = { 0 };
 
 	assert_int_equal(event_decoder__handle(&f->d, buf, sizeof(struct ms_event) - 1), -EINVAL);
 	assert_int_equal(event_decoder__handle(&f->d, buf, sizeof(buf)), -EINVAL);
@@ -99,12 +99,12 @@ static void test_event_decoder_unknown_type(void **state)
 static void test_event_decoder_unknown_pid(void **state)
 {
 	struct fixture *f = *state;
-	struct ms_event e = {.type = MS_EV_ALLOC,
-			     .func = MS_FN_MALLOC,
-			     .pid = PID + 1,
-			     .tid = 1,
-			     .addr = X,
-			     .size = 8};
+	struct ms_event e = { .type = MS_EV_ALLOC,
+			      .func = MS_FN_MALLOC,
+			      .pid = PID + 1,
+			      .tid = 1,
+			      .addr = X,
+			      .size = 8 };
 
 	assert_int_equal(event_decoder__handle(&f->d, &e, sizeof(e)), 0);
 	assert_int_equal(f->d.stats.received, 1);
@@ -159,13 +159,13 @@ static void test_event_decoder_realloc_null_is_alloc(void **state)
 static void test_event_decoder_timestamp_before_attach(void **state)
 {
 	struct fixture *f = *state;
-	struct ms_event e = {.type = MS_EV_ALLOC,
-			     .func = MS_FN_MALLOC,
-			     .pid = PID,
-			     .tid = 1,
-			     .ts = START_NS - 1,
-			     .addr = X,
-			     .size = 8};
+	struct ms_event e = { .type = MS_EV_ALLOC,
+			      .func = MS_FN_MALLOC,
+			      .pid = PID,
+			      .tid = 1,
+			      .ts = START_NS - 1,
+			      .addr = X,
+			      .size = 8 };
 	struct heap_block b;
 
 	assert_int_equal(event_decoder__handle(&f->d, &e, sizeof(e)), 0);
@@ -210,16 +210,16 @@ static void test_event_decoder_realloc_interleaved_with_malloc(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_event_decoder_wrong_length, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_event_decoder_unknown_type, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_event_decoder_unknown_pid, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_event_decoder_sequence, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_event_decoder_realloc_null_is_alloc, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_event_decoder_timestamp_before_attach, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_event_decoder_realloc_interleaved_with_malloc,
-					    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_decoder_wrong_length, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_decoder_unknown_type, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_decoder_unknown_pid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_decoder_sequence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_decoder_realloc_null_is_alloc, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_event_decoder_timestamp_before_attach, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_event_decoder_realloc_interleaved_with_malloc,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,8 +35,12 @@ static int teardown(void **state)
 static const char *render(size_t max_types)
 {
 	struct exporter_input in = {
-		.procs = pt, .events_received = 12, .events_lost = 0, .now_ns = 100000000000ull,
-		.stuck_after_ns = 30000000000ull, .max_task_types = max_types,
+		.procs = pt,
+		.events_received = 12,
+		.events_lost = 0,
+		.now_ns = 100000000000ull,
+		.stuck_after_ns = 30000000000ull,
+		.max_task_types = max_types,
 	};
 
 	assert_int_equal(exporter_prometheus__render(out, &in), 0);
@@ -54,7 +58,8 @@ static void test_exporter_heap_metrics_exact(void **state)
 	process__alloc(p, 42, 0x1000, 100, 0, 0);
 	process__alloc(p, 42, 0x2000, 50, 0, 0);
 	process__freed(p, 42, 0x2000, 0);
-	assert_string_equal(render(50),
+	assert_string_equal(
+		render(50),
 		"# HELP memscoped_heap_live_bytes Heap bytes allocated since attach and not freed\n"
 		"# TYPE memscoped_heap_live_bytes gauge\n"
 		"memscoped_heap_live_bytes{pid=\"42\",comm=\"a\\\"b\\\\c\"} 100\n"
@@ -111,18 +116,21 @@ static void test_exporter_task_types_capped_into_other(void **state)
 	for (i = 0; i < 4; i++) {
 		uint32_t ty = task_table__type(p->tasks, "tokio", names[i]);
 
-		t = task_table__spawn(p->tasks, 0x100 * (i + 1), ty, TASK_ASYNC, TASK_FOUND_SPAWN, 1);
+		t = task_table__spawn(p->tasks, 0x100 * (i + 1), ty, TASK_ASYNC, TASK_FOUND_SPAWN,
+				      1);
 		task_table__poll_begin(p->tasks, t, 1);
 		task_table__poll_end(p->tasks, t, 2, i == 3 ? TASK_COMPLETED : TASK_IDLE);
 	}
 	render(2);
 	/* The first two names keep their label; c and d are summed into "other". */
-	assert_non_null(strstr(prom_text__data(out, NULL),
-			       "memscoped_tasks_spawned_total{pid=\"7\",comm=\"svc\",runtime=\"tokio\","
-			       "task_type=\"a\"} 1\n"));
-	assert_non_null(strstr(prom_text__data(out, NULL),
-			       "memscoped_tasks_spawned_total{pid=\"7\",comm=\"svc\",runtime=\"tokio\","
-			       "task_type=\"other\"} 2\n"));
+	assert_non_null(
+		strstr(prom_text__data(out, NULL),
+		       "memscoped_tasks_spawned_total{pid=\"7\",comm=\"svc\",runtime=\"tokio\","
+		       "task_type=\"a\"} 1\n"));
+	assert_non_null(
+		strstr(prom_text__data(out, NULL),
+		       "memscoped_tasks_spawned_total{pid=\"7\",comm=\"svc\",runtime=\"tokio\","
+		       "task_type=\"other\"} 2\n"));
 	assert_non_null(strstr(prom_text__data(out, NULL),
 			       "memscoped_tasks_live{pid=\"7\",comm=\"svc\",runtime=\"tokio\","
 			       "task_type=\"other\"} 1\n"));

@@ -66,8 +66,8 @@ static void main_heap(struct fake *f)
 	const uint64_t b = f->base;
 
 	header(f, b, 48 | 1);
-	header(f, b + 48, 96 | 1);	 /* its PREV_INUSE: the 48 is in use */
-	header(f, b + 144, 32 | 0);	 /* the 96 is free */
+	header(f, b + 48, 96 | 1);		/* its PREV_INUSE: the 48 is in use */
+	header(f, b + 144, 32 | 0);		/* the 96 is free */
 	header(f, b + 176, (f->len - 176) | 1); /* top; the 32 is in use */
 }
 
@@ -241,12 +241,12 @@ static void test_heap_census_matches_mallinfo2_of_this_process(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_heap_census_main_heap_chunks_and_top),
-	    cmocka_unit_test(test_heap_census_damaged_chain_adds_nothing),
-	    cmocka_unit_test(test_heap_census_arena_heap_with_fencepost),
-	    cmocka_unit_test(test_heap_census_mmapped_chunks_back_to_back),
-	    cmocka_unit_test(test_heap_census_classify),
-	    cmocka_unit_test(test_heap_census_matches_mallinfo2_of_this_process),
+		cmocka_unit_test(test_heap_census_main_heap_chunks_and_top),
+		cmocka_unit_test(test_heap_census_damaged_chain_adds_nothing),
+		cmocka_unit_test(test_heap_census_arena_heap_with_fencepost),
+		cmocka_unit_test(test_heap_census_mmapped_chunks_back_to_back),
+		cmocka_unit_test(test_heap_census_classify),
+		cmocka_unit_test(test_heap_census_matches_mallinfo2_of_this_process),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,7 +16,8 @@
 static struct heap_block block(uint64_t addr, uint64_t size, uint32_t tid)
 {
 	return (struct heap_block){
-	    .addr = addr, .size = size, .tid = tid, .task = tid + 1, .time_cs = 7};
+		.addr = addr, .size = size, .tid = tid, .task = tid + 1, .time_cs = 7
+	};
 }
 
 static uint64_t splitmix64(uint64_t *s)
@@ -236,7 +237,7 @@ static void visit_block(const struct heap_block *b, void *ctx)
 static void test_heap_table_foreach_visits_each_once(void **state)
 {
 	struct heap_table *h = heap_table__new(0);
-	struct visit v = {.n = 5000};
+	struct visit v = { .n = 5000 };
 	struct heap_block b;
 	size_t i;
 
@@ -283,15 +284,15 @@ static void test_heap_table_memory_per_block(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_heap_table_insert_lookup_remove),
-	    cmocka_unit_test(test_heap_table_replace_returns_old),
-	    cmocka_unit_test(test_heap_table_remove_absent),
-	    cmocka_unit_test(test_heap_table_null_address_rejected),
-	    cmocka_unit_test(test_heap_table_many_random_backward_shift),
-	    cmocka_unit_test(test_heap_table_max_blocks_bound),
-	    cmocka_unit_test(test_heap_table_size_and_time_saturate),
-	    cmocka_unit_test(test_heap_table_foreach_visits_each_once),
-	    cmocka_unit_test(test_heap_table_memory_per_block),
+		cmocka_unit_test(test_heap_table_insert_lookup_remove),
+		cmocka_unit_test(test_heap_table_replace_returns_old),
+		cmocka_unit_test(test_heap_table_remove_absent),
+		cmocka_unit_test(test_heap_table_null_address_rejected),
+		cmocka_unit_test(test_heap_table_many_random_backward_shift),
+		cmocka_unit_test(test_heap_table_max_blocks_bound),
+		cmocka_unit_test(test_heap_table_size_and_time_saturate),
+		cmocka_unit_test(test_heap_table_foreach_visits_each_once),
+		cmocka_unit_test(test_heap_table_memory_per_block),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

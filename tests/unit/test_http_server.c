@@ -63,29 +63,29 @@ static void test_http_server_parse_addr(void **state)
 static void test_http_server_parse_addr_rejects(void **state)
 {
 	static const char *const bad[] = {
-	    "",
-	    ":9100",
-	    "65536",
-	    "99999999999999999999",
-	    "-1",
-	    "+80",
-	    " 80",
-	    "80 ",
-	    "9100x",
-	    "localhost:9100",
-	    "::1:9100",
-	    "::1",
-	    "[::1]9100",
-	    "[::1]:",
-	    "[::1",
-	    "::1]:80",
-	    "[127.0.0.1]:80",
-	    "1.2.3:80",
-	    "1.2.3.4:",
-	    "1.2.3.4:80:80",
-	    "1.2.3.4.5:80",
-	    "[fe80::1%lo]:80",
-	    "[]:80",
+		"",
+		":9100",
+		"65536",
+		"99999999999999999999",
+		"-1",
+		"+80",
+		" 80",
+		"80 ",
+		"9100x",
+		"localhost:9100",
+		"::1:9100",
+		"::1",
+		"[::1]9100",
+		"[::1]:",
+		"[::1",
+		"::1]:80",
+		"[127.0.0.1]:80",
+		"1.2.3:80",
+		"1.2.3.4:",
+		"1.2.3.4:80:80",
+		"1.2.3.4.5:80",
+		"[fe80::1%lo]:80",
+		"[]:80",
 	};
 	struct sockaddr_storage ss;
 	socklen_t len = 7;
@@ -110,38 +110,39 @@ static void test_http_server_route(void **state)
 		int route, status;
 		bool gzip;
 	} cases[] = {
-	    {"GET", "/metrics", NULL, HTTP_ROUTE_METRICS, 200, false},
-	    {"HEAD", "/metrics", NULL, HTTP_ROUTE_METRICS, 200, false},
-	    {"GET", "/metrics?x=1", "gzip", HTTP_ROUTE_METRICS, 200, true},
-	    {"GET", "/metrics", "gzip", HTTP_ROUTE_METRICS, 200, true},
-	    {"GET", "/metrics", "GZIP", HTTP_ROUTE_METRICS, 200, true},
-	    {"GET", "/metrics", "x-gzip", HTTP_ROUTE_METRICS, 200, true},
-	    {"GET", "/metrics", "deflate, gzip;q=1.0, *;q=0.5", HTTP_ROUTE_METRICS, 200, true},
-	    {"GET", "/metrics", "br,gzip ; q=0.001", HTTP_ROUTE_METRICS, 200, true},
-	    {"GET", "/metrics", "gzip;q=0", HTTP_ROUTE_METRICS, 200, false},
-	    {"GET", "/metrics", "gzip; Q=0.000", HTTP_ROUTE_METRICS, 200, false},
-	    {"GET", "/metrics", "*", HTTP_ROUTE_METRICS, 200, true},
-	    {"GET", "/metrics", "*;q=0", HTTP_ROUTE_METRICS, 200, false},
-	    {"GET", "/metrics", "gzip;q=0, *", HTTP_ROUTE_METRICS, 200, false},
-	    {"GET", "/metrics", "identity", HTTP_ROUTE_METRICS, 200, false},
-	    {"GET", "/metrics", "gzipx, xgzip", HTTP_ROUTE_METRICS, 200, false},
-	    {"GET", "/metrics", "", HTTP_ROUTE_METRICS, 200, false},
-	    {"GET", "/metrics", ";;,,q=1;", HTTP_ROUTE_METRICS, 200, false},
-	    {"GET", "/", "gzip", HTTP_ROUTE_INDEX, 200, false},
-	    {"HEAD", "/?a", NULL, HTTP_ROUTE_INDEX, 200, false},
-	    {"GET", "/metrics/", NULL, HTTP_ROUTE_NOT_FOUND, 404, false},
-	    {"GET", "/metricsx", NULL, HTTP_ROUTE_NOT_FOUND, 404, false},
-	    {"GET", "", NULL, HTTP_ROUTE_NOT_FOUND, 404, false},
-	    {"GET", "//metrics", NULL, HTTP_ROUTE_NOT_FOUND, 404, false},
-	    {"GET", "/api/v1/tasks?pid=1", "gzip", HTTP_ROUTE_API, 200, false},
-	    {"HEAD", "/api/v1/processes", NULL, HTTP_ROUTE_API, 200, false},
-	    {"GET", "/api/", NULL, HTTP_ROUTE_API, 200, false},
-	    {"GET", "/api", NULL, HTTP_ROUTE_NOT_FOUND, 404, false},
-	    {"POST", "/api/v1/tasks", NULL, HTTP_ROUTE_BAD_METHOD, 405, false},
-	    {"POST", "/metrics", "gzip", HTTP_ROUTE_BAD_METHOD, 405, false},
-	    {"get", "/metrics", NULL, HTTP_ROUTE_BAD_METHOD, 405, false},
-	    {"DELETE", "/nope", NULL, HTTP_ROUTE_BAD_METHOD, 405, false},
-	    {"OPTIONS", "*", NULL, HTTP_ROUTE_BAD_METHOD, 405, false},
+		{ "GET", "/metrics", NULL, HTTP_ROUTE_METRICS, 200, false },
+		{ "HEAD", "/metrics", NULL, HTTP_ROUTE_METRICS, 200, false },
+		{ "GET", "/metrics?x=1", "gzip", HTTP_ROUTE_METRICS, 200, true },
+		{ "GET", "/metrics", "gzip", HTTP_ROUTE_METRICS, 200, true },
+		{ "GET", "/metrics", "GZIP", HTTP_ROUTE_METRICS, 200, true },
+		{ "GET", "/metrics", "x-gzip", HTTP_ROUTE_METRICS, 200, true },
+		{ "GET", "/metrics", "deflate, gzip;q=1.0, *;q=0.5", HTTP_ROUTE_METRICS, 200,
+		  true },
+		{ "GET", "/metrics", "br,gzip ; q=0.001", HTTP_ROUTE_METRICS, 200, true },
+		{ "GET", "/metrics", "gzip;q=0", HTTP_ROUTE_METRICS, 200, false },
+		{ "GET", "/metrics", "gzip; Q=0.000", HTTP_ROUTE_METRICS, 200, false },
+		{ "GET", "/metrics", "*", HTTP_ROUTE_METRICS, 200, true },
+		{ "GET", "/metrics", "*;q=0", HTTP_ROUTE_METRICS, 200, false },
+		{ "GET", "/metrics", "gzip;q=0, *", HTTP_ROUTE_METRICS, 200, false },
+		{ "GET", "/metrics", "identity", HTTP_ROUTE_METRICS, 200, false },
+		{ "GET", "/metrics", "gzipx, xgzip", HTTP_ROUTE_METRICS, 200, false },
+		{ "GET", "/metrics", "", HTTP_ROUTE_METRICS, 200, false },
+		{ "GET", "/metrics", ";;,,q=1;", HTTP_ROUTE_METRICS, 200, false },
+		{ "GET", "/", "gzip", HTTP_ROUTE_INDEX, 200, false },
+		{ "HEAD", "/?a", NULL, HTTP_ROUTE_INDEX, 200, false },
+		{ "GET", "/metrics/", NULL, HTTP_ROUTE_NOT_FOUND, 404, false },
+		{ "GET", "/metricsx", NULL, HTTP_ROUTE_NOT_FOUND, 404, false },
+		{ "GET", "", NULL, HTTP_ROUTE_NOT_FOUND, 404, false },
+		{ "GET", "//metrics", NULL, HTTP_ROUTE_NOT_FOUND, 404, false },
+		{ "GET", "/api/v1/tasks?pid=1", "gzip", HTTP_ROUTE_API, 200, false },
+		{ "HEAD", "/api/v1/processes", NULL, HTTP_ROUTE_API, 200, false },
+		{ "GET", "/api/", NULL, HTTP_ROUTE_API, 200, false },
+		{ "GET", "/api", NULL, HTTP_ROUTE_NOT_FOUND, 404, false },
+		{ "POST", "/api/v1/tasks", NULL, HTTP_ROUTE_BAD_METHOD, 405, false },
+		{ "POST", "/metrics", "gzip", HTTP_ROUTE_BAD_METHOD, 405, false },
+		{ "get", "/metrics", NULL, HTTP_ROUTE_BAD_METHOD, 405, false },
+		{ "DELETE", "/nope", NULL, HTTP_ROUTE_BAD_METHOD, 405, false },
+		{ "OPTIONS", "*", NULL, HTTP_ROUTE_BAD_METHOD, 405, false },
 	};
 	size_t i;
 	int status;
@@ -151,9 +152,9 @@ static void test_http_server_route(void **state)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		status = 0;
 		gzip = !cases[i].gzip;
-		assert_int_equal(
-		    http_server__route(cases[i].method, cases[i].url, cases[i].ae, &status, &gzip),
-		    cases[i].route);
+		assert_int_equal(http_server__route(cases[i].method, cases[i].url, cases[i].ae,
+						    &status, &gzip),
+				 cases[i].route);
 		if (status != cases[i].status || gzip != cases[i].gzip)
 			fail_msg("%s '%s' ae '%s': %d gzip %d", cases[i].method, cases[i].url,
 				 cases[i].ae ? cases[i].ae : "(null)", status, gzip);
@@ -177,8 +178,8 @@ static void reply_free(struct reply *r)
 /* Sends request as is on a new connection and reads until the server closes it. */
 static void fetch(int port, const char *request, struct reply *r)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
-	struct timeval tv = {.tv_sec = 5};
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct timeval tv = { .tv_sec = 5 };
 	size_t len = 0, cap = 4096;
 	ssize_t n;
 	char *end;
@@ -254,7 +255,7 @@ static void assert_header(const struct reply *r, const char *name, const char *v
 
 static void assert_gunzip(const struct reply *r, const char *expected, size_t expected_len)
 {
-	z_stream z = {0};
+	z_stream z = { 0 };
 	char *out = malloc(expected_len + 1);
 
 	assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
@@ -270,7 +271,7 @@ static void assert_gunzip(const struct reply *r, const char *expected, size_t ex
 }
 
 #define GET_METRICS "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-#define TEXT_TYPE   "text/plain; version=0.0.4; charset=utf-8"
+#define TEXT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 static void test_http_server_serves_metrics(void **state)
 {
@@ -408,8 +409,8 @@ static void *publish_loop(void *arg)
 
 static void test_http_server_publish_while_scraping(void **state)
 {
-	struct publisher pub = {0};
-	z_stream z = {0};
+	struct publisher pub = { 0 };
+	z_stream z = { 0 };
 	pthread_t thread;
 	char out[32];
 	struct reply r;
@@ -568,15 +569,15 @@ static void test_http_server_serves_the_api(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_http_server_parse_addr),
-	    cmocka_unit_test(test_http_server_parse_addr_rejects),
-	    cmocka_unit_test(test_http_server_route),
-	    cmocka_unit_test(test_http_server_serves_metrics),
-	    cmocka_unit_test(test_http_server_serves_latest_snapshot),
-	    cmocka_unit_test(test_http_server_keeps_connections_alive),
-	    cmocka_unit_test(test_http_server_publish_while_scraping),
-	    cmocka_unit_test(test_http_server_errors),
-	    cmocka_unit_test(test_http_server_serves_the_api),
+		cmocka_unit_test(test_http_server_parse_addr),
+		cmocka_unit_test(test_http_server_parse_addr_rejects),
+		cmocka_unit_test(test_http_server_route),
+		cmocka_unit_test(test_http_server_serves_metrics),
+		cmocka_unit_test(test_http_server_serves_latest_snapshot),
+		cmocka_unit_test(test_http_server_keeps_connections_alive),
+		cmocka_unit_test(test_http_server_publish_while_scraping),
+		cmocka_unit_test(test_http_server_errors),
+		cmocka_unit_test(test_http_server_serves_the_api),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

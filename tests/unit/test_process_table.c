@@ -27,8 +27,8 @@ static struct process_table *current;
 
 static struct process_table *new_table(size_t max_allocations, size_t max_threads)
 {
-	struct process_limits limits = {.max_allocations = max_allocations,
-					.max_threads = max_threads};
+	struct process_limits limits = { .max_allocations = max_allocations,
+					 .max_threads = max_threads };
 
 	current = process_table__new(&limits, namer);
 	assert_non_null(current);
@@ -52,14 +52,14 @@ static struct process *new_process(struct process_table *pt)
 }
 
 /* A macro, so a failure points at the test's line. */
-#define assert_heap(p, bytes, allocs, allocs_total, frees, frees_untracked)                        \
-	do {                                                                                       \
-		assert_int_equal((p)->heap.live_bytes, bytes);                                     \
-		assert_int_equal((p)->heap.live_allocations, allocs);                              \
-		assert_int_equal((p)->heap.allocations_total, allocs_total);                       \
-		assert_int_equal((p)->heap.frees_total, frees);                                    \
-		assert_int_equal((p)->heap.frees_untracked_total, frees_untracked);                \
-		assert_int_equal(heap_table__count((p)->blocks), allocs);                          \
+#define assert_heap(p, bytes, allocs, allocs_total, frees, frees_untracked)         \
+	do {                                                                        \
+		assert_int_equal((p)->heap.live_bytes, bytes);                      \
+		assert_int_equal((p)->heap.live_allocations, allocs);               \
+		assert_int_equal((p)->heap.allocations_total, allocs_total);        \
+		assert_int_equal((p)->heap.frees_total, frees);                     \
+		assert_int_equal((p)->heap.frees_untracked_total, frees_untracked); \
+		assert_int_equal(heap_table__count((p)->blocks), allocs);           \
 	} while (0)
 
 static void assert_block(const struct process *p, uint64_t addr, uint64_t size, uint32_t tid)
@@ -442,25 +442,26 @@ static void test_process_complete(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_teardown(test_process_table_add_find, free_table),
-	    cmocka_unit_test(test_process_runtime_state_slots),
-	    cmocka_unit_test_teardown(test_process_alloc_and_free, free_table),
-	    cmocka_unit_test_teardown(test_process_alloc_null_is_failure, free_table),
-	    cmocka_unit_test_teardown(test_process_realloc_moves_block, free_table),
-	    cmocka_unit_test_teardown(test_process_realloc_in_place_shrinks, free_table),
-	    cmocka_unit_test_teardown(test_process_realloc_failed_keeps_old_block, free_table),
-	    cmocka_unit_test_teardown(test_process_realloc_to_zero_frees, free_table),
-	    cmocka_unit_test_teardown(test_process_realloc_null_is_alloc, free_table),
-	    cmocka_unit_test_teardown(test_process_realloc_untracked_block, free_table),
-	    cmocka_unit_test_teardown(test_process_realloc_end_without_begin, free_table),
-	    cmocka_unit_test_teardown(test_process_free_unknown_changes_nothing_else, free_table),
-	    cmocka_unit_test_teardown(test_process_alloc_at_live_address_replaces, free_table),
-	    cmocka_unit_test_teardown(test_process_free_by_other_thread, free_table),
-	    cmocka_unit_test_teardown(test_process_many_threads, free_table),
-	    cmocka_unit_test_teardown(test_process_max_threads_counts_dropped, free_table),
-	    cmocka_unit_test_teardown(test_process_realloc_on_dropped_thread, free_table),
-	    cmocka_unit_test_teardown(test_process_max_allocations_counts_dropped, free_table),
-	    cmocka_unit_test_teardown(test_process_complete, free_table),
+		cmocka_unit_test_teardown(test_process_table_add_find, free_table),
+		cmocka_unit_test(test_process_runtime_state_slots),
+		cmocka_unit_test_teardown(test_process_alloc_and_free, free_table),
+		cmocka_unit_test_teardown(test_process_alloc_null_is_failure, free_table),
+		cmocka_unit_test_teardown(test_process_realloc_moves_block, free_table),
+		cmocka_unit_test_teardown(test_process_realloc_in_place_shrinks, free_table),
+		cmocka_unit_test_teardown(test_process_realloc_failed_keeps_old_block, free_table),
+		cmocka_unit_test_teardown(test_process_realloc_to_zero_frees, free_table),
+		cmocka_unit_test_teardown(test_process_realloc_null_is_alloc, free_table),
+		cmocka_unit_test_teardown(test_process_realloc_untracked_block, free_table),
+		cmocka_unit_test_teardown(test_process_realloc_end_without_begin, free_table),
+		cmocka_unit_test_teardown(test_process_free_unknown_changes_nothing_else,
+					  free_table),
+		cmocka_unit_test_teardown(test_process_alloc_at_live_address_replaces, free_table),
+		cmocka_unit_test_teardown(test_process_free_by_other_thread, free_table),
+		cmocka_unit_test_teardown(test_process_many_threads, free_table),
+		cmocka_unit_test_teardown(test_process_max_threads_counts_dropped, free_table),
+		cmocka_unit_test_teardown(test_process_realloc_on_dropped_thread, free_table),
+		cmocka_unit_test_teardown(test_process_max_allocations_counts_dropped, free_table),
+		cmocka_unit_test_teardown(test_process_complete, free_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,14 +25,14 @@ static void test_prom_text_counter(void **state)
 {
 	struct prom_text *p = prom_text__new();
 	struct prom_label labels[] = {
-	    {"task", "worker-1"},
-	    {"func", "malloc"},
+		{ "task", "worker-1" },
+		{ "func", "malloc" },
 	};
 
 	(void)state;
 	assert_non_null(p);
 	assert_int_equal(
-	    prom_text__family(p, "memscoped_allocs_total", "counter", "Allocations seen."), 0);
+		prom_text__family(p, "memscoped_allocs_total", "counter", "Allocations seen."), 0);
 	assert_int_equal(prom_text__sample(p, "memscoped_allocs_total", labels, 2, 12345), 0);
 	assert_int_equal(prom_text__sample(p, "memscoped_allocs_total", labels, 1, 0), 0);
 	assert_text(p, "# HELP memscoped_allocs_total Allocations seen.\n"
@@ -59,15 +59,15 @@ static void test_prom_text_gauge_without_labels(void **state)
 
 static void test_prom_text_histogram(void **state)
 {
-	static const double bounds[] = {0.001, 0.5, 1, 1024};
-	static const uint64_t counts[] = {1, 2, 0, 3, 4};
-	struct prom_label label = {"task", "t1"};
+	static const double bounds[] = { 0.001, 0.5, 1, 1024 };
+	static const uint64_t counts[] = { 1, 2, 0, 3, 4 };
+	struct prom_label label = { "task", "t1" };
 	struct prom_text *p = prom_text__new();
 
 	(void)state;
 	assert_int_equal(prom_text__family(p, "ms_age_seconds", "histogram", "Block ages."), 0);
 	assert_int_equal(
-	    prom_text__histogram(p, "ms_age_seconds", &label, 1, bounds, counts, 4, 12.5), 0);
+		prom_text__histogram(p, "ms_age_seconds", &label, 1, bounds, counts, 4, 12.5), 0);
 	assert_text(p, "# HELP ms_age_seconds Block ages.\n"
 		       "# TYPE ms_age_seconds histogram\n"
 		       "ms_age_seconds_bucket{task=\"t1\",le=\"0.001\"} 1\n"
@@ -82,7 +82,7 @@ static void test_prom_text_histogram(void **state)
 
 static void test_prom_text_histogram_without_labels_or_bounds(void **state)
 {
-	static const uint64_t counts[] = {UINT64_MAX};
+	static const uint64_t counts[] = { UINT64_MAX };
 	struct prom_text *p = prom_text__new();
 
 	(void)state;
@@ -95,11 +95,11 @@ static void test_prom_text_histogram_without_labels_or_bounds(void **state)
 
 static void test_prom_text_histogram_rejects_bad_bounds(void **state)
 {
-	static const double unsorted[] = {1, 0.5};
-	static const double equal[] = {1, 1};
-	static const double inf[] = {1, INFINITY};
-	static const double nan[] = {NAN, 1};
-	static const uint64_t counts[] = {1, 2, 3};
+	static const double unsorted[] = { 1, 0.5 };
+	static const double equal[] = { 1, 1 };
+	static const double inf[] = { 1, INFINITY };
+	static const double nan[] = { NAN, 1 };
+	static const uint64_t counts[] = { 1, 2, 3 };
 	struct prom_text *p = prom_text__new();
 
 	(void)state;
@@ -113,7 +113,7 @@ static void test_prom_text_histogram_rejects_bad_bounds(void **state)
 
 static void test_prom_text_label_escaping(void **state)
 {
-	struct prom_label label = {"comm", "a\\b\"c\nd"};
+	struct prom_label label = { "comm", "a\\b\"c\nd" };
 	struct prom_text *p = prom_text__new();
 
 	(void)state;
@@ -125,9 +125,9 @@ static void test_prom_text_label_escaping(void **state)
 static void test_prom_text_invalid_utf8_replaced(void **state)
 {
 	struct prom_label labels[] = {
-	    {"ok", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x9b"},
-	    {"cut", "ab\xe2\x82"},
-	    {"bad", "\xff\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80"},
+		{ "ok", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x9b" },
+		{ "cut", "ab\xe2\x82" },
+		{ "bad", "\xff\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80" },
 	};
 	struct prom_text *p = prom_text__new();
 
@@ -169,21 +169,21 @@ static void test_prom_text_number_formats(void **state)
 		double v;
 		const char *text;
 	} cases[] = {
-	    {0, "0"},
-	    {-0.0, "0"},
-	    {12345, "12345"},
-	    {-7, "-7"},
-	    {1e15, "1000000000000000"},
-	    {9007199254740991.0, "9007199254740991"},
-	    {9007199254740992.0, "9007199254740992"},
-	    {1e20, "1e+20"},
-	    {0.1, "0.1"},
-	    {0.001, "0.001"},
-	    {1.0 / 3, "0.3333333333333333"},
-	    {2.0 / 3, "0.6666666666666666"},
-	    {123.456, "123.456"},
-	    {5e-324, "5e-324"},
-	    {1.7976931348623157e308, "1.7976931348623157e+308"},
+		{ 0, "0" },
+		{ -0.0, "0" },
+		{ 12345, "12345" },
+		{ -7, "-7" },
+		{ 1e15, "1000000000000000" },
+		{ 9007199254740991.0, "9007199254740991" },
+		{ 9007199254740992.0, "9007199254740992" },
+		{ 1e20, "1e+20" },
+		{ 0.1, "0.1" },
+		{ 0.001, "0.001" },
+		{ 1.0 / 3, "0.3333333333333333" },
+		{ 2.0 / 3, "0.6666666666666666" },
+		{ 123.456, "123.456" },
+		{ 5e-324, "5e-324" },
+		{ 1.7976931348623157e308, "1.7976931348623157e+308" },
 	};
 	char expected[64];
 	size_t i;
@@ -201,8 +201,8 @@ static void test_prom_text_number_formats(void **state)
 
 static void test_prom_text_rejects_bad_names(void **state)
 {
-	struct prom_label bad_name = {"a-b", "x"};
-	struct prom_label null_value = {"a", NULL};
+	struct prom_label bad_name = { "a-b", "x" };
+	struct prom_label null_value = { "a", NULL };
 	struct prom_text *p = prom_text__new();
 
 	(void)state;
@@ -221,7 +221,7 @@ static void test_prom_text_rejects_bad_names(void **state)
 static void test_prom_text_grows_and_resets(void **state)
 {
 	struct prom_text *p = prom_text__new();
-	struct prom_label label = {"task", ""};
+	struct prom_label label = { "task", "" };
 	char value[300];
 	size_t i, len;
 
@@ -286,20 +286,20 @@ static void test_prom_cap_default_max(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_prom_text_counter),
-	    cmocka_unit_test(test_prom_text_gauge_without_labels),
-	    cmocka_unit_test(test_prom_text_histogram),
-	    cmocka_unit_test(test_prom_text_histogram_without_labels_or_bounds),
-	    cmocka_unit_test(test_prom_text_histogram_rejects_bad_bounds),
-	    cmocka_unit_test(test_prom_text_label_escaping),
-	    cmocka_unit_test(test_prom_text_invalid_utf8_replaced),
-	    cmocka_unit_test(test_prom_text_help_escaping),
-	    cmocka_unit_test(test_prom_text_special_values),
-	    cmocka_unit_test(test_prom_text_number_formats),
-	    cmocka_unit_test(test_prom_text_rejects_bad_names),
-	    cmocka_unit_test(test_prom_text_grows_and_resets),
-	    cmocka_unit_test(test_prom_cap_returns_other),
-	    cmocka_unit_test(test_prom_cap_default_max),
+		cmocka_unit_test(test_prom_text_counter),
+		cmocka_unit_test(test_prom_text_gauge_without_labels),
+		cmocka_unit_test(test_prom_text_histogram),
+		cmocka_unit_test(test_prom_text_histogram_without_labels_or_bounds),
+		cmocka_unit_test(test_prom_text_histogram_rejects_bad_bounds),
+		cmocka_unit_test(test_prom_text_label_escaping),
+		cmocka_unit_test(test_prom_text_invalid_utf8_replaced),
+		cmocka_unit_test(test_prom_text_help_escaping),
+		cmocka_unit_test(test_prom_text_special_values),
+		cmocka_unit_test(test_prom_text_number_formats),
+		cmocka_unit_test(test_prom_text_rejects_bad_names),
+		cmocka_unit_test(test_prom_text_grows_and_resets),
+		cmocka_unit_test(test_prom_cap_returns_other),
+		cmocka_unit_test(test_prom_cap_default_max),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

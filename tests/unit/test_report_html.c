@@ -14,9 +14,9 @@
 #include "report_html.h"
 #include "task_table.h"
 
-#define S	    1000000000ull
-#define DATA_OPEN   "<script type=\"application/json\" id=\"memscoped-data\">"
-#define EVIL	    "</script><script>alert(1)</script><!--&"
+#define S 1000000000ull
+#define DATA_OPEN "<script type=\"application/json\" id=\"memscoped-data\">"
+#define EVIL "</script><script>alert(1)</script><!--&"
 
 static void namer(uint32_t pid, uint32_t tid, char comm[COMM_LEN])
 {
@@ -105,8 +105,11 @@ static void test_report_html_bounded_tables_sum_the_rest(void **state)
 {
 	struct process_table *pt = new_table();
 	struct process *p = process_table__add(pt, 7, "svc", "/svc");
-	struct report_input in = { .duration_seconds = 2.5, .events_received = 40, .procs = pt,
-				   .now_ns = 100 * S, .stuck_after_ns = 1000 * S };
+	struct report_input in = { .duration_seconds = 2.5,
+				   .events_received = 40,
+				   .procs = pt,
+				   .now_ns = 100 * S,
+				   .stuck_after_ns = 1000 * S };
 	const struct report_html_bounds b = { .task_types = 2, .tasks = 2, .threads = 1 };
 	struct json_object *d, *proc, *types, *om, *hist, *tasks;
 	struct task *t;
@@ -115,9 +118,9 @@ static void test_report_html_bounded_tables_sum_the_rest(void **state)
 
 	(void)state;
 	p->start_ns = 0;
-	process__alloc(p, 7, 0x10, 5, 0, S);  /* untasked, main thread */
-	process__alloc(p, 8, 0x20, 3, 0, S);  /* another thread */
-	process__alloc(p, 9, 0x30, 1, 0, S);  /* a third */
+	process__alloc(p, 7, 0x10, 5, 0, S); /* untasked, main thread */
+	process__alloc(p, 8, 0x20, 3, 0, S); /* another thread */
+	process__alloc(p, 9, 0x30, 1, 0, S); /* a third */
 	/* a: 2 tasks of 64 and 100-byte cells holding 10 + 20; b: 1 holding 500; c: 1 holding 1. */
 	task_with(p, "a", 0x1000, 64, 0x100, 10);
 	task_with(p, "a", 0x2000, 100, 0x200, 20);
@@ -260,7 +263,8 @@ static void test_report_html_page_names_no_host(void **state)
 	html = write_html(&in, NULL, &len);
 	for (s = strstr(html, "//"); s; s = strstr(s + 2, "//")) {
 		if (s > html && s[-1] == ':') {
-			assert_true(s - html >= 5 && !strncmp(s - 5, "http://www.w3.org/2000/svg", 26));
+			assert_true(s - html >= 5 &&
+				    !strncmp(s - 5, "http://www.w3.org/2000/svg", 26));
 			n++;
 		}
 	}

@@ -14,11 +14,11 @@
 #include "report.h"
 
 /* A quote, a backslash, a newline and a control character: 9 bytes, within COMM_LEN. */
-#define ODD_COMM                                                                                   \
-	"a\"b\\c\nd\x01"                                                                           \
+#define ODD_COMM         \
+	"a\"b\\c\nd\x01" \
 	"e"
 #define ODD_COMM_JSON "\"a\\\"b\\\\c\\nd\\u0001e\""
-#define ODD_TID	      1236
+#define ODD_TID 1236
 
 _Static_assert(sizeof(ODD_COMM) == 10, "a hex escape swallowed the next letter");
 
@@ -29,7 +29,7 @@ static void namer(uint32_t pid, uint32_t tid, char comm[COMM_LEN])
 
 static struct process_table *new_table(size_t max_allocations)
 {
-	struct process_limits limits = {max_allocations, 0};
+	struct process_limits limits = { max_allocations, 0 };
 	struct process_table *pt = process_table__new(&limits, namer);
 
 	assert_non_null(pt);
@@ -93,7 +93,7 @@ static void test_report_json_schema(void **state)
 {
 	struct process_table *pt = new_table(0);
 	struct process *p = process_table__add(pt, 1234, ODD_COMM, "/usr/bin/target"), *q;
-	struct report_input in = {.duration_seconds = 12.5, .events_received = 10, .procs = pt};
+	struct report_input in = { .duration_seconds = 12.5, .events_received = 10, .procs = pt };
 	struct json_object *root, *o, *h, *a, *l;
 	char *text;
 
@@ -172,7 +172,7 @@ static void test_report_json_escapes_strings(void **state)
 {
 	struct process_table *pt = new_table(0);
 	struct process *p = process_table__add(pt, 1, ODD_COMM, "/tmp/a \"b\"\\c");
-	struct report_input in = {.procs = pt};
+	struct report_input in = { .procs = pt };
 	char *text;
 
 	(void)state;
@@ -191,7 +191,7 @@ static void test_report_json_incomplete(void **state)
 {
 	struct process_table *pt = new_table(1);
 	struct process *q;
-	struct report_input in = {.events_lost = 3, .procs = pt};
+	struct report_input in = { .events_lost = 3, .procs = pt };
 	struct json_object *root, *procs;
 	char *text;
 
@@ -239,22 +239,22 @@ static struct process_table *small_table(void)
 
 static void test_report_text_exact(void **state)
 {
-	struct report_input in = {.duration_seconds = 2, .events_received = 10};
+	struct report_input in = { .duration_seconds = 2, .events_received = 10 };
 	char *text;
 
 	(void)state;
 	in.procs = small_table();
 	text = write_report(report_text__write, &in);
 	assert_string_equal(
-	    text,
-	    "memscoped report: 2.0 s, 10 events, 0 lost\n"
-	    "\n"
-	    "process 42 (demo) /bin/demo\n"
-	    "  live heap      1.6 KiB in 2 allocations\n"
-	    "  allocated      3.6 KiB in 3 allocations, 1 frees (+0 of blocks from before attach)\n"
-	    "  TID      COMM                       LIVE      LIVE#      ALLOCATED     ALLOCS\n"
-	    "  42       main                      100 B          1        2.1 KiB          2\n"
-	    "  43       worker                  1.5 KiB          1        1.5 KiB          1\n");
+		text,
+		"memscoped report: 2.0 s, 10 events, 0 lost\n"
+		"\n"
+		"process 42 (demo) /bin/demo\n"
+		"  live heap      1.6 KiB in 2 allocations\n"
+		"  allocated      3.6 KiB in 3 allocations, 1 frees (+0 of blocks from before attach)\n"
+		"  TID      COMM                       LIVE      LIVE#      ALLOCATED     ALLOCS\n"
+		"  42       main                      100 B          1        2.1 KiB          2\n"
+		"  43       worker                  1.5 KiB          1        1.5 KiB          1\n");
 	free(text);
 
 	text = write_report(report_text__summary, &in);
@@ -266,7 +266,9 @@ static void test_report_text_exact(void **state)
 
 static void test_report_text_incomplete(void **state)
 {
-	struct report_input in = {.duration_seconds = 1.5, .events_received = 6, .events_lost = 3};
+	struct report_input in = { .duration_seconds = 1.5,
+				   .events_received = 6,
+				   .events_lost = 3 };
 	struct process *p;
 	char *text;
 
@@ -283,16 +285,16 @@ static void test_report_text_incomplete(void **state)
 
 	text = write_report(report_text__write, &in);
 	assert_string_equal(
-	    text,
-	    "memscoped report: 1.5 s, 6 events, 3 lost (figures below are lower bounds)\n"
-	    "\n"
-	    "process 7 (x) /bin/x [exited]\n"
-	    "  live heap      10 B in 1 allocations\n"
-	    "  allocated      3.0 MiB in 3 allocations, 1 frees (+1 of blocks from before attach)\n"
-	    "  failed         1 allocations returned NULL\n"
-	    "  incomplete     1 allocations over --max-allocations, 0 events of threads over --max-threads, 0 frees missed\n"
-	    "  TID      COMM                       LIVE      LIVE#      ALLOCATED     ALLOCS\n"
-	    "  7        main                       10 B          1        3.0 MiB          3\n");
+		text,
+		"memscoped report: 1.5 s, 6 events, 3 lost (figures below are lower bounds)\n"
+		"\n"
+		"process 7 (x) /bin/x [exited]\n"
+		"  live heap      10 B in 1 allocations\n"
+		"  allocated      3.0 MiB in 3 allocations, 1 frees (+1 of blocks from before attach)\n"
+		"  failed         1 allocations returned NULL\n"
+		"  incomplete     1 allocations over --max-allocations, 0 events of threads over --max-threads, 0 frees missed\n"
+		"  TID      COMM                       LIVE      LIVE#      ALLOCATED     ALLOCS\n"
+		"  7        main                       10 B          1        3.0 MiB          3\n");
 	free(text);
 	process_table__free(in.procs);
 }
@@ -300,11 +302,11 @@ static void test_report_text_incomplete(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_report_json_schema),
-	    cmocka_unit_test(test_report_json_escapes_strings),
-	    cmocka_unit_test(test_report_json_incomplete),
-	    cmocka_unit_test(test_report_text_exact),
-	    cmocka_unit_test(test_report_text_incomplete),
+		cmocka_unit_test(test_report_json_schema),
+		cmocka_unit_test(test_report_json_escapes_strings),
+		cmocka_unit_test(test_report_json_incomplete),
+		cmocka_unit_test(test_report_text_exact),
+		cmocka_unit_test(test_report_text_incomplete),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -63,7 +63,8 @@ static void test_runtime_tokio_user_function(void **state)
 	(void)state;
 	assert_true(runtime_tokio__is_user_function("app::serve::{{closure}}"));
 	assert_true(runtime_tokio__is_user_function("<app::Conn as core::future::Future>::poll"));
-	assert_false(runtime_tokio__is_user_function("tokio::runtime::task::core::Core<T,S>::poll"));
+	assert_false(
+		runtime_tokio__is_user_function("tokio::runtime::task::core::Core<T,S>::poll"));
 	assert_false(runtime_tokio__is_user_function("<core::pin::Pin<P> as Future>::poll"));
 	assert_false(runtime_tokio__is_user_function("std::panicking::try"));
 	assert_false(runtime_tokio__is_user_function("malloc"));
@@ -71,9 +72,15 @@ static void test_runtime_tokio_user_function(void **state)
 
 /* Two vtables, as a loaded binary would have them at bias 0x10000. */
 static struct tokio_vtable vts[2] = {
-	{ .vaddr = 0x5000, .poll = 0x1000, .trailer_offset = 0x50, .scheduler_offset = 0x20,
+	{ .vaddr = 0x5000,
+	  .poll = 0x1000,
+	  .trailer_offset = 0x50,
+	  .scheduler_offset = 0x20,
 	  .id_offset = 0x28 },
-	{ .vaddr = 0x5100, .poll = 0x1100, .trailer_offset = 0x4a0, .scheduler_offset = 0x80,
+	{ .vaddr = 0x5100,
+	  .poll = 0x1100,
+	  .trailer_offset = 0x4a0,
+	  .scheduler_offset = 0x80,
 	  .id_offset = 0x88 },
 };
 static uint32_t vt_types[2];

@@ -227,7 +227,8 @@ static void test_task_table_recycles_ended_tasks_past_the_bound(void **state)
 	task_table__live(small, held, 10, true);
 	task_table__dealloc(small, task, 2);
 	for (i = 0; i < 1000; i++) {
-		task = task_table__spawn(small, 0x2000 + 16 * i, ty, TASK_ASYNC, TASK_FOUND_SPAWN, 3);
+		task = task_table__spawn(small, 0x2000 + 16 * i, ty, TASK_ASYNC, TASK_FOUND_SPAWN,
+					 3);
 		assert_non_null(task);
 		task->runtime_id = 2 + i;
 		task_table__poll_begin(small, task, 4);

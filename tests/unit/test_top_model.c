@@ -15,34 +15,34 @@
 #include "top_model.h"
 
 static const char processes[] =
-    "{\"api_version\":1,\"duration_seconds\":12.5,\"events\":{\"received\":900,\"lost\":3},"
-    "\"processes\":["
-    "{\"pid\":7,\"comm\":\"svc\",\"exited\":false,\"heap\":{\"live_bytes\":5000},"
-    "\"tasks_summary\":{\"live\":3,\"spawned\":4,\"suspects\":2,\"untasked_live_bytes\":700},"
-    "\"task_types\":[{\"name\":\"app::Leak\",\"runtime\":\"tokio\",\"spawned\":2,\"live\":2,"
-    "\"suspects\":2,\"live_bytes\":7000,\"future_size_bytes\":256,\"polls\":2},"
-    "{\"name\":\"app::worker\",\"runtime\":\"tokio\",\"spawned\":2,\"live\":1,\"suspects\":0,"
-    "\"live_bytes\":9000,\"future_size_bytes\":512,\"polls\":9}]},"
-    "{\"pid\":8,\"comm\":\"other\",\"exited\":true,\"heap\":{\"live_bytes\":1},"
-    "\"task_types\":[{\"name\":\"x\",\"runtime\":\"tokio\"}]}]}";
+	"{\"api_version\":1,\"duration_seconds\":12.5,\"events\":{\"received\":900,\"lost\":3},"
+	"\"processes\":["
+	"{\"pid\":7,\"comm\":\"svc\",\"exited\":false,\"heap\":{\"live_bytes\":5000},"
+	"\"tasks_summary\":{\"live\":3,\"spawned\":4,\"suspects\":2,\"untasked_live_bytes\":700},"
+	"\"task_types\":[{\"name\":\"app::Leak\",\"runtime\":\"tokio\",\"spawned\":2,\"live\":2,"
+	"\"suspects\":2,\"live_bytes\":7000,\"future_size_bytes\":256,\"polls\":2},"
+	"{\"name\":\"app::worker\",\"runtime\":\"tokio\",\"spawned\":2,\"live\":1,\"suspects\":0,"
+	"\"live_bytes\":9000,\"future_size_bytes\":512,\"polls\":9}]},"
+	"{\"pid\":8,\"comm\":\"other\",\"exited\":true,\"heap\":{\"live_bytes\":1},"
+	"\"task_types\":[{\"name\":\"x\",\"runtime\":\"tokio\"}]}]}";
 
-#define TASK(id, type, suspect, live, fut, polls)                                                  \
-	"{\"pid\":7,\"id\":\"" id "\",\"runtime\":\"tokio\",\"kind\":\"async\",\"type\":\"" type   \
-	"\",\"state\":\"idle\",\"discovered\":\"spawn\",\"suspect\":" suspect                      \
-	",\"parent\":null,\"address\":\"0x10\",\"age_seconds\":null,\"idle_seconds\":1.5,"         \
-	"\"busy_seconds\":0.25,\"polls\":" polls ",\"future_size_bytes\":" fut                     \
-	",\"live_bytes\":" live ",\"live_allocations\":1,\"allocated_bytes_total\":9,"             \
+#define TASK(id, type, suspect, live, fut, polls)                                                \
+	"{\"pid\":7,\"id\":\"" id "\",\"runtime\":\"tokio\",\"kind\":\"async\",\"type\":\"" type \
+	"\",\"state\":\"idle\",\"discovered\":\"spawn\",\"suspect\":" suspect                    \
+	",\"parent\":null,\"address\":\"0x10\",\"age_seconds\":null,\"idle_seconds\":1.5,"       \
+	"\"busy_seconds\":0.25,\"polls\":" polls ",\"future_size_bytes\":" fut                   \
+	",\"live_bytes\":" live ",\"live_allocations\":1,\"allocated_bytes_total\":9,"           \
 	"\"allocations_total\":1,\"detached\":false,\"ended\":null}"
 
 static const char suspects[] = "{\"api_version\":1,\"matched\":2,\"tasks\":[" TASK(
-    "tokio:10", "app::Leak", "true", "4000", "256", "1") "," TASK("tokio:11", "app::Leak", "true",
-								  "3000", "256", "1") "]}";
+	"tokio:10", "app::Leak", "true", "4000", "256",
+	"1") "," TASK("tokio:11", "app::Leak", "true", "3000", "256", "1") "]}";
 static const char all[] = "{\"api_version\":1,\"matched\":4,\"tasks\":[" TASK(
-    "tokio:12", "app::worker", "false", "9000", "512",
-    "9") "," TASK("tokio:10", "app::Leak", "true", "4000", "256",
-		  "1") "," TASK("tokio:11", "app::Leak", "true", "3000", "256",
-				"1") "," TASK("tokio:13", "app::worker", "false", "0", "512",
-					      "2") "]}";
+	"tokio:12", "app::worker", "false", "9000", "512",
+	"9") "," TASK("tokio:10", "app::Leak", "true", "4000", "256",
+		      "1") "," TASK("tokio:11", "app::Leak", "true", "3000", "256",
+				    "1") "," TASK("tokio:13", "app::worker", "false", "0", "512",
+						  "2") "]}";
 
 static struct top_model *load(void)
 {
@@ -59,7 +59,7 @@ static struct top_model *load(void)
 static void view_ids(struct top_model *m, enum task_row_key key, bool desc, const char *filter,
 		     const char *want)
 {
-	struct task_row_order o = {key, desc, true};
+	struct task_row_order o = { key, desc, true };
 	char buf[256] = "";
 	size_t i, off = 0;
 
@@ -115,14 +115,18 @@ static void test_top_model_suspects_first_then_sort_key(void **state)
 	view_ids(m, TASK_ROW_LIVE_BYTES, true, "nothing", "");
 	/* Types: suspects first, then the key; the filter applies to them too. */
 	assert_int_equal(
-	    top_model__view(m, &(struct task_row_order){TASK_ROW_LIVE_BYTES, true, true}, NULL), 0);
+		top_model__view(m, &(struct task_row_order){ TASK_ROW_LIVE_BYTES, true, true },
+				NULL),
+		0);
 	assert_int_equal(m->ntype_view, 2);
 	assert_string_equal(m->type_view[0]->name, "app::Leak");
 	assert_int_equal(
-	    top_model__view(m, &(struct task_row_order){TASK_ROW_POLLS, true, false}, "app"), 0);
+		top_model__view(m, &(struct task_row_order){ TASK_ROW_POLLS, true, false }, "app"),
+		0);
 	assert_string_equal(m->type_view[0]->name, "app::worker");
 	assert_int_equal(
-	    top_model__view(m, &(struct task_row_order){TASK_ROW_POLLS, true, false}, "leak"), 0);
+		top_model__view(m, &(struct task_row_order){ TASK_ROW_POLLS, true, false }, "leak"),
+		0);
 	assert_int_equal(m->ntype_view, 1);
 	top_model__clear_rows(m);
 	assert_int_equal(m->nrows, 0);
@@ -154,15 +158,15 @@ static void test_top_format(void **state)
 		uint64_t bytes;
 		const char *text;
 	} bytes[] = {
-	    {0, "0"},	       {99999, "99999"},     {100000, "98K"},
-	    {1048576, "1.0M"}, {5ull << 30, "5.0G"}, {999999, "977K"},
+		{ 0, "0" },	     { 99999, "99999" },     { 100000, "98K" },
+		{ 1048576, "1.0M" }, { 5ull << 30, "5.0G" }, { 999999, "977K" },
 	};
 	static const struct {
 		double s;
 		const char *text;
 	} secs[] = {
-	    {0, "0.00s"},   {1.234, "1.23s"}, {59.95, "60.0s"}, {600, "10.0m"},
-	    {7200, "2.0h"}, {36000, "10.0h"}, {86400, "1.0d"},	{864000, "10d"},
+		{ 0, "0.00s" },	  { 1.234, "1.23s" }, { 59.95, "60.0s" }, { 600, "10.0m" },
+		{ 7200, "2.0h" }, { 36000, "10.0h" }, { 86400, "1.0d" },  { 864000, "10d" },
 	};
 	char buf[16];
 	size_t i;
@@ -198,11 +202,11 @@ static void test_task_row_keys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_top_model_parses_and_merges),
-	    cmocka_unit_test(test_top_model_suspects_first_then_sort_key),
-	    cmocka_unit_test(test_top_model_rejects_other_answers),
-	    cmocka_unit_test(test_top_format),
-	    cmocka_unit_test(test_task_row_keys),
+		cmocka_unit_test(test_top_model_parses_and_merges),
+		cmocka_unit_test(test_top_model_suspects_first_then_sort_key),
+		cmocka_unit_test(test_top_model_rejects_other_answers),
+		cmocka_unit_test(test_top_format),
+		cmocka_unit_test(test_task_row_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
