@@ -223,6 +223,10 @@ int alloc_plan__build(int pid, const char *requested, struct alloc_plan *plan, c
 		}
 	}
 	ret = proc__exe(pid, &exe);
+	if (ret == -ESRCH) {
+		snprintf(err, errlen, "exited during attach");
+		return ret;
+	}
 	if (ret) {
 		snprintf(err, errlen, "cannot read /proc/%d/exe: %s", pid, strerror(-ret));
 		return ret;

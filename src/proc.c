@@ -40,8 +40,9 @@ int proc__exe(int pid, char **ret_path)
 
 	snprintf(link, sizeof(link), "/proc/%d/exe", pid);
 	n = readlink(link, buf, sizeof(buf) - 1);
+	/* A user process has an executable until it exits: no link is a process exiting. */
 	if (n < 0)
-		return -errno;
+		return errno == ENOENT ? -ESRCH : -errno;
 	buf[n] = '\0';
 	*ret_path = strdup(buf);
 	return *ret_path ? 0 : -ENOMEM;

@@ -18,7 +18,7 @@ struct proc_mapping {
 };
 
 int proc__comm(int pid, int tid, char comm[PROC_COMM_LEN]);
-/* The executable's path as the target sees it (malloc'd); -errno. */
+/* The executable's path as the target sees it (malloc'd); -ESRCH if it is exiting, -errno. */
 int proc__exe(int pid, char **ret_path);
 /* The one-letter state of /proc/PID/stat ('R', 'S', 'Z', ...); -errno. */
 int proc__state(int pid, char *ret_state, bool *ret_kernel_thread);

@@ -101,6 +101,10 @@ int ucontext__plan(int pid, struct probe_plan *plan, char *err, size_t errlen)
 	int ret;
 
 	ret = proc__exe(pid, &exe);
+	if (ret == -ESRCH) {
+		snprintf(err, errlen, "exited during attach");
+		return ret;
+	}
 	if (ret) {
 		snprintf(err, errlen, "cannot read /proc/%d/exe: %s", pid, strerror(-ret));
 		return ret;
