@@ -28,6 +28,8 @@
  */
 #define FIRST_CHUNK_SEARCH 512ull
 #define PAGE 4096ull
+/* Anonymous mappings looked at page by page, at most this large (see mmapped()). */
+#define ANON_SCAN_MAX (256ull << 20)
 #define WINDOW (1u << 20)
 
 /* A forward-moving window over the target's memory: one read per MiB, not per chunk. */
@@ -160,7 +162,9 @@ static int heap(struct window *win, uint64_t start, uint64_t lo, uint64_t span, 
 /*
  * Chunks mmapped one each (IS_MMAPPED alone in their size bits, page-sized, prev_size 0), at
  * page starts: the kernel merges adjacent anonymous mappings, so a chunk may start anywhere in
- * one. A page that merely looks like a header is counted too; glibc keeps no list to check.
+ * one. A mapping up to ANON_SCAN_MAX is looked at page by page; a larger one (a sanitizer's
+ * shadow, a runtime's reservation: terabytes, mostly never touched) only as a chain of chunks
+ * from its start. A page that merely looks like a header is counted too; glibc keeps no list.
  */
 static int mmapped(struct window *win, uint64_t start, uint64_t end, census_chunk_fn chunk,
 		   void *chunk_ctx, struct heap_census *c)
@@ -174,6 +178,8 @@ static int mmapped(struct window *win, uint64_t start, uint64_t end, census_chun
 		size = raw & ~SIZE_BITS;
 		if (prev || (raw & SIZE_BITS) != IS_MMAPPED || size < PAGE || (size & (PAGE - 1)) ||
 		    size > end - p) {
+			if (end - start > ANON_SCAN_MAX)
+				return 0;
 			p += PAGE;
 			continue;
 		}
