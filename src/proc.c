@@ -98,9 +98,13 @@ int proc__cpu_seconds(int pid, double *ret_seconds)
 
 bool proc__alive(int pid)
 {
-	char state;
+	char state, link[64], buf[16];
 
-	return proc__state(pid, &state, NULL) == 0 && state != 'Z' && state != 'X';
+	if (proc__state(pid, &state, NULL) || state == 'Z' || state == 'X')
+		return false;
+	/* Exiting, not yet a zombie: its memory and executable are gone already. */
+	snprintf(link, sizeof(link), "/proc/%d/exe", pid);
+	return readlink(link, buf, sizeof(buf)) >= 0 || errno != ENOENT;
 }
 
 bool proc__parse_maps_line(char *line, struct proc_mapping *ret)

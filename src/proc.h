@@ -24,7 +24,7 @@ int proc__exe(int pid, char **ret_path);
 int proc__state(int pid, char *ret_state, bool *ret_kernel_thread);
 /* CPU time the process (every thread) has used, user + system; -errno. */
 int proc__cpu_seconds(int pid, double *ret_seconds);
-/* True while the process exists and is not a zombie. */
+/* True while the process exists and is not exiting (its memory released) or a zombie. */
 bool proc__alive(int pid);
 
 typedef int (*proc_mapping_cb)(const struct proc_mapping *m, void *ctx);

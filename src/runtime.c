@@ -82,6 +82,10 @@ int runtime__attach_all(const struct runtime_ctx *ctx, struct process *p, const 
 			continue;
 		msg[0] = '\0';
 		err = r->attach(ctx, p, want, msg, sizeof(msg));
+		if (err && err != -EOPNOTSUPP && !proc__alive((int)p->pid)) {
+			ctx->log("pid %u: exited during attach", p->pid);
+			return -ESRCH;
+		}
 		if (err == -ENOENT) {
 			if (want != RUNTIME_AUTO || ctx->verbose)
 				ctx->log("pid %u: %s", p->pid, msg);
@@ -92,8 +96,9 @@ int runtime__attach_all(const struct runtime_ctx *ctx, struct process *p, const 
 		if (err == -EOPNOTSUPP)
 			return err;
 		if (err) {
-			if (msg[0])
-				ctx->log("pid %u: %s", p->pid, msg);
+			if (!msg[0])
+				snprintf(msg, sizeof(msg), "%s: %s", r->name, strerror(-err));
+			ctx->log("pid %u: %s", p->pid, msg);
 			return err;
 		}
 	}
