@@ -58,8 +58,10 @@ $(BUILD)/obj/report_html_data.o: src/report_html_data.S src/report_html.html
 	@mkdir -p $(@D)
 	$(CC) -Wa,-I$(CURDIR) -c $< -o $@
 
-$(BUILD)/libmemscoped.a: $(LIB_OBJS)
-	$(AR) rcs $@ $^
+# Made anew: an object whose source was removed must not stay in the archive.
+$(BUILD)/libmemscoped.a: $(LIB_OBJS) Makefile
+	rm -f $@
+	$(AR) rcs $@ $(filter %.o,$^)
 
 $(BUILD)/memscoped: $(BUILD)/obj/main.o $(BUILD)/libmemscoped.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
