@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "array.h"
 #include "elf_symbols.h"
 #include "proc.h"
 
@@ -186,6 +187,47 @@ int elf_symbols__foreach_relative(struct elf_symbols *e, elf_reloc_cb cb, void *
 				return ret;
 		}
 	}
+	return 0;
+}
+
+struct reloc_list {
+	struct elf_reloc *r;
+	size_t n, cap;
+};
+
+static int collect_reloc(uint64_t offset, uint64_t addend, void *ctx)
+{
+	struct reloc_list *l = ctx;
+
+	if (array__grow((void **)&l->r, &l->cap, l->n, sizeof(*l->r), 1024))
+		return -ENOMEM;
+	l->r[l->n].offset = offset;
+	l->r[l->n++].addend = addend;
+	return 0;
+}
+
+static int by_offset(const void *a, const void *b)
+{
+	const struct elf_reloc *x = a, *y = b;
+
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+int elf_symbols__relative_sorted(struct elf_symbols *e, struct elf_reloc **ret_relocs,
+				 size_t *ret_n)
+{
+	struct reloc_list l = { 0 };
+	int err;
+
+	err = elf_symbols__foreach_relative(e, collect_reloc, &l);
+	if (err) {
+		free(l.r);
+		return err;
+	}
+	if (l.n > 1)
+		qsort(l.r, l.n, sizeof(*l.r), by_offset);
+	*ret_relocs = l.r;
+	*ret_n = l.n;
 	return 0;
 }
 

@@ -40,6 +40,18 @@ int elf_symbols__foreach(struct elf_symbols *e, elf_sym_cb cb, void *ctx);
 /* Calls cb(r_offset, addend) for every R_X86_64_RELATIVE relocation, in file order. */
 typedef int (*elf_reloc_cb)(uint64_t offset, uint64_t addend, void *ctx);
 int elf_symbols__foreach_relative(struct elf_symbols *e, elf_reloc_cb cb, void *ctx);
+
+/* One R_X86_64_RELATIVE relocation: the word at offset (a vaddr) holds addend. */
+struct elf_reloc {
+	uint64_t offset, addend;
+};
+
+/*
+ * Every R_X86_64_RELATIVE relocation, sorted by offset (where task vtables are looked for):
+ * *ret_relocs is malloc'd (NULL if there are none). 0 or -ENOMEM.
+ */
+int elf_symbols__relative_sorted(struct elf_symbols *e, struct elf_reloc **ret_relocs,
+				 size_t *ret_n);
 /* Calls cb(vaddr, size) for every executable section; a nonzero return stops the walk. */
 typedef int (*elf_text_cb)(uint64_t vaddr, uint64_t size, void *ctx);
 int elf_symbols__foreach_text(struct elf_symbols *e, elf_text_cb cb, void *ctx);

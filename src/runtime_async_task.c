@@ -255,33 +255,6 @@ static int on_symbol(const struct elf_sym *sym, void *ctx)
 	return add_run(s->info, s->e, sym->vaddr, sym->name);
 }
 
-struct reloc {
-	uint64_t offset, addend;
-};
-
-struct reloc_list {
-	struct reloc *r;
-	size_t n, cap;
-};
-
-static int collect(uint64_t offset, uint64_t addend, void *ctx)
-{
-	struct reloc_list *l = ctx;
-
-	if (array__grow((void **)&l->r, &l->cap, l->n, sizeof(*l->r), 1024))
-		return -ENOMEM;
-	l->r[l->n].offset = offset;
-	l->r[l->n++].addend = addend;
-	return 0;
-}
-
-static int by_offset(const void *a, const void *b)
-{
-	const struct reloc *x = a, *y = b;
-
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
 static bool power_of_two(uint64_t x)
 {
 	return x && !(x & (x - 1));
@@ -318,26 +291,25 @@ static bool plausible_layout(const uint64_t w[5], uint64_t *ret_size, uint64_t *
  */
 int atask__find_vtables(struct elf_symbols *e, struct atask_info *info)
 {
-	struct reloc_list l = { 0 };
+	struct elf_reloc *r = NULL;
+	size_t n = 0;
 	struct atask_vtable *vt;
 	uint64_t words[5], size, future;
 	size_t i, k;
 	int err;
 
-	err = elf_symbols__foreach_relative(e, collect, &l);
+	err = elf_symbols__relative_sorted(e, &r, &n);
 	if (err)
 		goto out;
-	if (l.n > 1)
-		qsort(l.r, l.n, sizeof(*l.r), by_offset);
-	for (i = 0; i + ATASK_VT_WORDS <= l.n; i++) {
+	for (i = 0; i + ATASK_VT_WORDS <= n; i++) {
 		for (k = 0; k < ATASK_VT_WORDS - 1; k++)
-			if (l.r[i + k].offset != l.r[i].offset + 8 * k ||
-			    !elf_symbols__is_text(e, l.r[i + k].addend))
+			if (r[i + k].offset != r[i].offset + 8 * k ||
+			    !elf_symbols__is_text(e, r[i + k].addend))
 				break;
-		if (k < ATASK_VT_WORDS - 1 || l.r[i + k].offset != l.r[i].offset + 8 * k ||
-		    elf_symbols__is_text(e, l.r[i + k].addend))
+		if (k < ATASK_VT_WORDS - 1 || r[i + k].offset != r[i].offset + 8 * k ||
+		    elf_symbols__is_text(e, r[i + k].addend))
 			continue;
-		if (elf_symbols__read_vaddr(e, l.r[i + k].addend, words, sizeof(words)) ||
+		if (elf_symbols__read_vaddr(e, r[i + k].addend, words, sizeof(words)) ||
 		    !plausible_layout(words, &size, &future))
 			continue;
 		vt = realloc(info->vtables, (info->nvtables + 1) * sizeof(*vt));
@@ -347,15 +319,15 @@ int atask__find_vtables(struct elf_symbols *e, struct atask_info *info)
 		}
 		info->vtables = vt;
 		vt += info->nvtables++;
-		vt->vaddr = l.r[i].offset;
-		vt->run = l.r[i + ATASK_VT_RUN_SLOT].addend;
+		vt->vaddr = r[i].offset;
+		vt->run = r[i + ATASK_VT_RUN_SLOT].addend;
 		vt->size = size;
 		vt->future_offset = future;
 		vt->type = 0;
 		i += ATASK_VT_WORDS - 1;
 	}
 out:
-	free(l.r);
+	free(r);
 	return err;
 }
 

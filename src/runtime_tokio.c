@@ -133,60 +133,32 @@ static int on_symbol(const struct elf_sym *sym, void *ctx)
 	return c->err;
 }
 
-struct reloc {
-	uint64_t offset, addend;
-};
-
-struct reloc_list {
-	struct reloc *r;
-	size_t n, cap;
-};
-
-static int collect(uint64_t offset, uint64_t addend, void *ctx)
-{
-	struct reloc_list *l = ctx;
-
-	if (array__grow((void **)&l->r, &l->cap, l->n, sizeof(*l->r), 1024))
-		return -ENOMEM;
-	l->r[l->n].offset = offset;
-	l->r[l->n++].addend = addend;
-	return 0;
-}
-
-static int by_offset(const void *a, const void *b)
-{
-	const struct reloc *x = a, *y = b;
-
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
 /*
  * A vtable in a PIE: 7 consecutive R_X86_64_RELATIVE slots pointing into code, then three
  * plain words (no relocation) with scheduler_offset <= id_offset < trailer_offset.
  */
 int runtime_tokio__find_vtables(struct elf_symbols *e, struct tokio_info *info)
 {
-	struct reloc_list l = { 0 };
+	struct elf_reloc *r = NULL;
+	size_t n = 0;
 	struct tokio_vtable *vt;
 	uint64_t words[3];
 	size_t i, k;
 	int err;
 
-	err = elf_symbols__foreach_relative(e, collect, &l);
+	err = elf_symbols__relative_sorted(e, &r, &n);
 	if (err)
 		goto out;
-	if (l.n > 1)
-		qsort(l.r, l.n, sizeof(*l.r), by_offset);
-	for (i = 0; i + 7 <= l.n; i++) {
+	for (i = 0; i + 7 <= n; i++) {
 		for (k = 0; k < 7; k++)
-			if (l.r[i + k].offset != l.r[i].offset + 8 * k ||
-			    !elf_symbols__is_text(e, l.r[i + k].addend))
+			if (r[i + k].offset != r[i].offset + 8 * k ||
+			    !elf_symbols__is_text(e, r[i + k].addend))
 				break;
 		if (k < 7)
 			continue;
-		if (i + 7 < l.n && l.r[i + 7].offset < l.r[i].offset + 80)
+		if (i + 7 < n && r[i + 7].offset < r[i].offset + 80)
 			continue;
-		if (elf_symbols__read_vaddr(e, l.r[i].offset + 56, words, sizeof(words)))
+		if (elf_symbols__read_vaddr(e, r[i].offset + 56, words, sizeof(words)))
 			continue;
 		/*
 		 * The scheduler follows the 32-byte header at the future's alignment: a power of
@@ -203,15 +175,15 @@ int runtime_tokio__find_vtables(struct elf_symbols *e, struct tokio_info *info)
 		}
 		info->vtables = vt;
 		vt += info->nvtables++;
-		vt->vaddr = l.r[i].offset;
-		vt->poll = l.r[i].addend;
+		vt->vaddr = r[i].offset;
+		vt->poll = r[i].addend;
 		vt->trailer_offset = words[0];
 		vt->scheduler_offset = words[1];
 		vt->id_offset = words[2];
 		i += 6;
 	}
 out:
-	free(l.r);
+	free(r);
 	return err;
 }
 
