@@ -23,7 +23,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGET_BINS := $(patsubst tests/targets/%.c,$(BUILD)/targets/%,$(TARGET_SRCS))
-TARGET_BINS += $(BUILD)/targets/coro_fcontext $(BUILD)/targets/libcoro_pcl_app.so
+TARGET_BINS += $(BUILD)/targets/coro_fcontext $(BUILD)/targets/libcoro_pcl_app.so \
+	$(BUILD)/targets/libstacks_lib.so
 TARGET_BINS += $(BUILD)/targets/alloc_family_jemalloc $(BUILD)/targets/alloc_family_mimalloc \
 	$(BUILD)/targets/alloc_family_tcmalloc $(BUILD)/targets/alloc_cxx_tcmalloc \
 	$(BUILD)/targets/alloc_family_jemalloc_static $(BUILD)/targets/alloc_family_tcmalloc_static \
@@ -39,7 +40,8 @@ all: $(BUILD)/memscoped
 deps:
 	@scripts/install-deps.sh
 
-$(BUILD)/memscoped.bpf.o: bpf/memscoped.bpf.c include/memscoped/events.h vmlinux/$(ARCH)/vmlinux.h
+$(BUILD)/memscoped.bpf.o: bpf/memscoped.bpf.c $(wildcard bpf/*.bpf.h) include/memscoped/events.h \
+		vmlinux/$(ARCH)/vmlinux.h
 	@mkdir -p $(@D)
 	$(CLANG) -target bpf -g -O2 -D__TARGET_ARCH_$(ARCH) -Wall -Ivmlinux/$(ARCH) -Iinclude \
 		-c $< -o $@
@@ -75,6 +77,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmemscoped.a $(wildcard tests/unit/*
 $(BUILD)/targets/%: tests/targets/%.c
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -fno-builtin -Wall -Wextra -pthread $< -o $@
+
+# Sampled stacks: release-like code, no frame pointers, one path through a shared library.
+$(BUILD)/targets/libstacks_lib.so: tests/targets/stacks/stacks_lib.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -fomit-frame-pointer -Wall -Wextra -shared -fPIC $< -o $@
+
+$(BUILD)/targets/stacks_c: tests/targets/stacks_c.c $(BUILD)/targets/libstacks_lib.so
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -fomit-frame-pointer -Wall -Wextra $< -L$(@D) -lstacks_lib \
+		-Wl,-rpath,'$$ORIGIN' -o $@
 
 # libpcl coroutines (Debian libpcl1-dev).
 $(BUILD)/targets/coro_pcl: tests/targets/coro_pcl.c

@@ -8,6 +8,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 #include "memscoped/events.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -37,6 +38,8 @@ struct {
 } targets SEC(".maps");
 
 #define TARGET_TOKIO_INVALID 1
+
+#include "sample.bpf.h"
 
 #define MS_TASK_STACK 8
 
@@ -215,7 +218,8 @@ static __always_inline int alloc_return_common(__u64 addr)
 		    bpf_probe_read_user(&addr, sizeof(addr), (void *)ts->memptr))
 			addr = 0;
 	}
-	return emit(MS_EV_ALLOC, ts->func, addr, ts->old_addr, ts->size, ts->sp, current_task(ts));
+	emit(MS_EV_ALLOC, ts->func, addr, ts->old_addr, ts->size, ts->sp, current_task(ts));
+	return sample_alloc(ts->func, addr, ts->size);
 }
 
 /* May be attached after free's NULL check, so it sees only the pointer argument. */

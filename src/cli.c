@@ -34,6 +34,9 @@ enum {
 	OPT_ALLOCATOR,
 	OPT_EMPTY_PROGRAMS,
 	OPT_HTML,
+	OPT_SAMPLE_BYTES,
+	OPT_PPROF,
+	OPT_FOLDED,
 };
 
 static const struct argp_option options[] = {
@@ -91,6 +94,14 @@ static const struct argp_option options[] = {
 	  "For benchmarks: the same allocator probes with programs that do nothing (the uprobe "
 	  "floor); no allocation is tracked",
 	  0 },
+	{ "sample-bytes", OPT_SAMPLE_BYTES, "BYTES", 0,
+	  "Capture the call stack of about one allocation per BYTES allocated, per thread "
+	  "(default 524288; 1 = every allocation; 0 = no stacks)",
+	  0 },
+	{ "pprof", OPT_PPROF, "FILE", 0,
+	  "On exit and SIGUSR1, write the sampled stacks as a gzip'd pprof heap profile", 0 },
+	{ "folded", OPT_FOLDED, "FILE", 0,
+	  "On exit and SIGUSR1, write the live bytes' sampled stacks folded (flame graphs)", 0 },
 	{ "verbose", 'v', NULL, 0, "Explain probe placement; show libbpf's messages", 0 },
 	{ 0 },
 };
@@ -186,6 +197,23 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		if (!*arg)
 			return fail(state, "invalid --html '': expected a file name or '-'");
 		o->html = arg;
+		break;
+	case OPT_SAMPLE_BYTES:
+		if (cli__parse_u64(arg, &o->sample_bytes) || o->sample_bytes > (1ull << 40))
+			return fail(state,
+				    "invalid --sample-bytes '%s': expected bytes from 0 to "
+				    "1099511627776",
+				    arg);
+		break;
+	case OPT_PPROF:
+		if (!*arg)
+			return fail(state, "invalid --pprof '': expected a file name");
+		o->pprof = arg;
+		break;
+	case OPT_FOLDED:
+		if (!*arg)
+			return fail(state, "invalid --folded '': expected a file name or '-'");
+		o->folded = arg;
 		break;
 	case OPT_RING_SIZE:
 		if (cli__parse_u64(arg, &o->ring_size) || o->ring_size < 4096 ||
@@ -292,6 +320,7 @@ int cli__parse(int argc, char **argv, unsigned int flags, struct cli_options *re
 	static const struct argp argp = { options, parse_opt, NULL, doc, NULL, NULL, NULL };
 	struct cli_options o = {
 		.ring_size = MS_DEFAULT_RING_SIZE,
+		.sample_bytes = 524288,
 		.max_allocations = 10000000,
 		.max_threads = 100000,
 		.max_tasks = 1000000,

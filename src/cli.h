@@ -16,6 +16,9 @@ struct cli_options {
 	double duration;	  /* seconds; 0 = until signal or every target exited */
 	const char *report;	  /* JSON report path, "-" = stdout, NULL = none */
 	const char *html;	  /* HTML report path, "-" = stdout, NULL = none */
+	const char *pprof;	  /* gzip'd pprof profile of sampled stacks, NULL = none */
+	const char *folded;	  /* folded stacks of live bytes, "-" = stdout, NULL = none */
+	uint64_t sample_bytes;	  /* mean bytes between stack samples; 0 none, 1 all */
 	double interval;	  /* seconds between stderr summaries; 0 = off */
 	uint64_t ring_size;	  /* bytes, power of two */
 	uint64_t max_allocations; /* live blocks tracked per process */

@@ -21,6 +21,7 @@
 #include "api_snapshot.h"
 #include "timeseries.h"
 #include "runtime.h"
+#include "stacks.h"
 #include "watcher.h"
 
 /* The ring is drained on this period: events are submitted without wakeups. */
@@ -164,6 +165,8 @@ int daemon__handle_event(void *ctx, void *data, size_t len)
 {
 	struct daemon *d = ctx;
 
+	if (stacks__event(d->stacks, d->decoder.procs, data, len))
+		return 0;
 	if (len >= sizeof(struct ms_event))
 		watcher__before_event(d->watcher, &d->links, data);
 	event_decoder__handle(&d->decoder, data, len);
@@ -241,6 +244,27 @@ static void publish_api(struct daemon *d, uint64_t now)
 			(double)snap->build_ns / 1e6);
 }
 
+/* --pprof and --folded, from the sampled stacks. */
+static int write_stack_files(struct daemon *d)
+{
+	const char *folded = d->opts.folded, *pprof = d->opts.pprof;
+	int err = 0;
+
+	if (!d->stacks)
+		return 0;
+	if (pprof && write_atomically(pprof, stacks__write_pprof, d->stacks)) {
+		log_err("cannot write pprof profile '%s': %s", pprof, strerror(errno));
+		err = -EIO;
+	}
+	if (folded && !strcmp(folded, "-"))
+		err = stacks__write_folded(stdout, d->stacks) ? -EIO : err;
+	else if (folded && write_atomically(folded, stacks__write_folded, d->stacks)) {
+		log_err("cannot write folded stacks '%s': %s", folded, strerror(errno));
+		err = -EIO;
+	}
+	return err;
+}
+
 int daemon__write_reports(struct daemon *d)
 {
 	struct report_input r;
@@ -253,6 +277,8 @@ int daemon__write_reports(struct daemon *d)
 	report_text__write(stdout, &r);
 	err = d->opts.report ? write_json_report(d->opts.report, &r) : 0;
 	if (d->opts.html && write_html_report(d->opts.html, &r))
+		err = -EIO;
+	if (write_stack_files(d))
 		err = -EIO;
 	return err;
 }

@@ -13,6 +13,7 @@
 
 struct http_server;
 struct prom_text;
+struct stacks;
 struct ring_buffer;
 struct timeseries;
 struct watcher;
@@ -27,6 +28,7 @@ struct daemon {
 	struct prom_text *metrics;
 	struct watcher *watcher;   /* libraries loaded later, or NULL */
 	struct timeseries *series; /* live heap over time, for the JSON and HTML reports */
+	struct stacks *stacks;	   /* sampled allocation stacks, or NULL (--sample-bytes 0) */
 	int lost_fd;		   /* BPF maps: failed ring reserves, per CPU */
 	int targets_fd;		   /* and the traced pids; -1 before load */
 	uint64_t start;		   /* CLOCK_MONOTONIC */

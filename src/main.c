@@ -20,6 +20,8 @@
 #include "http_server.h"
 #include "log.h"
 #include "privilege.h"
+#include "stack_profile.h"
+#include "stacks.h"
 #include "probe_plan.h"
 #include "proc.h"
 #include "prom_text.h"
@@ -159,6 +161,29 @@ static int add_targets(struct daemon *d)
 	return 0;
 }
 
+/* The targets' objects for the sampled stacks, opened while still privileged. */
+static void open_stacks(struct daemon *d)
+{
+	size_t i;
+	int err;
+
+	if (!d->opts.sample_bytes)
+		return;
+	d->stacks = stacks__new(d->opts.sample_bytes, STACKS_MAX_SERIES, d->opts.debug_dir);
+	if (!d->stacks) {
+		log_err("cannot keep sampled stacks: out of memory, ignoring");
+		return;
+	}
+	for (i = 0; i < process_table__count(d->decoder.procs); i++) {
+		struct process *p = process_table__at(d->decoder.procs, i);
+
+		err = stacks__add_process(d->stacks, p->pid);
+		if (err)
+			log_err("pid %u: cannot read its objects for stacks: %s, ignoring", p->pid,
+				strerror(-err));
+	}
+}
+
 /* Opens the BPF object and sets what must be set before load. */
 static struct memscoped_bpf *open_bpf(const struct cli_options *o, bool multi)
 {
@@ -172,6 +197,8 @@ static struct memscoped_bpf *open_bpf(const struct cli_options *o, bool multi)
 	}
 	bpf_map__set_max_entries(skel->maps.events, (uint32_t)o->ring_size);
 	skel->rodata->empty_programs = o->empty_programs;
+	skel->rodata->sample_bytes = o->sample_bytes;
+	stack_profile__gaps((uint32_t *)skel->rodata->sample_gaps, MS_SAMPLE_GAPS);
 	/* Every uprobe program may be attached by uprobe_multi links. */
 	bpf_object__for_each_program(prog, skel->obj)
 		if (multi && bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE)
@@ -385,6 +412,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < process_table__count(d.decoder.procs); i++)
 		process_table__at(d.decoder.procs, i)->start_ns = d.start;
 	daemon__scan(&d);
+	open_stacks(&d);
 	if (!strcmp(o->runtime, "auto"))
 		d.watcher = watcher__start(d.decoder.procs,
 					   &(struct runtime_ctx){ .obj = skel->obj,
@@ -429,6 +457,7 @@ cleanup:
 	memscoped_bpf__destroy(skel);
 	prom_text__free(d.metrics);
 	timeseries__free(d.series);
+	stacks__free(d.stacks);
 	process_table__free(d.decoder.procs);
 	return err;
 }

@@ -19,6 +19,7 @@ enum ms_event_type {
 	MS_EV_PCL = 9,		 /* a libpcl function entered or returned: func, addr and pcl */
 	MS_EV_CORO_UNMAP = 10,	 /* munmap(addr, size) entered: a coroutine stack may go */
 	MS_EV_EXEC = 11,	 /* the target exec'd a new program: its report ends here */
+	MS_EV_SAMPLE = 12,	 /* a sampled allocation's registers and stack: struct ms_sample */
 };
 
 /* The coroutine function an event came from (ms_event.func); also its probe's BPF cookie. */
@@ -165,6 +166,38 @@ struct ms_event {
 #define UCTX_STACK_SIZE 0x20
 #define UCTX_RSP 0xa0
 #define UCTX_RIP 0xa8
+
+/*
+ * A sampled allocation (--sample-bytes): the registers at the allocator's return (the caller's
+ * state) and a copy of the user stack from sp up, for unwinding in userspace from the CFI of
+ * each object (perf --call-graph dwarf's way). Variable length: the header then stack_len
+ * bytes. Right after the allocation's own MS_EV_ALLOC in the same ring, so its frees follow it.
+ */
+#define MS_SAMPLE_STACK_CHUNK 512
+#define MS_SAMPLE_STACK_CHUNKS 32
+#define MS_SAMPLE_STACK_MAX (MS_SAMPLE_STACK_CHUNK * MS_SAMPLE_STACK_CHUNKS)
+/* x86-64 DWARF register numbers 0-16: rax rdx rcx rbx rsi rdi rbp rsp r8-r15, rip. */
+#define MS_SAMPLE_REGS 17
+/* Quantiles of the unit exponential distribution, Q16 fixed point: the countdown's gaps. */
+#define MS_SAMPLE_GAPS 1024
+#define MS_SAMPLE_URETPROBES 8
+
+struct ms_sample {
+	__u16 type; /* MS_EV_SAMPLE */
+	__u16 func; /* enum ms_alloc_func of the allocation */
+	__u32 pid;
+	__u32 tid;
+	__u32 stack_len; /* bytes of stack that follow */
+	__u64 ts;
+	__u64 addr; /* the block sampled */
+	__u64 size;
+	__u64 regs[MS_SAMPLE_REGS];
+	/* Return addresses the kernel replaced with its uretprobe trampoline: slot, original. */
+	__u64 ret_slot[MS_SAMPLE_URETPROBES];
+	__u64 ret_orig[MS_SAMPLE_URETPROBES];
+	__u8 stack[MS_SAMPLE_STACK_MAX];
+};
+#define MS_SAMPLE_HEADER_SIZE ((__u64)(&((struct ms_sample *)0)->stack))
 
 #define MS_MAX_TARGETS 64
 #define MS_DEFAULT_RING_SIZE (8u << 20)
