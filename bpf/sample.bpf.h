@@ -13,7 +13,7 @@ const volatile __u64 sample_bytes = 0;
 /* Quantiles of Exp(1) in Q16, filled by the daemon: a gap is sample_bytes * gaps[random]. */
 const volatile __u32 sample_gaps[MS_SAMPLE_GAPS] = {};
 
-/* Samples lost: the ring buffer was full. */
+/* Samples not sent: the ring buffer was half full (exact events keep the rest) or full. */
 __u64 samples_lost = 0;
 
 struct sample_state {
@@ -78,6 +78,12 @@ static __always_inline int sample_alloc(__u32 func, __u64 addr, __u64 size)
 
 	if (!sample_bytes || !addr || !size || !sample_take(size))
 		return 0;
+	/* The exact events come first: a ring half full takes no more samples. */
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >
+	    bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 2) {
+		__sync_fetch_and_add(&samples_lost, 1);
+		return 0;
+	}
 	s = bpf_map_lookup_elem(&sample_buf, &zero);
 	if (!s)
 		return 0;

@@ -333,6 +333,7 @@ int main(int argc, char **argv)
 	struct process_limits limits;
 	bool multi;
 	size_t i;
+	char line[256];
 	int err;
 
 	if (argc > 1 && !strcmp(argv[1], "top"))
@@ -446,7 +447,10 @@ int main(int argc, char **argv)
 	ring_buffer__consume(d.rb);
 	daemon__update_alive(&d);
 	daemon__publish_metrics(&d, true);
+	stacks__set_lost(d.stacks, skel->bss->samples_lost);
 	err = daemon__write_reports(&d) ? 1 : 0;
+	if (d.stacks && stacks__summary(d.stacks, line, sizeof(line)) > 0)
+		log_err("%s", line);
 
 cleanup:
 	watcher__stop(d.watcher);

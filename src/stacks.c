@@ -17,7 +17,8 @@ struct stacks {
 	uint32_t pids[MS_MAX_TARGETS];
 	struct stack_unwinder *unwinders[MS_MAX_TARGETS];
 	size_t n;
-	uint64_t cost_ns, cost_samples;
+	uint64_t cost_ns, cost_samples, stack_bytes;
+	uint64_t lost;	   /* samples the BPF side did not send */
 	uint64_t start_ns; /* CLOCK_MONOTONIC at creation: the profile's duration */
 };
 
@@ -141,6 +142,7 @@ static void handle_sample(struct stacks *s, struct process_table *procs, const s
 	stack_profile__add(prof, &x);
 	s->cost_ns += now_ns() - start;
 	s->cost_samples++;
+	s->stack_bytes += m->stack_len;
 }
 
 bool stacks__event(struct stacks *s, struct process_table *procs, const void *data, size_t len)
@@ -186,4 +188,25 @@ int stacks__write_folded(FILE *f, const void *ctx)
 	const struct stacks *s = ctx;
 
 	return folded__write(f, s->profile);
+}
+
+void stacks__set_lost(struct stacks *s, uint64_t lost)
+{
+	if (s)
+		s->lost = lost;
+}
+
+int stacks__summary(const struct stacks *s, char *buf, size_t len)
+{
+	const struct stack_profile *p = s->profile;
+	uint64_t n = s->cost_samples ? s->cost_samples : 1;
+
+	return snprintf(buf, len,
+			"stacks: %llu samples (%llu lost, %llu dropped, %llu truncated), "
+			"%llu distinct, %.1f us and %llu stack bytes each to unwind and name",
+			(unsigned long long)p->samples, (unsigned long long)s->lost,
+			(unsigned long long)p->samples_dropped,
+			(unsigned long long)p->stacks_truncated, (unsigned long long)p->nstacks,
+			(double)s->cost_ns / 1e3 / (double)n,
+			(unsigned long long)(s->stack_bytes / n));
 }

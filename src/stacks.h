@@ -29,6 +29,10 @@ const struct stack_profile *stacks__profile(const struct stacks *s);
 /* Writers for the daemon's atomic files (ctx: the stacks); 0 or -errno. */
 int stacks__write_pprof(FILE *f, const void *ctx);
 int stacks__write_folded(FILE *f, const void *ctx);
+/* The BPF side's count of samples not sent (the ring was half full). */
+void stacks__set_lost(struct stacks *s, uint64_t lost);
+/* One line for the log: samples, lost, truncated, cost per sample. */
+int stacks__summary(const struct stacks *s, char *buf, size_t len);
 /* Wall time spent unwinding and symbolizing, ns, and the samples it covers. */
 void stacks__cost(const struct stacks *s, uint64_t *ret_ns, uint64_t *ret_samples);
 

@@ -1,0 +1,172 @@
+"""Sampled allocation stacks (--sample-bytes, --pprof, --folded) on a C target built -O2
+-fomit-frame-pointer with three call paths to malloc, one through a shared library
+(tests/targets/stacks_c.c). The pprof file is read back with protoc against the
+profile.proto of Debian's golang-github-google-pprof-dev."""
+import gzip
+import os
+import re
+import subprocess
+import tempfile
+
+from harness import Memscoped, Target, TestFailure, check, check_eq, target_path
+
+PROTO_DIR = "/usr/share/gocode/src/github.com/google/pprof/proto"
+# Each path's own frames, outermost first, after main.
+PATHS = {"alpha": ["alpha_outer", "alpha_inner"],
+         "beta": ["beta_outer", "beta_mid", "beta_inner"],
+         "gamma": ["gamma_outer", "gamma_inner"]}
+START = ["_start", "__libc_start_main", "__libc_start_call_main", "main"]
+
+
+def parse_text(text):
+    """protoc's text format as nested dicts of lists."""
+    root, stack = {}, []
+    cur = root
+    for line in text.splitlines():
+        line = line.strip()
+        if line.endswith("{"):
+            child = {}
+            cur.setdefault(line[:-1].strip(), []).append(child)
+            stack.append(cur)
+            cur = child
+        elif line == "}":
+            cur = stack.pop()
+        elif line:
+            key, value = line.split(":", 1)
+            value = value.strip()
+            if value in ("true", "false"):
+                value = value == "true"
+            elif value.startswith('"'):
+                value = bytes(value[1:-1], "utf-8").decode("unicode_escape")
+            else:
+                value = int(value)
+            cur.setdefault(key, []).append(value)
+    return root
+
+
+def decode_pprof(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    check(raw[:2] == b"\x1f\x8b", f"{path} is not gzip'd")
+    p = subprocess.run(["protoc", "--decode", "perftools.profiles.Profile", "-I", PROTO_DIR,
+                        "profile.proto"], input=gzip.decompress(raw), capture_output=True)
+    check_eq(p.returncode, 0, f"protoc --decode ({p.stderr.decode()})")
+    return parse_text(p.stdout.decode())
+
+
+def pprof_samples(prof):
+    """[(functions outermost first, {type: value}, {label: value})] and the string table."""
+    strings = prof["string_table"]
+    funcs = {f["id"][0]: strings[f.get("name", [0])[0]] for f in prof.get("function", [])}
+    locs = {}
+    for loc in prof["location"]:
+        lines = loc.get("line", [])
+        locs[loc["id"][0]] = funcs[lines[0]["function_id"][0]] if lines else "?"
+    types = [strings[t.get("type", [0])[0]] + "/" + strings[t.get("unit", [0])[0]]
+             for t in prof["sample_type"]]
+    out = []
+    for s in prof.get("sample", []):
+        frames = [locs[i] for i in s.get("location_id", [])][::-1]
+        values = dict(zip(types, s.get("value", []) + [0] * (4 - len(s.get("value", [])))))
+        labels = {strings[lb["key"][0]]: strings[lb.get("str", [0])[0]]
+                  for lb in s.get("label", [])}
+        out.append((frames, values, labels))
+    return out, strings, types
+
+
+def path_of(frames):
+    for name, own in PATHS.items():
+        if frames[-len(own):] == own:
+            return name
+    return None
+
+
+def test_stacks_every_allocation_exact_frames_and_bytes():
+    d = tempfile.mkdtemp(prefix="memscoped-stacks-")
+    folded, pprof = os.path.join(d, "f.txt"), os.path.join(d, "p.pb.gz")
+    target = Target([target_path("stacks_c"), "exact"])
+    ms = None
+    try:
+        ms = Memscoped([target.pid], "--sample-bytes", "1", "--folded", folded,
+                       "--pprof", pprof)
+        truth = target.go()
+        report, _, err = ms.stop()
+    finally:
+        if ms:
+            ms.kill()
+        target.stop()
+    check_eq(report["events"]["lost"], 0, "lost events")
+    # Folded: root first, exactly the path's functions after the libc start frames.
+    lines = {}
+    with open(folded) as f:
+        for line in f:
+            stack, value = line.rstrip("\n").rsplit(" ", 1)
+            frames = stack.split(";")
+            name = path_of(frames)
+            if name:
+                check(name not in lines, f"two folded lines for path {name}: {line!r}")
+                lines[name] = (frames, int(value))
+    for name, own in PATHS.items():
+        check(name in lines, f"no folded line for path {name}")
+        frames, value = lines[name]
+        check_eq(frames, START + own, f"folded frames of path {name}")
+        check_eq(value, truth[name]["live_bytes"], f"folded bytes of path {name}")
+    # pprof: the same stacks (leaf first in the file), exact values, labels and mappings.
+    prof = decode_pprof(pprof)
+    samples, strings, types = pprof_samples(prof)
+    check_eq(types, ["alloc_objects/count", "alloc_space/bytes", "inuse_objects/count",
+                     "inuse_space/bytes"], "sample types")
+    seen = set()
+    for frames, values, labels in samples:
+        name = path_of(frames)
+        if not name:
+            continue
+        seen.add(name)
+        check_eq(frames, START + PATHS[name], f"pprof frames of path {name}")
+        t = truth[name]
+        check_eq(values, {"alloc_objects/count": t["live_count"],
+                          "alloc_space/bytes": t["live_bytes"],
+                          "inuse_objects/count": t["live_count"],
+                          "inuse_space/bytes": t["live_bytes"]}, f"pprof values of {name}")
+        check_eq(labels.get("thread"), str(target.pid), f"thread label of {name}")
+    check_eq(seen, set(PATHS), "paths in the pprof profile")
+    files = {strings[m["filename"][0]]: strings[m["build_id"][0]] if "build_id" in m else ""
+             for m in prof["mapping"]}
+    for obj in ("stacks_c", "libstacks_lib.so"):
+        got = [bid for f, bid in files.items() if f.endswith("/" + obj)]
+        check(got and re.fullmatch(r"[0-9a-f]{40}", got[0]), f"mapping {obj}: {files}")
+
+
+def test_stacks_default_sampling_large_totals_within_10_percent():
+    """1024 blocks of 1 MiB per path at the default R = 512 KiB: each is sampled with
+    p = 1 - e^-2 = 0.8647 and then stands for Z/p bytes. The estimate's relative standard
+    deviation is sqrt((1-p)/p / n) = sqrt(0.1565/1024) = 1.24%, so 10% is 8 standard
+    deviations: a false failure has odds below 1e-15."""
+    d = tempfile.mkdtemp(prefix="memscoped-stacks-")
+    pprof = os.path.join(d, "p.pb.gz")
+    target = Target([target_path("stacks_c"), "large"])
+    ms = None
+    try:
+        # A burst of 2.6k samples in ~50 ms: a ring that holds them all (a half-full ring
+        # takes no more samples, so the exact events are never the ones lost).
+        ms = Memscoped([target.pid], "--pprof", pprof, "--ring-size", "67108864")
+        truth = target.go(timeout=120)
+        report, _, err = ms.stop(timeout=60)
+    finally:
+        if ms:
+            ms.kill()
+        target.stop()
+    check_eq(report["events"]["lost"], 0, "lost events")
+    m = re.search(r"stacks: (\d+) samples \((\d+) lost, (\d+) dropped, (\d+) truncated\)", err)
+    check(m is not None, f"no stacks summary line: {err!r}")
+    check_eq(m.group(2, 3, 4), ("0", "0", "0"), "samples lost, dropped, truncated")
+    samples, _, _ = pprof_samples(decode_pprof(pprof))
+    got = {name: 0 for name in PATHS}
+    for frames, values, _ in samples:
+        name = path_of(frames)
+        if name:
+            got[name] += values["alloc_space/bytes"]
+    for name in PATHS:
+        exact = truth[name]["freed_bytes"] + truth[name]["live_bytes"]
+        check(abs(got[name] - exact) <= 0.10 * exact,
+              f"path {name}: estimated {got[name]} bytes allocated, exact {exact}")
