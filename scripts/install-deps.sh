@@ -10,7 +10,8 @@ packages=(
 	g++ libpcl1-dev libboost-context-dev strace libcap2-bin librust-async-std-dev librust-smol-dev
 	libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev redis-tools
 	chromium fonts-dejavu-core python3-yaml
-	libncurses-dev libcurl4-openssl-dev tmux clang-format
+	libncurses-dev libcurl4-openssl-dev tmux clang-format protobuf-compiler
+	golang-github-google-pprof-dev
 )
 
 # The Rust test targets build with any cargo: rustup's (PATH or ~/.cargo/bin), else Debian's.

@@ -184,6 +184,7 @@ static void fill_report(struct daemon *d, struct report_input *r)
 	r->now_ns = now;
 	r->stuck_after_ns = (uint64_t)(d->opts.stuck_after * 1e9);
 	r->timeseries = d->series;
+	r->stacks = stacks__profile(d->stacks);
 }
 
 /* Renders the metrics once for both the HTTP endpoint and the textfile. */

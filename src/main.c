@@ -134,8 +134,14 @@ static int check_options(const struct cli_options *o, const struct passwd **ret_
 	}
 	if (check_writable(o->report, "report", *ret_user) ||
 	    check_writable(o->html, "HTML report", *ret_user) ||
-	    check_writable(o->textfile, "textfile", *ret_user))
+	    check_writable(o->textfile, "textfile", *ret_user) ||
+	    check_writable(o->pprof, "pprof profile", *ret_user) ||
+	    check_writable(o->folded, "folded stacks", *ret_user))
 		return 1;
+	if ((o->pprof || o->folded) && !o->sample_bytes) {
+		log_err("--pprof and --folded need stacks: --sample-bytes is 0");
+		return EXIT_USAGE;
+	}
 	for (i = 0; i < o->npids; i++)
 		if (check_target(o->pids[i]))
 			return 1;

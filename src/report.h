@@ -8,6 +8,8 @@
 #include "process_table.h"
 #include "timeseries.h"
 
+struct stack_profile;
+
 struct report_input {
 	double duration_seconds;
 	uint64_t events_received;
@@ -16,6 +18,7 @@ struct report_input {
 	uint64_t now_ns;		     /* CLOCK_MONOTONIC at the report */
 	uint64_t stuck_after_ns;	     /* --stuck-after */
 	const struct timeseries *timeseries; /* NULL: no "timeseries" field */
+	const struct stack_profile *stacks;  /* sampled stacks; NULL: none (--sample-bytes 0) */
 };
 
 /* Writes the JSON report; returns 0 or -errno. */

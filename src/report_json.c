@@ -5,6 +5,7 @@
 #include <string.h>
 #include "cli.h"
 #include "report.h"
+#include "report_stacks.h"
 #include "runtime.h"
 #include "task_figures.h"
 
@@ -350,8 +351,14 @@ static struct json_object *process_json(const struct process *p, const struct re
 
 static int write_process(FILE *f, const struct process *p, const struct report_input *in)
 {
-	struct json_object *o = process_json(p, in);
-	int err = o ? put_open(f, o) : -ENOMEM;
+	struct json_object *o = process_json(p, in), *stacks = report_stacks__json(p, in);
+	int err;
+
+	if (o && stacks)
+		json_object_object_add(o, "stacks", stacks);
+	else
+		json_object_put(stacks);
+	err = o ? put_open(f, o) : -ENOMEM;
 
 	json_object_put(o);
 	return err ? err : write_tasks(f, p, in);

@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include "report.h"
+#include "report_stacks.h"
 
 static const char *human(uint64_t bytes, char buf[32])
 {
@@ -136,6 +137,7 @@ int report_text__write(FILE *f, const struct report_input *in)
 				human(t->allocated_bytes_total, b2), t->allocations_total);
 		}
 		tasks_text(f, p, in);
+		report_stacks__text(f, p, in);
 	}
 	return fflush(f) ? -errno : 0;
 }

@@ -8,7 +8,7 @@ import re
 import subprocess
 import tempfile
 
-from harness import Memscoped, Target, TestFailure, check, check_eq, target_path
+from harness import Memscoped, Target, check, check_eq, process_of, target_path
 
 PROTO_DIR = "/usr/share/gocode/src/github.com/google/pprof/proto"
 # Each path's own frames, outermost first, after main.
@@ -130,6 +130,12 @@ def test_stacks_every_allocation_exact_frames_and_bytes():
                           "inuse_space/bytes": t["live_bytes"]}, f"pprof values of {name}")
         check_eq(labels.get("thread"), str(target.pid), f"thread label of {name}")
     check_eq(seen, set(PATHS), "paths in the pprof profile")
+    # The JSON report's stacks: the three paths, largest first, exact.
+    top = process_of(report, target.pid)["stacks"]["top"]
+    check_eq([(t["frames"], t["live_bytes"], t["allocations"]) for t in top[:3]],
+             [(START + PATHS[n], truth[n]["live_bytes"], truth[n]["live_count"])
+              for n in ("gamma", "beta", "alpha")], "JSON stacks.top")
+    check_eq(process_of(report, target.pid)["stacks"]["sample_bytes"], 1, "sample_bytes")
     files = {strings[m["filename"][0]]: strings[m["build_id"][0]] if "build_id" in m else ""
              for m in prof["mapping"]}
     for obj in ("stacks_c", "libstacks_lib.so"):
