@@ -24,7 +24,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TARGET_SRCS := $(wildcard tests/targets/*.c)
 TARGET_BINS := $(patsubst tests/targets/%.c,$(BUILD)/targets/%,$(TARGET_SRCS))
 TARGET_BINS += $(BUILD)/targets/coro_fcontext $(BUILD)/targets/libcoro_pcl_app.so \
-	$(BUILD)/targets/libstacks_lib.so
+	$(BUILD)/targets/libstacks_lib.so $(BUILD)/targets/stacks_cxx $(BUILD)/targets/stacks_rust
 TARGET_BINS += $(BUILD)/targets/alloc_family_jemalloc $(BUILD)/targets/alloc_family_mimalloc \
 	$(BUILD)/targets/alloc_family_tcmalloc $(BUILD)/targets/alloc_cxx_tcmalloc \
 	$(BUILD)/targets/alloc_family_jemalloc_static $(BUILD)/targets/alloc_family_tcmalloc_static \
@@ -87,6 +87,16 @@ $(BUILD)/targets/stacks_c: tests/targets/stacks_c.c $(BUILD)/targets/libstacks_l
 	@mkdir -p $(@D)
 	$(CC) -O2 -g -fomit-frame-pointer -Wall -Wextra $< -L$(@D) -lstacks_lib \
 		-Wl,-rpath,'$$ORIGIN' -o $@
+
+$(BUILD)/targets/stacks_cxx: tests/targets/stacks_cxx.cc
+	@mkdir -p $(@D)
+	$(CXX) -O2 -g -fomit-frame-pointer -Wall -Wextra $< -o $@
+
+# A Rust release binary (opt-level 3, no frame pointers, symbols kept), rustup's rustc first.
+RUSTC ?= $(firstword $(wildcard $(HOME)/.cargo/bin/rustc /root/.cargo/bin/rustc) rustc)
+$(BUILD)/targets/stacks_rust: tests/targets/stacks/stacks_rust.rs
+	@mkdir -p $(@D)
+	$(RUSTC) --edition 2021 -C opt-level=3 -C debuginfo=1 -C force-frame-pointers=no $< -o $@
 
 # libpcl coroutines (Debian libpcl1-dev).
 $(BUILD)/targets/coro_pcl: tests/targets/coro_pcl.c

@@ -272,6 +272,7 @@ int daemon__write_reports(struct daemon *d)
 
 	int err;
 
+	stacks__name_frames(d->stacks);
 	fill_report(d, &r);
 	/* The series ends at the report's own figures. */
 	timeseries__tick(d->series, r.procs, r.now_ns, true);

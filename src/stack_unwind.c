@@ -270,9 +270,10 @@ void stack_unwinder__symbolize(struct stack_unwinder *u, struct stack_profile *p
 	f->mapping = m < 0 ? 0 : (uint32_t)m + 1;
 	name = dwfl_module_addrinfo(mod, addr, &off, &sym, NULL, NULL, NULL);
 	if (name) {
-		/* A symbol version (__libc_start_main@@GLIBC_2.34) is not part of the name. */
+		/* A symbol version (__libc_start_main@@GLIBC_2.34) is not part of the name; AUTO: Rust
+		 * (legacy, v0) first, then C++. */
 		plain = strndup(name, strcspn(name, "@"));
-		f->function = plain ? cplus_demangle(plain, DMGL_PARAMS | DMGL_RUST) : NULL;
+		f->function = plain ? cplus_demangle(plain, DMGL_PARAMS | DMGL_AUTO) : NULL;
 		if (!f->function)
 			f->function = plain;
 		else

@@ -29,6 +29,11 @@ const struct stack_profile *stacks__profile(const struct stacks *s);
 /* Writers for the daemon's atomic files (ctx: the stacks); 0 or -errno. */
 int stacks__write_pprof(FILE *f, const void *ctx);
 int stacks__write_folded(FILE *f, const void *ctx);
+/*
+ * Names the frames seen since the last call (symbols, DWARF lines): before writing outputs,
+ * not per sample, so that loading a large debug file never stalls the event drain.
+ */
+void stacks__name_frames(struct stacks *s);
 /* The BPF side's count of samples not sent (the ring was half full). */
 void stacks__set_lost(struct stacks *s, uint64_t lost);
 /* One line for the log: samples, lost, truncated, cost per sample. */

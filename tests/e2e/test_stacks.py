@@ -74,17 +74,20 @@ def pprof_samples(prof):
     return out, strings, types
 
 
-def path_of(frames):
-    for name, own in PATHS.items():
+def path_of(frames, paths=PATHS):
+    for name, own in paths.items():
         if frames[-len(own):] == own:
             return name
     return None
 
 
-def test_stacks_every_allocation_exact_frames_and_bytes():
+def run_exact(target_name, paths, start):
+    """--sample-bytes 1 on a target: each path's folded line and pprof sample hold exactly
+    start + its own frames (root first) and exactly its bytes. start: the frames from _start
+    to the target's main, or a callable checking them. Returns what the checks need more."""
     d = tempfile.mkdtemp(prefix="memscoped-stacks-")
     folded, pprof = os.path.join(d, "f.txt"), os.path.join(d, "p.pb.gz")
-    target = Target([target_path("stacks_c"), "exact"])
+    target = Target([target_path(target_name), "exact"])
     ms = None
     try:
         ms = Memscoped([target.pid], "--sample-bytes", "1", "--folded", folded,
@@ -96,40 +99,54 @@ def test_stacks_every_allocation_exact_frames_and_bytes():
             ms.kill()
         target.stop()
     check_eq(report["events"]["lost"], 0, "lost events")
-    # Folded: root first, exactly the path's functions after the libc start frames.
+
+    def check_frames(frames, name, what):
+        own = paths[name]
+        if callable(start):
+            start(frames[:-len(own)], f"{what} of path {name}")
+        else:
+            check_eq(frames, start + own, f"{what} of path {name}")
+
+    # Folded: root first, exactly the path's functions after the start frames.
     lines = {}
     with open(folded) as f:
         for line in f:
             stack, value = line.rstrip("\n").rsplit(" ", 1)
             frames = stack.split(";")
-            name = path_of(frames)
+            name = path_of(frames, paths)
             if name:
                 check(name not in lines, f"two folded lines for path {name}: {line!r}")
                 lines[name] = (frames, int(value))
-    for name, own in PATHS.items():
+    for name in paths:
         check(name in lines, f"no folded line for path {name}")
         frames, value = lines[name]
-        check_eq(frames, START + own, f"folded frames of path {name}")
+        check_frames(frames, name, "folded frames")
         check_eq(value, truth[name]["live_bytes"], f"folded bytes of path {name}")
-    # pprof: the same stacks (leaf first in the file), exact values, labels and mappings.
+    # pprof: the same stacks (leaf first in the file), exact values, labels.
     prof = decode_pprof(pprof)
     samples, strings, types = pprof_samples(prof)
     check_eq(types, ["alloc_objects/count", "alloc_space/bytes", "inuse_objects/count",
                      "inuse_space/bytes"], "sample types")
     seen = set()
     for frames, values, labels in samples:
-        name = path_of(frames)
+        name = path_of(frames, paths)
         if not name:
             continue
         seen.add(name)
-        check_eq(frames, START + PATHS[name], f"pprof frames of path {name}")
+        check_frames(frames, name, "pprof frames")
         t = truth[name]
         check_eq(values, {"alloc_objects/count": t["live_count"],
                           "alloc_space/bytes": t["live_bytes"],
                           "inuse_objects/count": t["live_count"],
                           "inuse_space/bytes": t["live_bytes"]}, f"pprof values of {name}")
         check_eq(labels.get("thread"), str(target.pid), f"thread label of {name}")
-    check_eq(seen, set(PATHS), "paths in the pprof profile")
+    check_eq(seen, set(paths), "paths in the pprof profile")
+    return target, truth, report, prof, err
+
+
+def test_stacks_c_every_allocation_exact_frames_and_bytes():
+    target, truth, report, prof, _ = run_exact("stacks_c", PATHS, START)
+    strings = prof["string_table"]
     # The JSON report's stacks: the three paths, largest first, exact.
     top = process_of(report, target.pid)["stacks"]["top"]
     check_eq([(t["frames"], t["live_bytes"], t["allocations"]) for t in top[:3]],
@@ -141,6 +158,29 @@ def test_stacks_every_allocation_exact_frames_and_bytes():
     for obj in ("stacks_c", "libstacks_lib.so"):
         got = [bid for f, bid in files.items() if f.endswith("/" + obj)]
         check(got and re.fullmatch(r"[0-9a-f]{40}", got[0]), f"mapping {obj}: {files}")
+
+
+def test_stacks_cxx_every_allocation_demangled_exact():
+    new = "operator new(unsigned long)"
+    run_exact("stacks_cxx", {
+        "alpha": ["paths::Alpha::make(unsigned long)", "paths::Alpha::fill(unsigned long)",
+                  new],
+        "beta": ["char* paths::beta<int>(unsigned long)", "paths::beta_leaf(unsigned long)",
+                 new],
+        "gamma": ["paths::Gamma::operator()(unsigned long) const", new]}, START)
+
+
+def test_stacks_rust_release_every_allocation_full_depth_exact():
+    def start(frames, what):
+        # Full depth: from _start through std's runtime to our main (std's frames between
+        # vary with the rustc version).
+        check(frames[:4] == START and frames[-1] == "stacks_rust::main" and
+              all(f.startswith("std::") for f in frames[4:-1]), f"{what}: {frames}")
+
+    run_exact("stacks_rust", {
+        "alpha": ["stacks_rust::alpha_outer", "stacks_rust::alpha_inner"],
+        "beta": ["stacks_rust::beta_outer", "stacks_rust::beta_mid", "stacks_rust::beta_inner"],
+        "gamma": ["stacks_rust::Gamma::build"]}, start)
 
 
 def test_stacks_default_sampling_large_totals_within_10_percent():
