@@ -148,16 +148,22 @@ struct json_object *report_stacks__json(const struct process *p, const struct re
 	types = json_object_new_array();
 	for (i = 0; i < g.n; i = j) {
 		const char *type = in->stacks->series[g.series[i]].task_type;
-		struct json_object *t;
+		struct json_object *t, *top;
 
 		for (j = i + 1;
 		     j < g.n && !cmp_type(type, in->stacks->series[g.series[j]].task_type); j++)
 			;
 		if (!type)
 			continue;
+		top = top_json(&g, i, j);
+		/* Types whose sampled blocks are all freed: nothing to show. */
+		if (!json_object_array_length(top)) {
+			json_object_put(top);
+			continue;
+		}
 		t = json_object_new_object();
 		json_object_object_add(t, "task_type", json_object_new_string(type));
-		json_object_object_add(t, "top", top_json(&g, i, j));
+		json_object_object_add(t, "top", top);
 		json_object_array_add(types, t);
 	}
 	json_object_object_add(o, "task_types", types);

@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 
 from harness import Memscoped, Target, check, check_eq, process_of, target_path
+from test_tokio import TokioTarget, tasks_by_id
 
 PROTO_DIR = "/usr/share/gocode/src/github.com/google/pprof/proto"
 # Each path's own frames, outermost first, after main.
@@ -216,3 +217,51 @@ def test_stacks_default_sampling_large_totals_within_10_percent():
         exact = truth[name]["freed_bytes"] + truth[name]["live_bytes"]
         check(abs(got[name] - exact) <= 0.10 * exact,
               f"path {name}: estimated {got[name]} bytes allocated, exact {exact}")
+
+
+def test_stacks_tokio_release_per_task_live_bytes_through_the_poll_uretprobe():
+    """Every allocation sampled on the tokio release target: each task's sampled live bytes
+    (pprof label task = its tokio Id) equal its ground truth for tasks that spawned no
+    children (a child's cell is allocated by its parent, then becomes the child's), and the
+    stacks run from _start through the task's poll, whose return address the kernel's
+    uretprobe replaced while it runs (without the fix-up they would end at the poll)."""
+
+    d = tempfile.mkdtemp(prefix="memscoped-stacks-")
+    pprof = os.path.join(d, "p.pb.gz")
+    target = TokioTarget("release", "all", "current")
+    ms = None
+    try:
+        ms = Memscoped([target.pid], "--runtime", "tokio", "--sample-bytes", "1",
+                       "--ring-size", "268435456", "--pprof", pprof)
+        records, _, _ = target.go()
+        report, _, err = ms.stop()
+    finally:
+        if ms:
+            ms.kill()
+        target.stop()
+    check_eq(report["events"]["lost"], 0, "lost events")
+    m = re.search(r"stacks: (\d+) samples \((\d+) lost, (\d+) dropped, (\d+) truncated\)", err)
+    check(m is not None and m.group(2, 3) == ("0", "0"), f"samples lost or dropped: {err!r}")
+    samples, _, _ = pprof_samples(decode_pprof(pprof))
+    live, types = {}, {}
+    for frames, values, labels in samples:
+        if "task" not in labels or not values["inuse_space/bytes"]:
+            continue
+        live[labels["task"]] = live.get(labels["task"], 0) + values["inuse_space/bytes"]
+        types[labels["task"]] = labels["task_type"]
+        # raw::poll may be a jmp thunk, gone from the stack: Harness::poll is what it runs.
+        check(frames[0] == "_start" and
+              any(f.startswith("tokio::runtime::task::harness::Harness<T,S>::poll")
+                  for f in frames),
+              f"task {labels['task']}: not from _start through the task's poll: {frames}")
+    tasks = tasks_by_id(process_of(report, target.pid))
+    checked = 0
+    for rec in records:
+        if rec["spawned_cells"]:
+            continue
+        tid = str(rec["id"])
+        check_eq(live.get(tid, 0), rec["live_bytes"], f"sampled live bytes of task {tid}")
+        if rec["live_bytes"]:
+            check_eq(types[tid], tasks[f"tokio:{tid}"]["type"], f"task_type label of {tid}")
+            checked += 1
+    check(checked >= 5, f"only {checked} tasks with live bytes checked")
