@@ -6,12 +6,36 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <libiberty/demangle.h>
 #include "stack_unwind.h"
 
+/*
+ * How to step out of the frame at one pc, from libdw's reading of the CFI, kept: x86-64 code
+ * needs only the CFA (rsp or rbp plus an offset), where the return address is, and where rbp
+ * is. Anything else (expressions, signal frames, other CFA registers) takes libdwfl's walk.
+ */
+enum { RULE_NONE, RULE_STEP, RULE_END, RULE_SLOW };
+enum { RBP_SAME, RBP_AT, RBP_UNDEFINED };
+
+struct step_rule {
+	uint64_t pc;	 /* the lookup address; 0 an empty slot */
+	uint8_t kind;	 /* RULE_* */
+	uint8_t cfa_reg; /* 6 rbp or 7 rsp */
+	uint8_t rbp;	 /* RBP_* */
+	int32_t cfa_off; /* CFA = reg + cfa_off */
+	int32_t ra_off;	 /* return address at CFA + ra_off */
+	int32_t rbp_off; /* RBP_AT: saved at CFA + rbp_off */
+};
+
+/* Rules kept per process; past it the cache starts over. */
+#define STEP_RULES 65536
+
 struct stack_unwinder {
 	int pid;
+	struct step_rule *rules;
+	size_t nrules;
 	Dwfl *dwfl;
 	Dwfl_Callbacks callbacks; /* dwfl keeps a pointer to them */
 	char *debuginfo_path;
@@ -132,6 +156,9 @@ struct stack_unwinder *stack_unwinder__new(int pid, const char *debug_dir)
 		return NULL;
 	u->pid = pid;
 	u->self_fd = -1;
+	u->rules = calloc(STEP_RULES, sizeof(*u->rules));
+	if (!u->rules)
+		goto fail;
 	if (asprintf(&u->debuginfo_path, "-:.debug:%s", debug_dir ? debug_dir : "/usr/lib/debug") <
 	    0) {
 		u->debuginfo_path = NULL;
@@ -177,7 +204,147 @@ void stack_unwinder__free(struct stack_unwinder *u)
 	if (u->self_fd >= 0)
 		close(u->self_fd);
 	free(u->debuginfo_path);
+	free(u->rules);
 	free(u);
+}
+
+/* A CFI register rule: same value, saved at CFA + off, or something else (false). */
+static bool simple_register(Dwarf_Frame *frame, int regno, uint8_t *ret_how, int32_t *ret_off)
+{
+	Dwarf_Op mem[3], *ops;
+	size_t nops;
+
+	if (dwarf_frame_register(frame, regno, mem, &ops, &nops))
+		return false;
+	if (nops == 0) {
+		*ret_how = ops ? RBP_UNDEFINED : RBP_SAME;
+		return true;
+	}
+	if (ops[0].atom != DW_OP_call_frame_cfa || nops > 2)
+		return false;
+	*ret_how = RBP_AT;
+	*ret_off = 0;
+	if (nops == 2) {
+		if (ops[1].atom != DW_OP_plus_uconst)
+			return false;
+		*ret_off = (int32_t)(int64_t)ops[1].number;
+	}
+	return true;
+}
+
+static void read_rule(struct stack_unwinder *u, uint64_t pc, struct step_rule *r)
+{
+	Dwarf_Addr bias = 0, start, end;
+	Dwarf_Frame *frame = NULL;
+	Dwfl_Module *mod;
+	Dwarf_CFI *cfi;
+	Dwarf_Op *ops;
+	size_t nops;
+	uint8_t how;
+	bool signal;
+	int32_t off = 0;
+
+	r->kind = RULE_SLOW;
+	mod = dwfl_addrmodule(u->dwfl, pc);
+	if (!mod)
+		return;
+	cfi = dwfl_module_eh_cfi(mod, &bias);
+	if (!cfi || dwarf_cfi_addrframe(cfi, pc - bias, &frame)) {
+		cfi = dwfl_module_dwarf_cfi(mod, &bias);
+		if (!cfi || dwarf_cfi_addrframe(cfi, pc - bias, &frame))
+			return;
+	}
+	if (dwarf_frame_info(frame, &start, &end, &signal) < 0 || signal)
+		goto out;
+	if (!simple_register(frame, 16, &how, &off))
+		goto out;
+	if (how == RBP_UNDEFINED) {
+		r->kind = RULE_END;
+		goto out;
+	}
+	if (how != RBP_AT)
+		goto out;
+	r->ra_off = off;
+	if (dwarf_frame_cfa(frame, &ops, &nops) || nops != 1 || ops[0].atom != DW_OP_bregx ||
+	    (ops[0].number != 6 && ops[0].number != 7))
+		goto out;
+	r->cfa_reg = (uint8_t)ops[0].number;
+	r->cfa_off = (int32_t)(int64_t)ops[0].number2;
+	if (!simple_register(frame, 6, &r->rbp, &r->rbp_off))
+		goto out;
+	r->kind = RULE_STEP;
+out:
+	free(frame);
+}
+
+static const struct step_rule *rule_at(struct stack_unwinder *u, uint64_t pc)
+{
+	size_t j = (pc * 0x9e3779b97f4a7c15ull) >> 48;
+	struct step_rule *r;
+
+	for (;; j = (j + 1) & (STEP_RULES - 1)) {
+		r = &u->rules[j];
+		if (r->pc == pc)
+			return r;
+		if (!r->pc)
+			break;
+	}
+	/* Half full: start over rather than grow (a process has a bounded set of call sites). */
+	if (u->nrules >= STEP_RULES / 2) {
+		memset(u->rules, 0, STEP_RULES * sizeof(*u->rules));
+		u->nrules = 0;
+		return rule_at(u, pc);
+	}
+	*r = (struct step_rule){ .pc = pc };
+	read_rule(u, pc, r);
+	u->nrules++;
+	return r;
+}
+
+static bool read_word(struct stack_unwinder *u, uint64_t addr, uint64_t *ret)
+{
+	return memory_read(u->dwfl, addr, ret, u);
+}
+
+/*
+ * Walks the copy with cached rules; -1 when a frame needs libdwfl's general walk (the whole
+ * stack is then walked by libdwfl, so both never mix).
+ */
+static long fast_unwind(struct stack_unwinder *u, uint64_t *pcs, size_t max, bool *ret_truncated)
+{
+	const struct ms_sample *s = u->sample;
+	uint64_t pc = s->regs[16], sp = s->regs[7], bp = s->regs[6], cfa, lookup;
+	bool bp_known = true;
+	size_t n = 0;
+
+	*ret_truncated = false;
+	/* The first pc is where the caller resumes (an activation): libdwfl looks it up as is. */
+	for (lookup = pc;; lookup = pc - 1) {
+		const struct step_rule *r;
+
+		pcs[n++] = pc;
+		if (n == max) {
+			*ret_truncated = true;
+			return (long)n;
+		}
+		r = rule_at(u, lookup);
+		if (r->kind == RULE_END)
+			return (long)n;
+		if (r->kind != RULE_STEP || (r->cfa_reg == 6 && !bp_known))
+			return -1;
+		cfa = (r->cfa_reg == 6 ? bp : sp) + (int64_t)r->cfa_off;
+		if (!read_word(u, cfa + (int64_t)r->ra_off, &pc)) {
+			*ret_truncated = true;
+			return (long)n;
+		}
+		if (r->rbp == RBP_AT)
+			bp_known = read_word(u, cfa + (int64_t)r->rbp_off, &bp);
+		else if (r->rbp == RBP_UNDEFINED)
+			bp_known = false;
+		sp = cfa;
+		if (pc == 0)
+			return (long)n;
+	}
 }
 
 static int on_frame(Dwfl_Frame *state, void *arg)
@@ -199,6 +366,7 @@ static int on_frame(Dwfl_Frame *state, void *arg)
 size_t stack_unwinder__unwind(struct stack_unwinder *u, const struct ms_sample *s, size_t len,
 			      uint64_t *ret_pcs, size_t max, bool *ret_truncated)
 {
+	long n;
 	int err;
 
 	*ret_truncated = false;
@@ -212,6 +380,11 @@ size_t stack_unwinder__unwind(struct stack_unwinder *u, const struct ms_sample *
 	u->npcs = 0;
 	u->max = max;
 	u->ended = false;
+	n = fast_unwind(u, ret_pcs, max, ret_truncated);
+	if (n > 0) {
+		u->sample = NULL;
+		return (size_t)n;
+	}
 	/* 0: the outermost frame reached; -1: no CFI, or the copy ended; else max reached. */
 	err = dwfl_getthread_frames(u->dwfl, (pid_t)s->tid, on_frame, u);
 	*ret_truncated = err != 0 && !u->ended;
