@@ -197,7 +197,7 @@ struct ms_sample {
 	__u64 ret_orig[MS_SAMPLE_URETPROBES];
 	__u8 stack[MS_SAMPLE_STACK_MAX];
 };
-#define MS_SAMPLE_HEADER_SIZE ((__u64)(&((struct ms_sample *)0)->stack))
+#define MS_SAMPLE_HEADER_SIZE ((__u64) __builtin_offsetof(struct ms_sample, stack))
 
 #define MS_MAX_TARGETS 64
 #define MS_DEFAULT_RING_SIZE (8u << 20)
