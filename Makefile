@@ -224,6 +224,7 @@ bench: deps all $(BENCH_BINS) $(ALLOC_BENCH_BINS) $(BUILD)/tokio-bench-out/.buil
 	BUILD=$(BUILD) scripts/bench/run.sh
 	BUILD=$(BUILD) scripts/bench/alloc.sh
 	BUILD=$(BUILD) scripts/bench/coro.sh
+	BUILD=$(BUILD) scripts/bench/stacks.py
 
 FUZZ_SECONDS ?= 60
 
