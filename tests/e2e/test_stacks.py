@@ -8,7 +8,11 @@ import re
 import subprocess
 import tempfile
 
-from harness import Memscoped, Target, check, check_eq, process_of, target_path
+import signal
+import time
+
+from harness import (Memscoped, Target, check, check_eq, process_of, run_memscoped,
+                     target_path)
 from test_tokio import TokioTarget, tasks_by_id
 
 PROTO_DIR = "/usr/share/gocode/src/github.com/google/pprof/proto"
@@ -94,6 +98,14 @@ def run_exact(target_name, paths, start):
         ms = Memscoped([target.pid], "--sample-bytes", "1", "--folded", folded,
                        "--pprof", pprof)
         truth = target.go()
+        # SIGUSR1 writes the files while tracing goes on; the exit rewrites them.
+        ms.proc.send_signal(signal.SIGUSR1)
+        for _ in range(500):
+            if os.path.exists(folded) and os.path.exists(pprof):
+                break
+            time.sleep(0.02)
+        check(os.path.exists(folded) and os.path.exists(pprof), "SIGUSR1 wrote no stacks")
+        os.unlink(folded)
         report, _, err = ms.stop()
     finally:
         if ms:
@@ -265,3 +277,17 @@ def test_stacks_tokio_release_per_task_live_bytes_through_the_poll_uretprobe():
             check_eq(types[tid], tasks[f"tokio:{tid}"]["type"], f"task_type label of {tid}")
             checked += 1
     check(checked >= 5, f"only {checked} tasks with live bytes checked")
+
+
+def test_stacks_bad_options_one_line_and_usage_status():
+    for args, text in (
+            (["--sample-bytes", "x"], "invalid --sample-bytes 'x'"),
+            (["--sample-bytes", "2000000000000"], "invalid --sample-bytes '2000000000000'"),
+            (["--pprof", ""], "invalid --pprof ''"),
+            (["--folded", ""], "invalid --folded ''"),
+            (["--sample-bytes", "0", "--folded", "/tmp/f"], "--sample-bytes is 0")):
+        code, _, err = run_memscoped("-p", str(os.getpid()), *args)
+        check_eq(code, 2, f"exit status of {args} (stderr {err!r})")
+        # One line saying what is wrong (argp adds its "Try --help" hint to parse errors).
+        check(err.startswith("memscoped: ") and text in err.splitlines()[0],
+              f"{args}: stderr {err!r}")
