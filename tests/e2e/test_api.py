@@ -13,7 +13,7 @@ from test_tokio import TokioTarget, check_task
 CLOCK_FIELDS = ("idle_seconds", "age_seconds", "suspect_reason", "suspended_seconds")
 
 # In the reports only: the tasks (served by /api/v1/tasks) and the time series.
-REPORT_ONLY = ("tasks", "timeseries")
+REPORT_ONLY = ("tasks", "timeseries", "stacks")
 
 
 def api(port, path, status=200):
