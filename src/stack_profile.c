@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "array.h"
 #include "stack_profile.h"
 
 /* A sampled block still live: its series and the estimate it added. */
@@ -58,21 +59,6 @@ static uint64_t hash_str(uint64_t h, const char *s)
 	for (; s && *s; s++)
 		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
 	return mix(h);
-}
-
-static int grow(void **arr, size_t *cap, size_t n, size_t size)
-{
-	size_t ncap = *cap ? *cap * 2 : 64;
-	void *a;
-
-	if (n < *cap)
-		return 0;
-	a = realloc(*arr, ncap * size);
-	if (!a)
-		return -ENOMEM;
-	*arr = a;
-	*cap = ncap;
-	return 0;
 }
 
 /* Index arrays at most half full: rebuilt at twice the size from the entries' own hashes. */
@@ -201,7 +187,7 @@ long stack_profile__mapping(struct stack_profile *p, uint32_t pid, const char *f
 		if (p->mappings[i].pid == pid && p->mappings[i].start == start &&
 		    !strcmp(p->mappings[i].file, file))
 			return (long)i;
-	if (grow((void **)&p->mappings, &p->mappings_cap, p->nmappings, sizeof(*m)))
+	if (array__grow((void **)&p->mappings, &p->mappings_cap, p->nmappings, sizeof(*m), 64))
 		return -1;
 	m = &p->mappings[p->nmappings];
 	*m = (struct sp_mapping){ .pid = pid,
@@ -231,7 +217,7 @@ long stack_profile__frame(struct stack_profile *p, uint32_t pid, uint64_t pc, bo
 				return k - 1;
 	/* Frames are bounded with the series: each new stack adds at most its depth. */
 	if (p->nframes >= p->max_series * 8 ||
-	    grow((void **)&p->frames, &p->frames_cap, p->nframes, sizeof(*p->frames)))
+	    array__grow((void **)&p->frames, &p->frames_cap, p->nframes, sizeof(*p->frames), 64))
 		return -1;
 	p->frames[p->nframes] = (struct sp_frame){ .pid = pid, .pc = pc };
 	if (index_insert(p, &p->frame_index, &p->frame_mask, p->nframes + 1, frame_hash,
@@ -257,7 +243,7 @@ static long intern_stack(struct stack_profile *p, const uint32_t *frames, uint32
 				return k - 1;
 		}
 	if (p->nstacks >= p->max_series ||
-	    grow((void **)&p->stacks, &p->stacks_cap, p->nstacks, sizeof(*s)))
+	    array__grow((void **)&p->stacks, &p->stacks_cap, p->nstacks, sizeof(*s), 64))
 		return -1;
 	s = &p->stacks[p->nstacks];
 	s->frames = malloc((n ? n : 1) * sizeof(*frames));
@@ -296,7 +282,7 @@ static long intern_series(struct stack_profile *p, uint32_t stack, const struct 
 				return k - 1;
 		}
 	if (p->nseries >= p->max_series ||
-	    grow((void **)&p->series, &p->series_cap, p->nseries, sizeof(*s)))
+	    array__grow((void **)&p->series, &p->series_cap, p->nseries, sizeof(*s), 64))
 		return -1;
 	s = &p->series[p->nseries];
 	*s = (struct sp_series){

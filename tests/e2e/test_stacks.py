@@ -5,10 +5,9 @@ profile.proto of Debian's golang-github-google-pprof-dev."""
 import gzip
 import os
 import re
+import signal
 import subprocess
 import tempfile
-
-import signal
 import time
 
 from harness import (Memscoped, Target, check, check_eq, process_of, run_memscoped,
@@ -79,6 +78,24 @@ def pprof_samples(prof):
     return out, strings, types
 
 
+def traced(target, args, go, during=None):
+    """Attaches memscoped with args, runs go() (the target's truth), then during(ms) if given;
+    returns (truth, report, stderr) and always stops both."""
+    ms = None
+    try:
+        ms = Memscoped([target.pid], *args)
+        truth = go()
+        if during:
+            during(ms)
+        report, _, err = ms.stop(timeout=60)
+    finally:
+        if ms:
+            ms.kill()
+        target.stop()
+    check_eq(report["events"]["lost"], 0, "lost events")
+    return truth, report, err
+
+
 def path_of(frames, paths=PATHS):
     for name, own in paths.items():
         if frames[-len(own):] == own:
@@ -93,11 +110,8 @@ def run_exact(target_name, paths, start):
     d = tempfile.mkdtemp(prefix="memscoped-stacks-")
     folded, pprof = os.path.join(d, "f.txt"), os.path.join(d, "p.pb.gz")
     target = Target([target_path(target_name), "exact"])
-    ms = None
-    try:
-        ms = Memscoped([target.pid], "--sample-bytes", "1", "--folded", folded,
-                       "--pprof", pprof)
-        truth = target.go()
+
+    def usr1(ms):
         # SIGUSR1 writes the files while tracing goes on; the exit rewrites them.
         ms.proc.send_signal(signal.SIGUSR1)
         for _ in range(500):
@@ -106,12 +120,9 @@ def run_exact(target_name, paths, start):
             time.sleep(0.02)
         check(os.path.exists(folded) and os.path.exists(pprof), "SIGUSR1 wrote no stacks")
         os.unlink(folded)
-        report, _, err = ms.stop()
-    finally:
-        if ms:
-            ms.kill()
-        target.stop()
-    check_eq(report["events"]["lost"], 0, "lost events")
+
+    truth, report, err = traced(target, ["--sample-bytes", "1", "--folded", folded,
+                                         "--pprof", pprof], target.go, usr1)
 
     def check_frames(frames, name, what):
         own = paths[name]
@@ -204,18 +215,10 @@ def test_stacks_default_sampling_large_totals_within_10_percent():
     d = tempfile.mkdtemp(prefix="memscoped-stacks-")
     pprof = os.path.join(d, "p.pb.gz")
     target = Target([target_path("stacks_c"), "large"])
-    ms = None
-    try:
-        # A burst of 2.6k samples in ~50 ms: a ring that holds them all (a half-full ring
-        # takes no more samples, so the exact events are never the ones lost).
-        ms = Memscoped([target.pid], "--pprof", pprof, "--ring-size", "67108864")
-        truth = target.go(timeout=120)
-        report, _, err = ms.stop(timeout=60)
-    finally:
-        if ms:
-            ms.kill()
-        target.stop()
-    check_eq(report["events"]["lost"], 0, "lost events")
+    # A burst of 2.6k samples in ~50 ms: a ring that holds them all (a half-full ring takes no
+    # more samples, so the exact events are never the ones lost).
+    truth, report, err = traced(target, ["--pprof", pprof, "--ring-size", "67108864"],
+                                lambda: target.go(timeout=120))
     m = re.search(r"stacks: (\d+) samples \((\d+) lost, (\d+) dropped, (\d+) truncated\)", err)
     check(m is not None, f"no stacks summary line: {err!r}")
     check_eq(m.group(2, 3, 4), ("0", "0", "0"), "samples lost, dropped, truncated")
@@ -241,17 +244,9 @@ def test_stacks_tokio_release_per_task_live_bytes_through_the_poll_uretprobe():
     d = tempfile.mkdtemp(prefix="memscoped-stacks-")
     pprof = os.path.join(d, "p.pb.gz")
     target = TokioTarget("release", "all", "current")
-    ms = None
-    try:
-        ms = Memscoped([target.pid], "--runtime", "tokio", "--sample-bytes", "1",
-                       "--ring-size", "268435456", "--pprof", pprof)
-        records, _, _ = target.go()
-        report, _, err = ms.stop()
-    finally:
-        if ms:
-            ms.kill()
-        target.stop()
-    check_eq(report["events"]["lost"], 0, "lost events")
+    (records, _, _), report, err = traced(
+        target, ["--runtime", "tokio", "--sample-bytes", "1", "--ring-size", "268435456",
+                 "--pprof", pprof], target.go)
     m = re.search(r"stacks: (\d+) samples \((\d+) lost, (\d+) dropped, (\d+) truncated\)", err)
     check(m is not None and m.group(2, 3) == ("0", "0"), f"samples lost or dropped: {err!r}")
     samples, _, _ = pprof_samples(decode_pprof(pprof))
