@@ -133,6 +133,92 @@ static struct json_object *top_json(const struct group *g, size_t from, size_t t
 	return a;
 }
 
+/* Crates of the runtimes and of Rust's allocation path: a spawn site is outside them. */
+static const char *const runtime_crates[] = {
+	"tokio::",     "async_task::", "async_executor::", "async_global_executor::",
+	"async_std::", "smol::",       "futures_lite::",   "alloc::",
+	"core::",      "std::",	       "__rust",	   "__rdl",
+	"__rg_",       "operator new",
+};
+
+static bool runtime_frame(const char *name)
+{
+	size_t i;
+
+	/* "<tokio::runtime::task::core::Cell<T,S>>::new": the type's crate decides. */
+	if (*name == '<')
+		name++;
+	for (i = 0; i < sizeof(runtime_crates) / sizeof(*runtime_crates); i++)
+		if (!strncmp(name, runtime_crates[i], strlen(runtime_crates[i])))
+			return true;
+	return false;
+}
+
+/* The first frame outside the runtime in the stack of a task's cell, or -1. */
+static long spawn_frame(const struct stack_profile *sp, const struct process *p,
+			const struct task *t)
+{
+	long stack = stack_profile__live_stack(sp, p->pid, t->key);
+	const struct sp_stack *st;
+	uint32_t i;
+
+	if (stack < 0)
+		return -1;
+	st = &sp->stacks[stack];
+	for (i = 0; i < st->nframes; i++) {
+		const struct sp_frame *f = &sp->frames[st->frames[i]];
+
+		if (f->function && !runtime_frame(f->function))
+			return st->frames[i];
+	}
+	return -1;
+}
+
+/* Per task type, the spawn site of the first of its tasks whose cell was sampled. */
+static void spawn_sites(const struct process *p, const struct stack_profile *sp, long *ret)
+{
+	const struct task_table *tt = p->tasks;
+	size_t i;
+
+	for (i = 0; i < tt->ntypes; i++)
+		ret[i] = -1;
+	for (i = 1; i < tt->ntasks; i++) {
+		const struct task *t = &tt->tasks[i];
+
+		if (!t->unused && t->type < tt->ntypes && ret[t->type] < 0 && !t->stack_size)
+			ret[t->type] = spawn_frame(sp, p, t);
+	}
+}
+
+static struct json_object *spawn_json(const struct process *p, const struct stack_profile *sp)
+{
+	struct json_object *a = json_object_new_array(), *o;
+	long *sites = malloc((p->tasks->ntypes + 1) * sizeof(*sites));
+	size_t i;
+
+	if (!sites)
+		return a;
+	spawn_sites(p, sp, sites);
+	for (i = 0; i < p->tasks->ntypes; i++) {
+		const struct sp_frame *f;
+
+		if (sites[i] < 0)
+			continue;
+		f = &sp->frames[sites[i]];
+		o = json_object_new_object();
+		json_object_object_add(o, "task_type",
+				       json_object_new_string(p->tasks->types[i].name));
+		json_object_object_add(o, "function", json_object_new_string(f->function));
+		if (f->file) {
+			json_object_object_add(o, "file", json_object_new_string(f->file));
+			json_object_object_add(o, "line", json_object_new_int64(f->line));
+		}
+		json_object_array_add(a, o);
+	}
+	free(sites);
+	return a;
+}
+
 struct json_object *report_stacks__json(const struct process *p, const struct report_input *in)
 {
 	struct json_object *o, *types;
@@ -167,6 +253,7 @@ struct json_object *report_stacks__json(const struct process *p, const struct re
 		json_object_array_add(types, t);
 	}
 	json_object_object_add(o, "task_types", types);
+	json_object_object_add(o, "spawn_locations", spawn_json(p, in->stacks));
 	free(g.series);
 	return o;
 }
@@ -206,6 +293,32 @@ static void text_top(FILE *f, const struct group *g, const char *title,
 	free(sums);
 }
 
+static void spawn_text(FILE *f, const struct process *p, const struct stack_profile *sp)
+{
+	long *sites = malloc((p->tasks->ntypes + 1) * sizeof(*sites));
+	bool first = true;
+	size_t i;
+
+	if (!sites)
+		return;
+	spawn_sites(p, sp, sites);
+	for (i = 0; i < p->tasks->ntypes; i++) {
+		const struct sp_frame *fr;
+
+		if (sites[i] < 0)
+			continue;
+		if (first)
+			fprintf(f, "\n  spawn locations (from sampled task cells)\n");
+		first = false;
+		fr = &sp->frames[sites[i]];
+		fprintf(f, "  %s\n      spawned in %s", p->tasks->types[i].name, fr->function);
+		if (fr->file)
+			fprintf(f, " (%s:%" PRIu32 ")", fr->file, fr->line);
+		fputc('\n', f);
+	}
+	free(sites);
+}
+
 void report_stacks__text(FILE *f, const struct process *p, const struct report_input *in)
 {
 	const struct task_table *tt = p->tasks;
@@ -229,4 +342,5 @@ void report_stacks__text(FILE *f, const struct process *p, const struct report_i
 		text_top(f, &g, title, of_task, &i);
 	}
 	free(g.series);
+	spawn_text(f, p, in->stacks);
 }

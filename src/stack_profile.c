@@ -402,6 +402,13 @@ void stack_profile__freed(struct stack_profile *p, uint32_t pid, uint64_t addr)
 		live_remove(p, l);
 }
 
+long stack_profile__live_stack(const struct stack_profile *p, uint32_t pid, uint64_t addr)
+{
+	const struct sp_live *l = live_find(p, pid, addr);
+
+	return l ? (long)p->series[l->series - 1].stack : -1;
+}
+
 struct ranked {
 	uint32_t index;
 	double bytes;

@@ -100,6 +100,9 @@ int stack_profile__add(struct stack_profile *p, const struct sp_sample *s);
 /* A block was freed: if it was sampled, its estimate leaves the in-use figures. */
 void stack_profile__freed(struct stack_profile *p, uint32_t pid, uint64_t addr);
 
+/* The stack of the live sampled block at addr of pid, or -1. */
+long stack_profile__live_stack(const struct stack_profile *p, uint32_t pid, uint64_t addr);
+
 /* Series of pid (0: all) matching the filter, by in-use bytes, largest first; returns count. */
 typedef bool (*sp_filter)(const struct sp_series *s, const void *arg);
 size_t stack_profile__top(const struct stack_profile *p, sp_filter filter, const void *arg,

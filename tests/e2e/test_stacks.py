@@ -234,7 +234,7 @@ def test_stacks_default_sampling_large_totals_within_10_percent():
               f"path {name}: estimated {got[name]} bytes allocated, exact {exact}")
 
 
-def test_stacks_tokio_release_per_task_live_bytes_through_the_poll_uretprobe():
+def test_stacks_tokio_release_per_task_bytes_and_spawn_locations():
     """Every allocation sampled on the tokio release target: each task's sampled live bytes
     (pprof label task = its tokio Id) equal its ground truth for tasks that spawned no
     children (a child's cell is allocated by its parent, then becomes the child's), and the
@@ -272,6 +272,15 @@ def test_stacks_tokio_release_per_task_live_bytes_through_the_poll_uretprobe():
             check_eq(types[tid], tasks[f"tokio:{tid}"]["type"], f"task_type label of {tid}")
             checked += 1
     check(checked >= 5, f"only {checked} tasks with live bytes checked")
+    # Spawn locations: every live task's cell was sampled; the first frame outside tokio is
+    # the target's own spawn helper (tokio::spawn is called only there).
+    proc = process_of(report, target.pid)
+    sites = {s["task_type"]: s["function"] for s in proc["stacks"]["spawn_locations"]}
+    live_types = {t["type"] for t in proc["tasks"] if t["state"] in ("idle", "running")}
+    check(live_types and live_types <= set(sites), f"spawn locations {sites} for {live_types}")
+    for ty, fn in sites.items():
+        check(fn in ("tokio_target::spawn_rec", "tokio_target::spawn_rec_at"),
+              f"spawn location of {ty}: {fn}")
 
 
 def test_stacks_bad_options_one_line_and_usage_status():
