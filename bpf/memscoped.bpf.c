@@ -131,8 +131,8 @@ static __always_inline int emit(__u16 type, __u16 func, __u64 addr, __u64 old_ad
 	return emit_at(type, func, addr, old_addr, size, sp, task, bpf_ktime_get_ns());
 }
 
-static __always_inline int emit_heap(__u16 type, __u16 func, __u64 addr, __u64 old_addr,
-				     __u64 size, __u64 sp, __u64 task)
+static __always_inline int emit_heap(__u16 type, __u16 func, __u64 addr, __u64 old_addr, __u64 size,
+				     __u64 sp, __u64 task)
 {
 	return emit_at(type, func, addr, old_addr, size, sp, task, 0);
 }
@@ -195,7 +195,8 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, __u64 cookie, __u64 
 	}
 	/* Reported at entry: another thread may get the old block before realloc returns. */
 	if (old_addr && (func == MS_FN_REALLOC || func == MS_FN_REALLOCARRAY))
-		emit_heap(MS_EV_REALLOC_BEGIN, ts->func, old_addr, 0, size, ts->sp, current_task(ts));
+		emit_heap(MS_EV_REALLOC_BEGIN, ts->func, old_addr, 0, size, ts->sp,
+			  current_task(ts));
 	return 0;
 }
 

@@ -175,8 +175,13 @@ static void test_event_decoder_timestamp_before_attach(void **state)
 
 static void feed_at(struct fixture *f, __u16 type, __u64 addr, __u64 ts)
 {
-	struct ms_event e = { .type = type, .func = MS_FN_MALLOC, .pid = PID, .tid = 1, .ts = ts,
-			      .addr = addr, .size = 8 };
+	struct ms_event e = { .type = type,
+			      .func = MS_FN_MALLOC,
+			      .pid = PID,
+			      .tid = 1,
+			      .ts = ts,
+			      .addr = addr,
+			      .size = 8 };
 
 	assert_int_equal(event_decoder__handle(&f->d, &e, sizeof(e)), 0);
 }
