@@ -161,6 +161,15 @@ static int write_html_report(const char *path, const struct report_input *in)
 	return err;
 }
 
+void daemon__drain(struct daemon *d)
+{
+	uint64_t start = daemon__now();
+
+	ring_buffer__consume(d->rb);
+	/* What this drain left behind was submitted after it began (event_decoder.h). */
+	event_decoder__time_passed(&d->decoder, start);
+}
+
 int daemon__handle_event(void *ctx, void *data, size_t len)
 {
 	struct daemon *d = ctx;
@@ -333,14 +342,14 @@ void daemon__run(struct daemon *d, volatile sig_atomic_t *exiting,
 
 	while (!*exiting) {
 		watcher__receive(d->watcher, &d->links);
-		ring_buffer__consume(d->rb);
+		daemon__drain(d);
 		now = daemon__now();
 		if (deadline && now >= deadline)
 			break;
 		if (now >= next_alive) {
 			next_alive = now + ALIVE_CHECK_NS;
 			/* Drain first: a target's last events precede its exit. */
-			ring_buffer__consume(d->rb);
+			daemon__drain(d);
 			if (!daemon__update_alive(d))
 				break;
 			warn_blind(d, now);

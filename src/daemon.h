@@ -35,6 +35,8 @@ struct daemon {
 };
 
 uint64_t daemon__now(void);
+/* Hands every event in the ring to the decoder. */
+void daemon__drain(struct daemon *d);
 /* The ring buffer's callback (ctx: the daemon). */
 int daemon__handle_event(void *ctx, void *data, size_t len);
 /* Marks targets that are gone and says once what a runtime or an exec broke; how many live. */

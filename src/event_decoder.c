@@ -20,6 +20,10 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 		return -EINVAL;
 	}
 	memcpy(&e, data, sizeof(e));
+	if (e.ts)
+		event_decoder__time_passed(d, e.ts);
+	else
+		e.ts = d->clock_ns;
 	p = process_table__find(d->procs, e.pid);
 	if (!p) {
 		d->stats.unknown_pid++;

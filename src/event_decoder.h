@@ -13,10 +13,25 @@ struct decoder_stats {
 	uint64_t unknown_pid; /* a pid that is not traced */
 };
 
+/*
+ * Allocator events come without a time (a clock read would cost more than a tenth of their
+ * programs): each is stamped with the latest time known to have passed before it, the time of
+ * the previous timed event (task, coroutine) in the ring or the start of the previous drain,
+ * whichever is later. So an allocation is at most a drain period (10 ms) early, never after a
+ * task event that follows it, and block times are kept in centiseconds anyway.
+ */
 struct event_decoder {
 	struct process_table *procs;
 	struct decoder_stats stats;
+	uint64_t clock_ns; /* the latest time known to have passed */
 };
+
+/* Every event still in the ring was submitted after ns, CLOCK_MONOTONIC. */
+static inline void event_decoder__time_passed(struct event_decoder *d, uint64_t ns)
+{
+	if (ns > d->clock_ns)
+		d->clock_ns = ns;
+}
 
 /* Returns 0, or -EINVAL for a record that is not a valid event (counted, otherwise ignored). */
 int event_decoder__handle(struct event_decoder *d, const void *data, size_t len);

@@ -387,6 +387,7 @@ int main(int argc, char **argv)
 
 	/* A scrape during the attach sees the targets, with nothing counted yet. */
 	d.start = daemon__now();
+	event_decoder__time_passed(&d.decoder, d.start);
 	daemon__publish_metrics(&d, false);
 	multi = !o->no_uprobe_multi;
 	err = load_and_attach(&d, multi, &skel);
@@ -450,7 +451,7 @@ int main(int argc, char **argv)
 	watcher__stop(d.watcher);
 	d.watcher = NULL;
 	attach__destroy(&d.links);
-	ring_buffer__consume(d.rb);
+	daemon__drain(&d);
 	daemon__update_alive(&d);
 	daemon__publish_metrics(&d, true);
 	stacks__set_lost(d.stacks, skel->bss->samples_lost);

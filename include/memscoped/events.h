@@ -111,7 +111,7 @@ struct ms_event {
 	__u32 pid;  /* tgid of the target */
 	__u32 tid;
 	__u32 __pad;
-	__u64 ts;   /* CLOCK_MONOTONIC, ns */
+	__u64 ts;   /* CLOCK_MONOTONIC, ns; 0 in allocator events (the daemon stamps them) */
 	__u64 addr; /* block returned / freed, or task header */
 	union {
 		struct {

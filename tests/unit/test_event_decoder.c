@@ -173,6 +173,43 @@ static void test_event_decoder_timestamp_before_attach(void **state)
 	assert_int_equal(b.time_cs, 0);
 }
 
+static void feed_at(struct fixture *f, __u16 type, __u64 addr, __u64 ts)
+{
+	struct ms_event e = { .type = type,
+			      .func = MS_FN_MALLOC,
+			      .pid = PID,
+			      .tid = 1,
+			      .ts = ts,
+			      .addr = addr,
+			      .size = 8 };
+
+	assert_int_equal(event_decoder__handle(&f->d, &e, sizeof(e)), 0);
+}
+
+/* Untimed allocator events take the latest time known to have passed: a drain's start, or a
+ * timed event before them in the ring; a drain never moves the clock back. */
+static void test_event_decoder_stamps_untimed_events(void **state)
+{
+	struct fixture *f = *state;
+	struct heap_block b;
+
+	event_decoder__time_passed(&f->d, START_NS + 150000000ull);
+	feed_at(f, MS_EV_ALLOC, X, 0);
+	assert_true(heap_table__lookup(f->p->blocks, X, &b));
+	assert_int_equal(b.time_cs, 15);
+	/* A timed event (a task's poll) moves the clock on; an older drain start does not. */
+	feed_at(f, MS_EV_TASK_EXIT, 0x1000, START_NS + 230000000ull);
+	event_decoder__time_passed(&f->d, START_NS + 200000000ull);
+	feed_at(f, MS_EV_ALLOC, Y, 0);
+	assert_true(heap_table__lookup(f->p->blocks, Y, &b));
+	assert_int_equal(b.time_cs, 23);
+	event_decoder__time_passed(&f->d, START_NS + 310000000ull);
+	feed_at(f, MS_EV_ALLOC, Z, 0);
+	assert_true(heap_table__lookup(f->p->blocks, Z, &b));
+	assert_int_equal(b.time_cs, 31);
+	assert_int_equal(f->d.clock_ns, START_NS + 310000000ull);
+}
+
 /*
  * Thread 1's realloc moves X away and frees it inside the allocator; thread 2 mallocs X before
  * thread 1's realloc returns. Thread 2's block must survive thread 1's realloc end.
@@ -217,6 +254,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_event_decoder_realloc_null_is_alloc, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_event_decoder_timestamp_before_attach, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_event_decoder_stamps_untimed_events, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_event_decoder_realloc_interleaved_with_malloc,
 						setup, teardown),
