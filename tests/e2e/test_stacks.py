@@ -12,6 +12,7 @@ import time
 
 from harness import (Memscoped, Target, check, check_eq, process_of, run_memscoped,
                      target_path)
+from test_async_task import binary
 from test_tokio import TokioTarget, tasks_by_id
 
 PROTO_DIR = "/usr/share/gocode/src/github.com/google/pprof/proto"
@@ -295,3 +296,33 @@ def test_stacks_bad_options_one_line_and_usage_status():
         # One line saying what is wrong (argp adds its "Try --help" hint to parse errors).
         check(err.startswith("memscoped: ") and text in err.splitlines()[0],
               f"{args}: stderr {err!r}")
+
+
+def async_task_stacks(executor):
+    def test():
+        """Every allocation sampled on an async-task executor (release build): each task
+        type's sampled live bytes equal the exact figure of its tasks, and its spawn location
+        is the target's spawn_all (the first frame outside async-task and the executor)."""
+        target = Target([binary(executor, "release")])
+        _, report, _ = traced(target, ["--runtime", "async-task", "--sample-bytes", "1"],
+                              target.go)
+        proc = process_of(report, target.pid)
+        exact = {}
+        for t in proc["tasks"]:
+            if t["runtime"] == "async-task":
+                exact[t["type"]] = exact.get(t["type"], 0) + t["live_bytes"]
+        sampled = {ty["task_type"]: sum(s["live_bytes"] for s in ty["top"])
+                   for ty in proc["stacks"]["task_types"]}
+        leaking = {ty for ty, b in exact.items() if b}
+        check(leaking, f"no task type holds memory: {exact}")
+        for ty in leaking:
+            check_eq(sampled.get(ty), exact[ty], f"sampled live bytes of {ty}")
+        sites = {s["task_type"]: s["function"] for s in proc["stacks"]["spawn_locations"]}
+        crate = executor.replace("-", "_") + "_target"
+        for ty in leaking:
+            check_eq(sites.get(ty), f"{crate}::spawn_all", f"spawn location of {ty}")
+    return test
+
+
+test_stacks_async_std_type_bytes_and_spawn_locations = async_task_stacks("async-std")
+test_stacks_smol_type_bytes_and_spawn_locations = async_task_stacks("smol")
