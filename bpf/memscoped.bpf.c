@@ -62,6 +62,7 @@ struct thread_state {
 	__u32 ntasks;	/* current task stack (polls nest) */
 	__u32 __pad;
 	__u64 tasks[MS_TASK_STACK];
+	struct sample_state sample;
 };
 
 struct {
@@ -237,7 +238,7 @@ static __always_inline int alloc_return_common(__u64 addr)
 			addr = 0;
 	}
 	emit_heap(MS_EV_ALLOC, ts->func, addr, ts->old_addr, ts->size, ts->sp, current_task(ts));
-	return sample_alloc(ts->func, addr, ts->size);
+	return sample_alloc(&ts->sample, ts->func, addr, ts->size);
 }
 
 /* May be attached after free's NULL check, so it sees only the pointer argument. */

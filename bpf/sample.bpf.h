@@ -16,17 +16,11 @@ const volatile __u32 sample_gaps[MS_SAMPLE_GAPS] = {};
 /* Samples not sent: the ring buffer was half full (exact events keep the rest) or full. */
 __u64 samples_lost = 0;
 
+/* Part of the thread's state, which the allocation's return has at hand already. */
 struct sample_state {
 	__s64 countdown; /* bytes until the next sample */
 	__u64 started;	 /* countdown set */
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct sample_state);
-} sample_states SEC(".maps");
 
 /* The sample is built here (16 KiB is past the BPF stack), then copied out at its length. */
 struct {
@@ -44,16 +38,10 @@ static __always_inline __s64 sample_gap(void)
 }
 
 /* Whether this allocation of size bytes on the current thread is sampled. */
-static __always_inline bool sample_take(__u64 size)
+static __always_inline bool sample_take(struct sample_state *st, __u64 size)
 {
-	struct sample_state *st;
-
 	if (sample_bytes == 1)
 		return true;
-	st = bpf_task_storage_get(&sample_states, bpf_get_current_task_btf(), NULL,
-				  BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!st)
-		return false;
 	/* Memoryless: a thread's first countdown is a gap like any other. */
 	if (!st->started) {
 		st->started = 1;
@@ -67,7 +55,7 @@ static __always_inline bool sample_take(__u64 size)
 }
 
 /* Called once per successful outermost allocation, after its MS_EV_ALLOC. */
-static __always_inline int sample_alloc(__u32 func, __u64 addr, __u64 size)
+static __always_inline int sample_alloc(struct sample_state *st, __u32 func, __u64 addr, __u64 size)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct return_instance *ri;
@@ -76,7 +64,7 @@ static __always_inline int sample_alloc(__u32 func, __u64 addr, __u64 size)
 	__u64 id, sp, len = 0;
 	__u32 zero = 0, i;
 
-	if (!sample_bytes || !addr || !size || !sample_take(size))
+	if (!sample_bytes || !addr || !size || !sample_take(st, size))
 		return 0;
 	/* The exact events come first: a ring half full takes no more samples. */
 	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >
