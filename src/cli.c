@@ -34,6 +34,8 @@ enum {
 	OPT_ALLOCATOR,
 	OPT_EMPTY_PROGRAMS,
 	OPT_HTML,
+	OPT_MODE,
+	OPT_SCAN_INTERVAL,
 };
 
 static const struct argp_option options[] = {
@@ -91,6 +93,13 @@ static const struct argp_option options[] = {
 	  "For benchmarks: the same allocator probes with programs that do nothing (the uprobe "
 	  "floor); no allocation is tracked",
 	  0 },
+	{ "mode", OPT_MODE, "MODE", 0,
+	  "trace (default): uprobes on the allocator and the runtimes, exact; scan: no probe on "
+	  "the target, its memory is read every --scan-interval (heap census, live tasks, "
+	  "retained heap)",
+	  0 },
+	{ "scan-interval", OPT_SCAN_INTERVAL, "SECONDS", 0,
+	  "In scan mode, read the target's memory this often (default 60)", 0 },
 	{ "verbose", 'v', NULL, 0, "Explain probe placement; show libbpf's messages", 0 },
 	{ 0 },
 };
@@ -271,6 +280,16 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_EMPTY_PROGRAMS:
 		o->empty_programs = true;
 		break;
+	case OPT_MODE:
+		if (strcmp(arg, "trace") && strcmp(arg, "scan"))
+			return fail(state, "invalid --mode '%s': expected trace or scan", arg);
+		o->scan = !strcmp(arg, "scan");
+		break;
+	case OPT_SCAN_INTERVAL:
+		if (cli__parse_seconds(arg, &o->scan_interval) || o->scan_interval < 0.1)
+			return fail(state, "invalid --scan-interval '%s': expected seconds >= 0.1",
+				    arg);
+		break;
 	case 'v':
 		o->verbose++;
 		break;
@@ -280,6 +299,12 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_END:
 		if (!o->npids)
 			return fail(state, "no target: give at least one --pid");
+		/* A uid change takes CAP_SYS_PTRACE away, and every snapshot needs it. */
+		if (o->scan && o->user)
+			return fail(state, "--user cannot be used with --mode scan");
+		if (o->scan && (o->empty_programs || o->no_uprobe_multi))
+			return fail(state, "--empty-programs and --no-uprobe-multi are for "
+					   "--mode trace");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -301,6 +326,7 @@ int cli__parse(int argc, char **argv, unsigned int flags, struct cli_options *re
 		.stuck_after = 30,
 		.runtime = "auto",
 		.allocator = "auto",
+		.scan_interval = 60,
 	};
 
 	char **args;

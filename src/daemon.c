@@ -181,6 +181,7 @@ static void fill_report(struct daemon *d, struct report_input *r)
 	r->now_ns = now;
 	r->stuck_after_ns = (uint64_t)(d->opts.stuck_after * 1e9);
 	r->timeseries = d->series;
+	r->mode = d->opts.scan ? "scan" : "trace";
 }
 
 /* Renders the metrics once for both the HTTP endpoint and the textfile. */
@@ -247,6 +248,8 @@ int daemon__write_reports(struct daemon *d)
 
 	int err;
 
+	if (d->tick)
+		d->tick(d, daemon__now(), 1);
 	fill_report(d, &r);
 	/* The series ends at the report's own figures. */
 	timeseries__tick(d->series, r.procs, r.now_ns, true);
@@ -305,17 +308,22 @@ void daemon__run(struct daemon *d, volatile sig_atomic_t *exiting,
 
 	while (!*exiting) {
 		watcher__receive(d->watcher, &d->links);
-		ring_buffer__consume(d->rb);
+		if (d->rb)
+			ring_buffer__consume(d->rb);
 		now = daemon__now();
+		if (d->tick)
+			d->tick(d, now, 0);
 		if (deadline && now >= deadline)
 			break;
 		if (now >= next_alive) {
 			next_alive = now + ALIVE_CHECK_NS;
 			/* Drain first: a target's last events precede its exit. */
-			ring_buffer__consume(d->rb);
+			if (d->rb)
+				ring_buffer__consume(d->rb);
 			if (!daemon__update_alive(d))
 				break;
-			warn_blind(d, now);
+			if (d->rb)
+				warn_blind(d, now);
 		}
 		timeseries__tick(d->series, d->decoder.procs, now, false);
 		if (*report_requested) {

@@ -24,6 +24,7 @@
 #include "proc.h"
 #include "prom_text.h"
 #include "runtime.h"
+#include "scan_mode.h"
 #include "top.h"
 #include "timeseries.h"
 #include "watcher.h"
@@ -354,6 +355,16 @@ int main(int argc, char **argv)
 	/* A scrape during the attach sees the targets, with nothing counted yet. */
 	d.start = daemon__now();
 	daemon__publish_metrics(&d, false);
+	if (o->scan) {
+		/* No BPF at all: the loop, reports and metrics, fed by memory snapshots. */
+		if (scan_mode__start(&d))
+			goto cleanup;
+		daemon__run(&d, &exiting, &report_requested);
+		daemon__update_alive(&d);
+		daemon__publish_metrics(&d, true);
+		err = daemon__write_reports(&d) ? 1 : 0;
+		goto cleanup;
+	}
 	multi = !o->no_uprobe_multi;
 	err = load_and_attach(&d, multi, &skel);
 	if (err == -EOPNOTSUPP) {

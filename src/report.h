@@ -16,6 +16,7 @@ struct report_input {
 	uint64_t now_ns;		     /* CLOCK_MONOTONIC at the report */
 	uint64_t stuck_after_ns;	     /* --stuck-after */
 	const struct timeseries *timeseries; /* NULL: no "timeseries" field */
+	const char *mode;		     /* "trace" or "scan"; NULL: trace */
 };
 
 /* Writes the JSON report; returns 0 or -errno. */

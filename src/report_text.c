@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include "report.h"
+#include "scan_report.h"
 
 static const char *human(uint64_t bytes, char buf[32])
 {
@@ -135,6 +136,7 @@ int report_text__write(FILE *f, const struct report_input *in)
 				t->tid, t->comm, human(t->live_bytes, b1), t->live_allocations,
 				human(t->allocated_bytes_total, b2), t->allocations_total);
 		}
+		scan_report__text(f, p);
 		tasks_text(f, p, in);
 	}
 	return fflush(f) ? -errno : 0;
