@@ -188,3 +188,42 @@ def test_scan_tokio_tasks_match_ground_truth_and_trace_mode():
         check_eq(t["retained_exclusive_bytes"],
                  sum(x["retained_exclusive_bytes"] for x in scan["tasks"] if x["type"] == name),
                  f"retained sum of {name}")
+
+
+def vm_size(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize:"))
+
+
+def test_scan_heap_changing_at_full_speed_gives_sane_figures():
+    """A target allocating and freeing nonstop during every snapshot, 1 s apart and on demand:
+    memscoped never crashes, and every census adds up and fits in the target's memory."""
+    target = Target([target_path("scan_census"), "churn"])
+    try:
+        target.go()
+        ms = Memscoped([target.pid], "--mode", "scan", "--scan-interval", "1")
+        seen = set()
+        deadline = time.monotonic() + 60
+        # On-demand snapshots, and until at least two interval snapshots have run between them.
+        for i in range(30):
+            report = report_now(ms)
+            c = process_of(report, target.pid)["census"]
+            n = process_of(report, target.pid)["scan"]["snapshots"]
+            seen.add(n)
+            check(c["supported"], "census supported")
+            for key in ("inuse_bytes", "free_bytes", "arena_bytes", "mmapped_bytes",
+                        "inuse_chunks", "free_chunks"):
+                check(0 <= c[key] < 1 << 40, f"snapshot {n}: {key} = {c[key]}")
+            check_eq(c["inuse_bytes"] + c["free_bytes"], c["arena_bytes"] + c["mmapped_bytes"],
+                     f"snapshot {n}: in use + free = arenas + mmapped")
+            check(c["inuse_bytes"] <= vm_size(target.pid),
+                  f"snapshot {n}: in use {c['inuse_bytes']} above the target's VmSize")
+            check(0 <= c["fragmentation"] <= 1, f"fragmentation {c['fragmentation']}")
+            check(time.monotonic() < deadline, "30 snapshots took over 60 s")
+        report, _, err = ms.stop()
+        check(target.proc.poll() is None, "the target died during the snapshots")
+    finally:
+        target.stop()
+    proc = process_of(report, target.pid)
+    check(proc["scan"]["snapshots"] >= 31, f"snapshots {proc['scan']['snapshots']}")
+    check("AddressSanitizer" not in err and "runtime error" not in err, f"stderr {err!r}")
