@@ -227,3 +227,49 @@ def test_scan_heap_changing_at_full_speed_gives_sane_figures():
     proc = process_of(report, target.pid)
     check(proc["scan"]["snapshots"] >= 31, f"snapshots {proc['scan']['snapshots']}")
     check("AddressSanitizer" not in err and "runtime error" not in err, f"stderr {err!r}")
+
+
+def test_scan_task_holding_a_vec_retains_it():
+    """tokio tasks that each hold vec![i; 1000] of i32 (4,000 bytes) and sleep: each retains at
+    least those 4,000 bytes exclusively, and no more than their chunk's overhead beyond; the
+    per-type sum and its metric agree, and trace mode sees the same live tasks."""
+    target = TokioTarget("release", "hold", "multi")
+    tmp = tempfile.TemporaryDirectory(prefix="memscoped-scan-")
+    textfile = os.path.join(tmp.name, "metrics.prom")
+    try:
+        records, _, _ = target.go()
+        ms = Memscoped([target.pid], "--mode", "scan", "--scan-interval", "0.2",
+                       "--textfile", textfile, "-i", "0.2")
+        deadline = time.monotonic() + 10
+        while not os.path.exists(textfile):
+            check(time.monotonic() < deadline, "no textfile")
+            time.sleep(0.05)
+        with open(textfile) as f:
+            metrics = f.read()
+        report, text, _ = ms.stop()
+    finally:
+        target.stop()
+    scan = process_of(report, target.pid)
+    tasks = tasks_by_id(scan)
+    check_eq(len(records), 4, "hold tasks in the ground truth")
+    total = 0
+    for rec in records:
+        what = f"tokio:{rec['id']}"
+        task = tasks.get(what)
+        check(task is not None, f"{what} not found")
+        check_eq(rec["live_bytes"], 4000, f"{what} holds")
+        ex = task["retained_exclusive_bytes"]
+        check(4000 <= ex <= 4000 + CHUNK_OVERHEAD, f"{what} retained exclusive {ex}")
+        check_eq(task["retained_truncated"], False, f"{what} walk truncated")
+        total += ex
+    types = [t for t in scan["retained"]["task_types"] if "t_hold" in t["type"]]
+    check_eq(len(types), 1, "one task type for t_hold")
+    check_eq(types[0]["retained_exclusive_bytes"], total, "per-type sum")
+    m = re.search(r'^memscoped_tasks_retained_bytes\{[^}]*task_type="([^"]*t_hold[^"]*)"\} (\S+)$',
+                  metrics, re.M)
+    check(m, "memscoped_tasks_retained_bytes for t_hold missing")
+    check_eq(float(m.group(2)), total, "retained metric")
+    _, trace, _, _ = run_trace("release", "hold", "multi", attach="after")
+    check_eq(sorted(t["id"] for t in scan["tasks"]),
+             sorted(t["id"] for t in trace["tasks"] if t["state"] in ("idle", "running")),
+             "live tasks, scan vs trace")
