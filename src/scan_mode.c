@@ -14,6 +14,7 @@
 #include "privilege.h"
 #include "proc.h"
 #include "process_table.h"
+#include "runtime_async_task.h"
 #include "runtime_tokio.h"
 #include "scan_mode.h"
 #include "scan_state.h"
@@ -92,7 +93,7 @@ static int retained(struct process *p, struct scan_process *s, const struct chun
 	res.roots = calloc(cells->n + 1, sizeof(*res.roots));
 	err = roots && res.roots ? 0 : -ENOMEM;
 	for (i = 0; !err && i < cells->n; i++)
-		roots[i] = (struct retained_root){ cells->v[i].header + 32, cells->v[i].end,
+		roots[i] = (struct retained_root){ cells->v[i].start, cells->v[i].end,
 						   cells->v[i].skip };
 	if (!err)
 		err = retained__compute(chunks->v, chunks->n, roots, cells->n,
@@ -141,8 +142,7 @@ static int snapshot(struct daemon *d, struct process *p, uint64_t now_ns)
 			qsort(chunks.v, chunks.n, sizeof(*chunks.v), by_mem);
 		}
 	}
-	if (tokio_process__of(p))
-		err = task_snapshot__tokio(p, s, now_ns, &cells);
+	err = task_snapshot__take(p, s, now_ns, &cells);
 	s->retained_valid = false;
 	if (!err && !census_err && !chunks.dropped)
 		err = retained(p, s, &chunks, &cells);
@@ -177,6 +177,11 @@ void scan_mode__tick(struct daemon *d, uint64_t now_ns, int fresh)
 	d->next_scan_ns = daemon__now() + (uint64_t)(d->opts.scan_interval * 1e9);
 }
 
+static int setup_tokio(struct process *p, const char *debug_dir, char *msg, size_t len)
+{
+	return tokio_process__setup(p, (int)p->pid, debug_dir, msg, len);
+}
+
 /* Which allocator serves malloc: only glibc's heap has a census. */
 static void find_allocator(struct daemon *d, struct process *p, struct scan_process *s)
 {
@@ -207,27 +212,49 @@ static void find_allocator(struct daemon *d, struct process *p, struct scan_proc
 	free(plan);
 }
 
+/* The task runtimes scan mode follows, each found without attaching anything. */
+static const struct scan_runtime {
+	const char *name;
+	int (*setup)(struct process *p, const char *debug_dir, char *msg, size_t len);
+} scan_runtimes[] = {
+	{ "tokio", setup_tokio },
+	{ "async-task", atask_process__setup },
+};
+
+static const struct scan_runtime *scan_runtime(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(scan_runtimes) / sizeof(scan_runtimes[0]); i++)
+		if (!strcmp(scan_runtimes[i].name, name))
+			return &scan_runtimes[i];
+	return NULL;
+}
+
 static int setup(struct daemon *d, struct process *p)
 {
 	const char *rt = d->opts.runtime;
 	struct scan_process *s = scan_process__get(p);
+	bool any = !strcmp(rt, "auto");
 	char msg[1024] = "";
+	size_t i;
 	int err;
 
 	if (!s)
 		return -ENOMEM;
 	find_allocator(d, p, s);
-	if (strcmp(rt, "auto") && strcmp(rt, "tokio"))
-		return 0;
-	err = tokio_process__setup(p, (int)p->pid, d->opts.debug_dir, msg, sizeof(msg));
-	if (err == -ENOENT && !strcmp(rt, "auto"))
-		return 0;
-	if (err) {
-		log_err("pid %u: %s", p->pid, proc__alive((int)p->pid) ? msg : "exited");
-		return err;
+	for (i = 0; i < sizeof(scan_runtimes) / sizeof(scan_runtimes[0]); i++) {
+		if (!any && strcmp(rt, scan_runtimes[i].name))
+			continue;
+		err = scan_runtimes[i].setup(p, d->opts.debug_dir, msg, sizeof(msg));
+		if (err == -ENOENT && any)
+			continue;
+		if (err) {
+			log_err("pid %u: %s", p->pid, proc__alive((int)p->pid) ? msg : "exited");
+			return err;
+		}
+		log_err("pid %u: scan mode: %s found", p->pid, scan_runtimes[i].name);
 	}
-	log_err("pid %u: scan mode: tokio task vtables: %zu in '%s'", p->pid,
-		tokio_process__of(p)->info.nvtables, tokio_process__of(p)->object);
 	return 0;
 }
 
@@ -239,8 +266,9 @@ int scan_mode__start(struct daemon *d)
 	size_t i;
 	int err;
 
-	if (strcmp(rt, "auto") && strcmp(rt, "tokio") && strcmp(rt, "none")) {
-		log_err("--mode scan finds tokio tasks only: --runtime '%s' needs --mode trace",
+	if (strcmp(rt, "auto") && strcmp(rt, "none") && !scan_runtime(rt)) {
+		log_err("--mode scan follows tokio and async-task tasks only: --runtime '%s' needs "
+			"--mode trace",
 			rt);
 		return -EINVAL;
 	}

@@ -16,10 +16,10 @@ struct scan_process;
 
 /* A task cell found by a snapshot, for the retained-heap pass. */
 struct snapshot_cell {
-	uint32_t task;	 /* task index */
-	uint64_t header; /* the cell */
-	uint64_t end;	 /* the future's end (the trailer) */
-	uint64_t skip;	 /* the scheduler handle's word */
+	uint32_t task;	     /* task index */
+	uint64_t header;     /* the cell */
+	uint64_t start, end; /* the part walked: the future */
+	uint64_t skip;	     /* a word not walked (tokio's scheduler handle), or 0 */
 };
 
 struct snapshot_cells {
@@ -32,11 +32,11 @@ struct snapshot_cells {
 uint64_t task_snapshot__hash(uint64_t h, const void *buf, size_t len);
 
 /*
- * One snapshot of p's tokio tasks (p must have tokio's state): updates the task table (new
- * tasks found, tasks gone since the last snapshot ended) and s's per-task state; appends each
- * live cell to cells. 0 or -errno (the table is then left as it was).
+ * One snapshot of p's tasks, for each runtime whose state p has (tokio, async-task): updates
+ * the task table (new tasks found, tasks gone since the last snapshot ended) and s's per-task
+ * state; appends each live cell to cells. 0 or -errno (no task is ended then).
  */
-int task_snapshot__tokio(struct process *p, struct scan_process *s, uint64_t now_ns,
-			 struct snapshot_cells *cells);
+int task_snapshot__take(struct process *p, struct scan_process *s, uint64_t now_ns,
+			struct snapshot_cells *cells);
 
 #endif

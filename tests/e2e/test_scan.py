@@ -273,3 +273,42 @@ def test_scan_task_holding_a_vec_retains_it():
     check_eq(sorted(t["id"] for t in scan["tasks"]),
              sorted(t["id"] for t in trace["tasks"] if t["state"] in ("idle", "running")),
              "live tasks, scan vs trace")
+
+
+def scan_async_task(executor):
+    def test():
+        from test_async_task import binary, run as run_trace_atask
+        target = Target([binary(executor, "release"), "pre"])
+        try:
+            truth = target.go()
+            ms = Memscoped([target.pid], "--mode", "scan", "--stuck-after", "1",
+                           "--scan-interval", "0.2")
+            time.sleep(1.5)
+            report, _, _ = ms.stop()
+            check_eq(text_diffs(target.pid), [], "target code differing from its files")
+        finally:
+            target.stop()
+        scan = process_of(report, target.pid)
+        tasks = [t for t in scan["tasks"] if t["runtime"] == "async-task"]
+        check_eq(len(tasks), truth["sleepers"], "sleepers found by the snapshots")
+        for t in tasks:
+            what = f"sleeper {t['id']}"
+            check_eq(t["state"], "idle", f"{what} state")
+            check(t["suspect"], f"{what} not a suspect")
+            # Each holds vec![i as u64; 1000]: that block, and its chunk's overhead at most.
+            ex = t["retained_exclusive_bytes"]
+            check(truth["vec_bytes"] <= ex <= truth["vec_bytes"] + CHUNK_OVERHEAD,
+                  f"{what} retained exclusive {ex}")
+        _, trace, _ = run_trace_atask(executor, "release", pre=True)
+        live = [t for t in trace["tasks"] if t["runtime"] == "async-task"
+                and t["state"] in ("idle", "running")]
+        check_eq(len(tasks), len(live), "live async-task tasks, scan vs trace")
+        check_eq(sorted(t["future_size_bytes"] for t in tasks),
+                 sorted(t["future_size_bytes"] for t in live), "future sizes, scan vs trace")
+        check_eq(scan["tasks_summary"]["suspects"], trace["tasks_summary"]["suspects"],
+                 "suspects, scan vs trace")
+    return test
+
+
+test_scan_async_task_smol = scan_async_task("smol")
+test_scan_async_task_async_std = scan_async_task("async-std")
