@@ -139,7 +139,8 @@ static int snapshot(struct daemon *d, struct process *p, uint64_t now_ns)
 			s->census_valid = true;
 			s->chunks_dropped = chunks.dropped;
 			s->last_bytes_read += c.bytes_read;
-			qsort(chunks.v, chunks.n, sizeof(*chunks.v), by_mem);
+			if (chunks.n)
+				qsort(chunks.v, chunks.n, sizeof(*chunks.v), by_mem);
 		}
 	}
 	err = task_snapshot__take(p, s, now_ns, &cells);

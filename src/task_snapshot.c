@@ -228,7 +228,8 @@ static int apply(struct process *p, struct scan_process *s, struct snap_list *l,
 	int err = buf ? 0 : -ENOMEM;
 
 	/* Chunks read with an overlap can find a header twice. */
-	qsort(l->v, l->n, sizeof(*l->v), by_header);
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), by_header);
 	for (i = 0; !err && i < l->n; i++) {
 		const struct snap *x = &l->v[i];
 
