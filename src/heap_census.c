@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 #include "heap_census.h"
 #include "proc.h"
 
@@ -255,9 +254,8 @@ struct pid_read {
 static int read_pid(void *ctx, uint64_t addr, void *buf, size_t len)
 {
 	const struct pid_read *r = ctx;
-	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
 
-	return process_vm_readv(r->pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
+	return proc__read(r->pid, addr, buf, len);
 }
 
 #define MAX_REGIONS 65536

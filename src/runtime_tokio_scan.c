@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/uio.h>
 #include "memscoped/events.h"
 #include "proc.h"
 #include "process_table.h"
@@ -137,9 +136,8 @@ struct pid_walk {
 static int read_target(void *ctx, uint64_t addr, void *buf, size_t len)
 {
 	struct pid_walk *s = ctx;
-	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
 
-	return process_vm_readv(s->pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
+	return proc__read(s->pid, addr, buf, len);
 }
 
 static void walk_found(void *ctx, const struct tokio_found *f)

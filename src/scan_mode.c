@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <linux/capability.h>
 #include "alloc_family.h"
 #include "alloc_plan.h"
@@ -35,9 +34,8 @@ const struct retained_limits scan_mode_retained_limits = {
 static int read_pid(void *ctx, uint64_t addr, void *buf, size_t len)
 {
 	const int *pid = ctx;
-	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
 
-	return process_vm_readv(*pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
+	return proc__read(*pid, addr, buf, len);
 }
 
 struct chunk_list {

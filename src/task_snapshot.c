@@ -3,8 +3,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include "memscoped/events.h"
+#include "proc.h"
 #include "process_table.h"
 #include "runtime_async_task.h"
 #include "runtime_tokio.h"
@@ -110,13 +110,6 @@ static int by_header(const void *a, const void *b)
 	const struct snap *x = a, *y = b;
 
 	return x->header < y->header ? -1 : x->header > y->header;
-}
-
-static int read_pid(int pid, uint64_t addr, void *buf, size_t len)
-{
-	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
-
-	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
 }
 
 static int add_cell(struct snapshot_cells *cells, const struct snapshot_cell *c)
@@ -242,7 +235,7 @@ static int apply(struct process *p, struct scan_process *s, struct snap_list *l,
 		len = x->future_end > x->future_start ? x->future_end - x->future_start : 0;
 		if (len > MAX_HASHED)
 			len = MAX_HASHED;
-		hashed = len && !read_pid((int)p->pid, x->future_start, buf, len);
+		hashed = len && !proc__read((int)p->pid, x->future_start, buf, len);
 		hash = hashed ? task_snapshot__hash(TASK_SNAPSHOT_HASH_INIT, buf, len) : 0;
 		update(p, s, task, x, is_new, hash, hashed, now_ns);
 		err = add_cell(cells, &(struct snapshot_cell){

@@ -48,6 +48,13 @@ def report_now(ms, timeout=10):
         return json.load(f)
 
 
+def wait_file(path, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        check(time.monotonic() < deadline, f"no {path} within {timeout}s")
+        time.sleep(0.05)
+
+
 def metric(text, name, pid):
     m = re.search(rf'^{name}{{pid="{pid}"[^}}]*}} (\S+)$', text, re.M)
     check(m, f"{name} for pid {pid} missing from the metrics")
@@ -97,10 +104,7 @@ def test_scan_metrics_carry_the_census():
         tmp = tempfile.TemporaryDirectory(prefix="memscoped-scan-")
         textfile = os.path.join(tmp.name, "metrics.prom")
         ms = Memscoped([target.pid], "--mode", "scan", "--textfile", textfile, "-i", "0.2")
-        deadline = time.monotonic() + 10
-        while not os.path.exists(textfile):
-            check(time.monotonic() < deadline, "no textfile")
-            time.sleep(0.05)
+        wait_file(textfile)
         with open(textfile) as f:
             text = f.read()
         report, _, _ = ms.stop()
@@ -240,10 +244,7 @@ def test_scan_task_holding_a_vec_retains_it():
         records, _, _ = target.go()
         ms = Memscoped([target.pid], "--mode", "scan", "--scan-interval", "0.2",
                        "--textfile", textfile, "-i", "0.2")
-        deadline = time.monotonic() + 10
-        while not os.path.exists(textfile):
-            check(time.monotonic() < deadline, "no textfile")
-            time.sleep(0.05)
+        wait_file(textfile)
         with open(textfile) as f:
             metrics = f.read()
         report, text, _ = ms.stop()
