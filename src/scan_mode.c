@@ -77,6 +77,17 @@ static int by_mem(const void *a, const void *b)
 	return x->mem < y->mem ? -1 : x->mem > y->mem;
 }
 
+/* A heap read again after it changed gives some chunks twice: keep one of each. */
+static void dedupe(struct chunk_list *l)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < l->n; i++)
+		if (!n || l->v[i].mem >= l->v[n - 1].mem + l->v[n - 1].size)
+			l->v[n++] = l->v[i];
+	l->n = n;
+}
+
 /* Each task's retained heap, from its cell through the census's chunks. */
 static int retained(struct process *p, struct scan_process *s, const struct chunk_list *chunks,
 		    const struct snapshot_cells *cells)
@@ -139,6 +150,7 @@ static int snapshot(struct daemon *d, struct process *p, uint64_t now_ns)
 			s->last_bytes_read += c.bytes_read;
 			if (chunks.n)
 				qsort(chunks.v, chunks.n, sizeof(*chunks.v), by_mem);
+			dedupe(&chunks);
 		}
 	}
 	err = task_snapshot__take(p, s, now_ns, &cells);
