@@ -313,3 +313,18 @@ def scan_async_task(executor):
 
 test_scan_async_task_smol = scan_async_task("smol")
 test_scan_async_task_async_std = scan_async_task("async-std")
+
+
+def test_scan_target_exiting_leaves_the_last_snapshot():
+    target = Target([target_path("scan_census")])
+    try:
+        truth = target.go()
+        ms = Memscoped([target.pid], "--mode", "scan", "--scan-interval", "0.2")
+    finally:
+        target.stop()
+    # memscoped ends by itself once its only target is gone.
+    report, _, _ = ms.wait(30)
+    proc = process_of(report, target.pid)
+    check_eq(proc["exited"], True, "exited")
+    want = truth["uordblks"] + truth["hblkhd"] + truth["fsmblks"]
+    check_eq(proc["census"]["inuse_bytes"], want, "the last snapshot's census")
