@@ -8,7 +8,8 @@
 # bar: memscoped's added cost <= 0.25 x bpftrace's, and no lost events. A run that fails exits
 # non-zero; a missed bar only prints FAIL. BENCH_SECONDS (default 1) bounds each run.
 # Then scripts/bench/tokio.py measures tokio targets (task churn, 1000 future types, a 1 GiB
-# attach scan, /metrics with 100k live tasks) and prints its own table.
+# attach scan, /metrics with 100k live tasks) and prints its own table, and
+# scripts/bench/scan.py the tokio churn's throughput under --mode scan (60 s and 1 s intervals).
 set -euo pipefail
 
 BUILD=${BUILD:-build}
@@ -170,6 +171,8 @@ EOF
 
 echo
 BUILD=$BUILD BENCH_REPS=$REPS "$(dirname "$0")/tokio.py"
+echo
+BUILD=$BUILD BENCH_REPS=$REPS "$(dirname "$0")/scan.py"
 echo
 BUILD=$BUILD "$(dirname "$0")/api.py"
 echo "total time: $((SECONDS - start)) s"
