@@ -36,6 +36,7 @@ enum {
 	OPT_HTML,
 	OPT_MODE,
 	OPT_SCAN_INTERVAL,
+	OPT_LEAK_CANDIDATES,
 };
 
 static const struct argp_option options[] = {
@@ -100,6 +101,10 @@ static const struct argp_option options[] = {
 	  0 },
 	{ "scan-interval", OPT_SCAN_INTERVAL, "SECONDS", 0,
 	  "In scan mode, read the target's memory this often (default 60)", 0 },
+	{ "leak-candidates", OPT_LEAK_CANDIDATES, NULL, 0,
+	  "In scan mode, also list the heap chunks no pointer in the process's writable memory "
+	  "reaches (a second walk of the heap each snapshot)",
+	  0 },
 	{ "verbose", 'v', NULL, 0, "Explain probe placement; show libbpf's messages", 0 },
 	{ 0 },
 };
@@ -290,6 +295,9 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 			return fail(state, "invalid --scan-interval '%s': expected seconds >= 0.1",
 				    arg);
 		break;
+	case OPT_LEAK_CANDIDATES:
+		o->leak_candidates = true;
+		break;
 	case 'v':
 		o->verbose++;
 		break;
@@ -300,6 +308,8 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		if (!o->npids)
 			return fail(state, "no target: give at least one --pid");
 		/* A uid change takes CAP_SYS_PTRACE away, and every snapshot needs it. */
+		if (o->leak_candidates && !o->scan)
+			return fail(state, "--leak-candidates needs --mode scan");
 		if (o->scan && o->user)
 			return fail(state, "--user cannot be used with --mode scan");
 		if (o->scan && (o->empty_programs || o->no_uprobe_multi))

@@ -35,6 +35,7 @@ struct cli_options {
 	bool empty_programs;	  /* benchmarks: allocator programs that do nothing */
 	bool scan;		  /* --mode scan: memory snapshots, no probe on the target */
 	double scan_interval;	  /* seconds between snapshots in scan mode */
+	bool leak_candidates;	  /* scan mode: chunks reachable from no root */
 	int verbose;
 };
 

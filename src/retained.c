@@ -99,15 +99,13 @@ static void scan(struct walk *w, uint64_t start, uint64_t end, uint64_t skip, ui
 		w->fig->truncated = 1;
 }
 
-static void walk_root(struct walk *w, const struct retained_root *r)
+/* Walks what the stack holds, and what that reaches, within the bounds. */
+static void drain(struct walk *w)
 {
 	const struct retained_chunk *c;
 	struct item it;
 	uint64_t len;
 
-	w->top = 0;
-	w->scanned_root = 0;
-	scan(w, r->start, r->end, r->skip, 0);
 	while (w->top) {
 		it = w->stack[--w->top];
 		c = &w->chunks[it.chunk];
@@ -122,6 +120,66 @@ static void walk_root(struct walk *w, const struct retained_root *r)
 		}
 		scan(w, c->mem, c->mem + len, 0, it.depth);
 	}
+}
+
+static void walk_root(struct walk *w, const struct retained_root *r)
+{
+	w->top = 0;
+	w->scanned_root = 0;
+	scan(w, r->start, r->end, r->skip, 0);
+	drain(w);
+}
+
+static int walk_alloc(struct walk *w)
+{
+	size_t i;
+
+	w->owner = malloc((w->nchunks + 1) * sizeof(*w->owner));
+	w->stamp = calloc(w->nchunks + 1, sizeof(*w->stamp));
+	/* Each chunk is pushed at most once per root. */
+	w->stack = malloc((w->nchunks + 1) * sizeof(*w->stack));
+	w->buf = malloc(READ_BUF);
+	if (!w->owner || !w->stamp || !w->stack || !w->buf)
+		return -ENOMEM;
+	for (i = 0; i < w->nchunks; i++)
+		w->owner[i] = OWNER_NONE;
+	return 0;
+}
+
+static void walk_free(struct walk *w)
+{
+	free(w->owner);
+	free(w->stamp);
+	free(w->stack);
+	free(w->buf);
+}
+
+int retained__reach(const struct retained_chunk *chunks, size_t nchunks,
+		    const struct retained_root *ranges, size_t nranges,
+		    const struct retained_limits *limits, retained_read_fn read, void *ctx,
+		    uint8_t *ret_reached, struct retained_figures *ret)
+{
+	struct walk w = {
+		.chunks = chunks, .nchunks = nchunks, .lim = limits, .read = read, .ctx = ctx
+	};
+	size_t i;
+	int err;
+
+	memset(ret, 0, sizeof(*ret));
+	err = walk_alloc(&w);
+	w.fig = ret;
+	/* One walk for every range: a chunk reached once is reached. */
+	for (i = 0; !err && i < nranges; i++) {
+		scan(&w, ranges[i].start, ranges[i].end, ranges[i].skip, 0);
+		drain(&w);
+	}
+	for (i = 0; !err && i < nchunks; i++) {
+		ret_reached[i] = w.stamp[i] != 0;
+		if (!ret_reached[i])
+			ret->exclusive += chunks[i].size;
+	}
+	walk_free(&w);
+	return err;
 }
 
 int retained__compute(const struct retained_chunk *chunks, size_t nchunks,
@@ -141,17 +199,9 @@ int retained__compute(const struct retained_chunk *chunks, size_t nchunks,
 	memset(ret->roots, 0, nroots * sizeof(*ret->roots));
 	if (nroots >= OWNER_CELL)
 		return -E2BIG;
-	w.owner = malloc((nchunks + 1) * sizeof(*w.owner));
-	w.stamp = calloc(nchunks + 1, sizeof(*w.stamp));
-	/* Each chunk is pushed at most once per root. */
-	w.stack = malloc((nchunks + 1) * sizeof(*w.stack));
-	w.buf = malloc(READ_BUF);
-	if (!w.owner || !w.stamp || !w.stack || !w.buf) {
-		err = -ENOMEM;
+	err = walk_alloc(&w);
+	if (err)
 		goto out;
-	}
-	for (i = 0; i < nchunks; i++)
-		w.owner[i] = OWNER_NONE;
 	for (i = 0; i < nroots; i++) {
 		c = retained__chunk_of(chunks, nchunks, roots[i].start);
 		if (c >= 0)
@@ -173,9 +223,6 @@ int retained__compute(const struct retained_chunk *chunks, size_t nchunks,
 	}
 	ret->scanned_bytes = w.scanned_total;
 out:
-	free(w.owner);
-	free(w.stamp);
-	free(w.stack);
-	free(w.buf);
+	walk_free(&w);
 	return err;
 }

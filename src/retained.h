@@ -60,4 +60,16 @@ int retained__compute(const struct retained_chunk *chunks, size_t nchunks,
 		      const struct retained_limits *limits, retained_read_fn read, void *ctx,
 		      struct retained_result *ret);
 
+/*
+ * Leak candidates: one walk from every range (the process's writable memory outside in-use
+ * chunks: globals, stacks, TLS, the allocator's own state), marking in ret_reached (nchunks
+ * entries) each chunk it reaches. ret->exclusive: the bytes of the chunks not reached,
+ * ret->inclusive: of those reached; ret->truncated if a bound stopped the walk (then more
+ * chunks look unreached than are). 0 or -ENOMEM.
+ */
+int retained__reach(const struct retained_chunk *chunks, size_t nchunks,
+		    const struct retained_root *ranges, size_t nranges,
+		    const struct retained_limits *limits, retained_read_fn read, void *ctx,
+		    uint8_t *ret_reached, struct retained_figures *ret);
+
 #endif

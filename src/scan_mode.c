@@ -128,6 +128,109 @@ static int retained(struct process *p, struct scan_process *s, const struct chun
 	return err;
 }
 
+/* The leak walk: everything reachable counts, however deep. */
+static const struct retained_limits leak_limits = {
+	.max_depth = 1u << 30,
+	.max_scan_per_root = 4ull << 30,
+	.max_scan_total = 4ull << 30,
+	.max_scan_chunk = 64ull << 20,
+};
+
+struct root_ranges {
+	struct retained_root *v;
+	size_t n, cap;
+	const struct chunk_list *chunks;
+	size_t next; /* the first chunk not below the last range */
+	int err;
+};
+
+static void add_range(struct root_ranges *r, uint64_t start, uint64_t end)
+{
+	struct retained_root *v;
+
+	if (start >= end || r->err)
+		return;
+	if (r->n == r->cap) {
+		v = realloc(r->v, (r->cap ? r->cap * 2 : 64) * sizeof(*v));
+		if (!v) {
+			r->err = -ENOMEM;
+			return;
+		}
+		r->v = v;
+		r->cap = r->cap ? r->cap * 2 : 64;
+	}
+	r->v[r->n++] = (struct retained_root){ start, end, 0 };
+}
+
+/* A writable mapping, less the in-use chunks in it (a chunk is no root: it must be reached). */
+static int add_mapping(const char *line, void *ctx)
+{
+	struct root_ranges *r = ctx;
+	const struct chunk_list *c = r->chunks;
+	unsigned long long start, end;
+	uint64_t at, cstart;
+	char perms[5];
+	size_t i;
+
+	if (sscanf(line, "%llx-%llx %4s", &start, &end, perms) < 3 || perms[0] != 'r' ||
+	    perms[1] != 'w')
+		return 0;
+	at = start;
+	/* Chunks are sorted, and so are the maps: one pass over both. */
+	for (i = r->next; i < c->n && c->v[i].mem - 16 < end; i++) {
+		cstart = c->v[i].mem - 16;
+		if (cstart + c->v[i].size <= start)
+			continue;
+		add_range(r, at, cstart > at ? cstart : at);
+		if (cstart + c->v[i].size > at)
+			at = cstart + c->v[i].size;
+	}
+	r->next = i;
+	add_range(r, at < end ? at : end, end);
+	return r->err;
+}
+
+/* The chunks nothing in the process's writable memory points to, the largest listed. */
+static int leak_candidates(struct process *p, struct scan_process *s,
+			   const struct chunk_list *chunks)
+{
+	struct root_ranges r = { .chunks = chunks };
+	struct retained_figures fig;
+	uint8_t *reached = calloc(chunks->n + 1, 1);
+	int pid = (int)p->pid, err;
+	size_t i, j;
+
+	err = reached ? proc__maps_lines(pid, add_mapping, &r) : -ENOMEM;
+	if (!err)
+		err = retained__reach(chunks->v, chunks->n, r.v, r.n, &leak_limits, read_pid, &pid,
+				      reached, &fig);
+	if (!err) {
+		s->leaks_valid = true;
+		s->leaks_truncated = fig.truncated;
+		s->leak_bytes = fig.exclusive;
+		s->leak_chunks = 0;
+		s->nleaks = 0;
+		for (i = 0; i < chunks->n; i++) {
+			if (reached[i])
+				continue;
+			s->leak_chunks++;
+			/* Insertion into the list of the largest, biggest first. */
+			for (j = s->nleaks; j > 0 && s->leaks[j - 1].size < chunks->v[i].size; j--)
+				if (j < SCAN_LEAKS_LISTED)
+					s->leaks[j] = s->leaks[j - 1];
+			if (j < SCAN_LEAKS_LISTED) {
+				s->leaks[j].addr = chunks->v[i].mem;
+				s->leaks[j].size = chunks->v[i].size;
+				if (s->nleaks < SCAN_LEAKS_LISTED)
+					s->nleaks++;
+			}
+		}
+	}
+	free(r.v);
+	free(reached);
+	return err;
+}
+
 /* One snapshot of p: census, tasks, retained heap. 0 or -errno (figures of the last kept). */
 static int snapshot(struct daemon *d, struct process *p, uint64_t now_ns)
 {
@@ -157,6 +260,9 @@ static int snapshot(struct daemon *d, struct process *p, uint64_t now_ns)
 	s->retained_valid = false;
 	if (!err && !census_err && !chunks.dropped)
 		err = retained(p, s, &chunks, &cells);
+	s->leaks_valid = false;
+	if (!err && !census_err && !chunks.dropped && d->opts.leak_candidates)
+		err = leak_candidates(p, s, &chunks);
 	if (!err && census_err != -ENOENT)
 		err = census_err;
 	s->snapshot_errors += err != 0;

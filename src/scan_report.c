@@ -117,6 +117,26 @@ static struct json_object *retained_json(const struct process *p, const struct s
 	return o;
 }
 
+static struct json_object *leaks_json(const struct scan_process *s)
+{
+	struct json_object *o = json_object_new_object(), *list = json_object_new_array(), *c;
+	char buf[32];
+	size_t i;
+
+	put_u64(o, "chunks", s->leak_chunks);
+	put_u64(o, "bytes", s->leak_bytes);
+	json_object_object_add(o, "truncated", json_object_new_boolean(s->leaks_truncated));
+	for (i = 0; i < s->nleaks; i++) {
+		c = json_object_new_object();
+		snprintf(buf, sizeof(buf), "0x%" PRIx64, s->leaks[i].addr);
+		json_object_object_add(c, "address", json_object_new_string(buf));
+		put_u64(c, "size", s->leaks[i].size);
+		json_object_array_add(list, c);
+	}
+	json_object_object_add(o, "largest", list);
+	return o;
+}
+
 void scan_report__process_json(struct json_object *o, const struct process *p)
 {
 	const struct scan_process *s = scan_process__of(p);
@@ -133,6 +153,8 @@ void scan_report__process_json(struct json_object *o, const struct process *p)
 	put_u64(sc, "tasks_found", s->tasks_found);
 	json_object_object_add(o, "scan", sc);
 	json_object_object_add(o, "retained", retained_json(p, s));
+	if (s->leaks_valid)
+		json_object_object_add(o, "leak_candidates", leaks_json(s));
 }
 
 void scan_report__task_json(struct json_object *o, const struct process *p, uint32_t index)
@@ -195,6 +217,10 @@ void scan_report__text(FILE *f, const struct process *p)
 			"  retained       %" PRIu64 " bytes in %" PRIu64
 			" chunks reachable from no task\n",
 			s->unreached_bytes, s->unreached_chunks);
+	if (s->leaks_valid)
+		fprintf(f, "  leak candidates %" PRIu64 " bytes in %" PRIu64 " chunks%s\n",
+			s->leak_bytes, s->leak_chunks,
+			s->leaks_truncated ? " (walk truncated: an upper bound)" : "");
 }
 
 int scan_report__metrics(struct prom_text *out, struct process_table *procs, size_t max_types)

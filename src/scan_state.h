@@ -13,6 +13,8 @@
 
 struct process;
 
+#define SCAN_LEAKS_LISTED 20
+
 /* One task, by task index; key tells a recycled index from the task it was. */
 struct scan_task {
 	uint64_t key;
@@ -43,6 +45,13 @@ struct scan_process {
 	uint64_t unreached_bytes, unreached_chunks, roots_truncated, retained_scanned_bytes;
 	struct scan_task *tasks;
 	size_t ntasks;
+	/* Leak candidates (--leak-candidates), last snapshot: the largest listed. */
+	bool leaks_valid, leaks_truncated;
+	uint64_t leak_chunks, leak_bytes;
+	struct {
+		uint64_t addr, size;
+	} leaks[SCAN_LEAKS_LISTED];
+	size_t nleaks;
 };
 
 /* p's scan state, or NULL (trace mode). */

@@ -137,7 +137,8 @@ def test_scan_bad_options_are_refused():
     from harness import run_memscoped
     for args, msg in ((("--mode", "sample"), "invalid --mode 'sample'"),
                       (("--mode", "scan", "--scan-interval", "0"), "invalid --scan-interval"),
-                      (("--mode", "scan", "--user", "nobody"), "--user cannot be used")):
+                      (("--mode", "scan", "--user", "nobody"), "--user cannot be used"),
+                      (("--leak-candidates",), "--leak-candidates needs --mode scan")):
         code, _, err = run_memscoped("-p", "1", *args)
         check_eq(code, 2, f"exit status of {args}")
         check(err.startswith("memscoped: ") and msg in err, f"stderr {err!r}")
@@ -328,3 +329,26 @@ def test_scan_target_exiting_leaves_the_last_snapshot():
     check_eq(proc["exited"], True, "exited")
     want = truth["uordblks"] + truth["hblkhd"] + truth["fsmblks"]
     check_eq(proc["census"]["inuse_bytes"], want, "the last snapshot's census")
+
+
+def test_scan_leak_candidates_are_the_blocks_nothing_points_to():
+    """Five blocks the target lost every pointer to are the largest leak candidates; a block a
+    global still points to is not one."""
+    target = Target([target_path("scan_census"), "leak"])
+    try:
+        truth = target.go()
+        ms = Memscoped([target.pid], "--mode", "scan", "--leak-candidates")
+        report, text, _ = ms.stop()
+    finally:
+        target.stop()
+    leaks = process_of(report, target.pid)["leak_candidates"]
+    check_eq(leaks["truncated"], False, "leak walk truncated")
+    listed = {int(c["address"], 16): c["size"] for c in leaks["largest"]}
+    top = sorted(leaks["largest"], key=lambda c: -c["size"])[:len(truth["leaked"])]
+    check_eq(sorted(int(c["address"], 16) for c in top), sorted(truth["leaked"]),
+             "the largest leak candidates are the leaked blocks")
+    for addr in truth["leaked"]:
+        check(listed[addr] >= 100000, f"leaked block {addr:#x} size {listed[addr]}")
+    check(truth["kept"] not in listed, "a block a global points to listed as a leak")
+    check(leaks["bytes"] >= sum(listed[a] for a in truth["leaked"]), "leak bytes")
+    check("leak candidates" in text, "text report")

@@ -5,7 +5,8 @@
  *   then       one byte per chunk, its size in 16-byte units (chunks laid out one after another)
  *   the rest   the memory itself, holding the pointers
  * The figures add up: exclusive <= inclusive <= every chunk's bytes, and what is exclusive to a
- * task plus what no task reaches never exceeds the heap.
+ * task plus what no task reaches never exceeds the heap; the leak walk splits the heap into
+ * reached and unreached chunks exactly.
  */
 #include <assert.h>
 #include <errno.h>
@@ -38,6 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct retained_root roots[8];
 	struct retained_figures figs[8];
 	struct retained_result r = { .roots = figs };
+	struct retained_figures fig;
+	uint8_t reached[32];
 	struct retained_limits lim = { 0, 4096, 16384, 1024 };
 	struct memory m;
 	size_t nchunks, nroots, i;
@@ -70,5 +73,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	assert(sum + r.unreached_bytes <= total);
 	assert(r.scanned_bytes <= lim.max_scan_total + 65536);
+	/* The leak walk from the same ranges: every chunk is reached or not, once. */
+	assert(retained__reach(chunks, nchunks, roots, nroots, &lim, read_memory, &m, reached,
+			       &fig) == 0);
+	for (i = 0, sum = 0; i < nchunks; i++)
+		sum += reached[i] ? chunks[i].size : 0;
+	assert(sum == fig.inclusive && fig.inclusive + fig.exclusive == total);
 	return 0;
 }

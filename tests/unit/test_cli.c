@@ -194,6 +194,9 @@ static void test_cli_mode(void **state)
 	assert_rejected("-p", "1", "--mode", "scan", "--scan-interval", "x");
 	assert_rejected("-p", "1", "--mode", "scan", "--user", "nobody");
 	assert_rejected("-p", "1", "--mode", "scan", "--empty-programs");
+	assert_rejected("-p", "1", "--leak-candidates");
+	assert_int_equal(parse(&o, "-p", "1", "--mode", "scan", "--leak-candidates"), 0);
+	assert_true(o.leak_candidates);
 }
 
 static void test_cli_allocator(void **state)

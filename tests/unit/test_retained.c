@@ -151,6 +151,35 @@ static void test_retained_unreadable_and_budget(void **state)
 	assert_int_equal(r.scanned_bytes, 64);
 }
 
+/* Leak candidates: one walk from every range; what no range reaches is a candidate. */
+static void test_retained_reach_from_ranges(void **state)
+{
+	const struct retained_chunk c[] = {
+		{ BASE + 512, 64 }, { BASE + 640, 64 }, { BASE + 768, 64 }, { BASE + 896, 64 }
+	};
+	/* Two "globals" ranges: one points at the first chunk, the other at the second. */
+	const struct retained_root ranges[] = { { BASE, BASE + 16, 0 },
+						{ BASE + 256, BASE + 272, 0 } };
+	struct retained_figures fig;
+	uint8_t reached[4];
+
+	(void)state;
+	memset(memory, 0, sizeof(memory));
+	put(BASE + 8, BASE + 512);
+	put(BASE + 256, BASE + 650); /* interior */
+	put(BASE + 648, BASE + 768); /* the second chunk keeps the third */
+	put(BASE + 896, BASE + 512); /* the fourth points at the first: still a leak */
+	assert_int_equal(retained__reach(c, 4, ranges, 2, &wide, fake_read, NULL, reached, &fig),
+			 0);
+	assert_int_equal(reached[0], 1);
+	assert_int_equal(reached[1], 1);
+	assert_int_equal(reached[2], 1);
+	assert_int_equal(reached[3], 0);
+	assert_int_equal(fig.exclusive, 64);
+	assert_int_equal(fig.inclusive, 192);
+	assert_int_equal(fig.truncated, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -159,6 +188,7 @@ int main(void)
 		cmocka_unit_test(test_retained_skip_and_alignment),
 		cmocka_unit_test(test_retained_depth_bound),
 		cmocka_unit_test(test_retained_unreadable_and_budget),
+		cmocka_unit_test(test_retained_reach_from_ranges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
