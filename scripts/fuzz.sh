@@ -11,7 +11,7 @@ BUILD=${BUILD:-build}
 CLANG=${CLANG:-clang}
 seconds=${1:-60}
 out=$BUILD/fuzz
-harnesses=(fuzz_elf fuzz_insn fuzz_tokio_scan fuzz_http fuzz_maps fuzz_census fuzz_api fuzz_unwind)
+harnesses=(fuzz_elf fuzz_insn fuzz_tokio_scan fuzz_http fuzz_maps fuzz_census fuzz_api fuzz_unwind fuzz_retained)
 
 read -ra extra <<<"${FUZZ_CFLAGS:-}"
 CFLAGS=(-g -O1 -fno-omit-frame-pointer "-fsanitize=address,undefined"

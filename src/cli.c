@@ -37,6 +37,9 @@ enum {
 	OPT_SAMPLE_BYTES,
 	OPT_PPROF,
 	OPT_FOLDED,
+	OPT_MODE,
+	OPT_SCAN_INTERVAL,
+	OPT_LEAK_CANDIDATES,
 };
 
 static const struct argp_option options[] = {
@@ -102,6 +105,17 @@ static const struct argp_option options[] = {
 	  "On exit and SIGUSR1, write the sampled stacks as a gzip'd pprof heap profile", 0 },
 	{ "folded", OPT_FOLDED, "FILE", 0,
 	  "On exit and SIGUSR1, write the live bytes' sampled stacks folded (flame graphs)", 0 },
+	{ "mode", OPT_MODE, "MODE", 0,
+	  "trace (default): uprobes on the allocator and the runtimes, exact; scan: no probe on "
+	  "the target, its memory is read every --scan-interval (heap census, live tasks, "
+	  "retained heap)",
+	  0 },
+	{ "scan-interval", OPT_SCAN_INTERVAL, "SECONDS", 0,
+	  "In scan mode, read the target's memory this often (default 60)", 0 },
+	{ "leak-candidates", OPT_LEAK_CANDIDATES, NULL, 0,
+	  "In scan mode, also list the heap chunks no pointer in the process's writable memory "
+	  "reaches (a second walk of the heap each snapshot)",
+	  0 },
 	{ "verbose", 'v', NULL, 0, "Explain probe placement; show libbpf's messages", 0 },
 	{ 0 },
 };
@@ -299,6 +313,19 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_EMPTY_PROGRAMS:
 		o->empty_programs = true;
 		break;
+	case OPT_MODE:
+		if (strcmp(arg, "trace") && strcmp(arg, "scan"))
+			return fail(state, "invalid --mode '%s': expected trace or scan", arg);
+		o->scan = !strcmp(arg, "scan");
+		break;
+	case OPT_SCAN_INTERVAL:
+		if (cli__parse_seconds(arg, &o->scan_interval) || o->scan_interval < 0.1)
+			return fail(state, "invalid --scan-interval '%s': expected seconds >= 0.1",
+				    arg);
+		break;
+	case OPT_LEAK_CANDIDATES:
+		o->leak_candidates = true;
+		break;
 	case 'v':
 		o->verbose++;
 		break;
@@ -308,6 +335,17 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_END:
 		if (!o->npids)
 			return fail(state, "no target: give at least one --pid");
+		if (o->leak_candidates && !o->scan)
+			return fail(state, "--leak-candidates needs --mode scan");
+		/* A uid change takes CAP_SYS_PTRACE away, and every snapshot needs it. */
+		if (o->scan && o->user)
+			return fail(state, "--user cannot be used with --mode scan");
+		if (o->scan && (o->empty_programs || o->no_uprobe_multi))
+			return fail(state, "--empty-programs and --no-uprobe-multi are for "
+					   "--mode trace");
+		/* Stacks are taken by the allocator probes, which scan mode does not place. */
+		if (o->scan && (o->pprof || o->folded))
+			return fail(state, "--pprof and --folded need --mode trace");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -330,6 +368,7 @@ int cli__parse(int argc, char **argv, unsigned int flags, struct cli_options *re
 		.stuck_after = 30,
 		.runtime = "auto",
 		.allocator = "auto",
+		.scan_interval = 60,
 	};
 
 	char **args;

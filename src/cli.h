@@ -36,6 +36,9 @@ struct cli_options {
 	const char *user;	  /* become this user once attached; NULL = stay uid 0 */
 	bool no_uprobe_multi;	  /* one perf-event link per probe */
 	bool empty_programs;	  /* benchmarks: allocator programs that do nothing */
+	bool scan;		  /* --mode scan: memory snapshots, no probe on the target */
+	double scan_interval;	  /* seconds between snapshots in scan mode */
+	bool leak_candidates;	  /* scan mode: chunks reachable from no root */
 	int verbose;
 };
 

@@ -165,6 +165,9 @@ void daemon__drain(struct daemon *d)
 {
 	uint64_t start = daemon__now();
 
+	/* Scan mode has no ring. */
+	if (!d->rb)
+		return;
 	ring_buffer__consume(d->rb);
 	/* What this drain left behind was submitted after it began (event_decoder.h). */
 	event_decoder__time_passed(&d->decoder, start);
@@ -194,6 +197,7 @@ static void fill_report(struct daemon *d, struct report_input *r)
 	r->stuck_after_ns = (uint64_t)(d->opts.stuck_after * 1e9);
 	r->timeseries = d->series;
 	r->stacks = stacks__profile(d->stacks);
+	r->mode = d->opts.scan ? "scan" : "trace";
 }
 
 /* Renders the metrics once for both the HTTP endpoint and the textfile. */
@@ -282,6 +286,8 @@ int daemon__write_reports(struct daemon *d)
 	int err;
 
 	stacks__name_frames(d->stacks);
+	if (d->tick)
+		d->tick(d, daemon__now(), 1);
 	fill_report(d, &r);
 	/* The series ends at the report's own figures. */
 	timeseries__tick(d->series, r.procs, r.now_ns, true);
@@ -344,6 +350,8 @@ void daemon__run(struct daemon *d, volatile sig_atomic_t *exiting,
 		watcher__receive(d->watcher, &d->links);
 		daemon__drain(d);
 		now = daemon__now();
+		if (d->tick)
+			d->tick(d, now, 0);
 		if (deadline && now >= deadline)
 			break;
 		if (now >= next_alive) {
@@ -352,7 +360,8 @@ void daemon__run(struct daemon *d, volatile sig_atomic_t *exiting,
 			daemon__drain(d);
 			if (!daemon__update_alive(d))
 				break;
-			warn_blind(d, now);
+			if (d->rb)
+				warn_blind(d, now);
 		}
 		timeseries__tick(d->series, d->decoder.procs, now, false);
 		if (*report_requested) {

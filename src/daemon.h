@@ -32,6 +32,9 @@ struct daemon {
 	int lost_fd;		   /* BPF maps: failed ring reserves, per CPU */
 	int targets_fd;		   /* and the traced pids; -1 before load */
 	uint64_t start;		   /* CLOCK_MONOTONIC */
+	/* --mode scan: called every turn of the loop, and fresh before each report. */
+	void (*tick)(struct daemon *d, uint64_t now_ns, int fresh);
+	uint64_t next_scan_ns;
 };
 
 uint64_t daemon__now(void);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "exporter_prometheus.h"
+#include "scan_report.h"
 #include "task_figures.h"
 
 /* Per task_type label value of one process: the types it sums, and their figures. */
@@ -294,6 +295,8 @@ static int render(struct prom_text *out, const struct exporter_input *in, struct
 	err = render_dropped(out, views, n);
 	if (!err)
 		err = render_allocator_info(out, views, n);
+	if (!err)
+		err = scan_report__metrics(out, in->procs, in->max_task_types);
 	if (err)
 		return err;
 	for (i = 0; i < n; i++) {

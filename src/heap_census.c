@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 #include "heap_census.h"
 #include "proc.h"
 
@@ -131,19 +130,28 @@ static uint64_t find_first(struct window *win, uint64_t lo, uint64_t span, uint6
 	return 0;
 }
 
+/* A heap changing while it is read (a thread allocating) is read again this many times. */
+#define HEAP_ATTEMPTS 3
+
 static int heap(struct window *win, uint64_t start, uint64_t lo, uint64_t span, uint64_t end,
 		census_chunk_fn chunk, void *chunk_ctx, struct heap_census *c)
 {
-	struct walk wk = { 0 };
-	uint64_t first = find_first(win, lo, span, end);
-	int err;
+	struct walk wk;
+	uint64_t first;
+	int err = -EBADMSG, attempt;
 
-	if (!first) {
-		c->damaged++;
-		return 0;
+	/* -EFAULT, -ERANGE: the heap shrank or moved under the read. */
+	for (attempt = 0;
+	     attempt < HEAP_ATTEMPTS && (err == -EBADMSG || err == -EFAULT || err == -ERANGE);
+	     attempt++) {
+		/* Read it afresh: the window may hold what changed. */
+		win->len = 0;
+		memset(&wk, 0, sizeof(wk));
+		first = find_first(win, lo, span, end);
+		/* A failed pass may have called chunk already: callers see some chunks twice. */
+		err = first ? chain(win, first, end, &wk, chunk, chunk_ctx, false) : -EBADMSG;
 	}
-	err = chain(win, first, end, &wk, chunk, chunk_ctx, false);
-	if (err == -EBADMSG) { /* changed between the two passes */
+	if (err == -EBADMSG || err == -EFAULT || err == -ERANGE) { /* changed, every time */
 		c->damaged++;
 		return 0;
 	}
@@ -255,9 +263,8 @@ struct pid_read {
 static int read_pid(void *ctx, uint64_t addr, void *buf, size_t len)
 {
 	const struct pid_read *r = ctx;
-	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
 
-	return process_vm_readv(r->pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
+	return proc__read(r->pid, addr, buf, len);
 }
 
 #define MAX_REGIONS 65536

@@ -46,8 +46,9 @@ enum census_region_kind heap_census__classify(uint64_t start, const char *name);
 
 /*
  * Walks one region into c (not reset): the chunk chain of a heap, or the mmapped chunks of an
- * anonymous mapping. A heap whose chain does not end where its heap says is counted damaged
- * and adds nothing. chunk may be NULL. Returns 0, or chunk's nonzero return, or -errno of read.
+ * anonymous mapping. A heap whose chain does not end where its heap says is read again, up to
+ * three times (it changed while read); then it is counted damaged and adds nothing. chunk may
+ * then have seen some chunks more than once, or of a damaged heap. chunk may be NULL. Returns 0, or chunk's nonzero return, or -errno of read.
  */
 int heap_census__region(const struct census_region *r, census_read_fn read, void *read_ctx,
 			census_chunk_fn chunk, void *chunk_ctx, struct heap_census *c);

@@ -26,6 +26,7 @@
 #include "proc.h"
 #include "prom_text.h"
 #include "runtime.h"
+#include "scan_mode.h"
 #include "top.h"
 #include "timeseries.h"
 #include "watcher.h"
@@ -389,6 +390,16 @@ int main(int argc, char **argv)
 	d.start = daemon__now();
 	event_decoder__time_passed(&d.decoder, d.start);
 	daemon__publish_metrics(&d, false);
+	if (o->scan) {
+		/* No BPF at all: the loop, reports and metrics, fed by memory snapshots. */
+		if (scan_mode__start(&d))
+			goto cleanup;
+		daemon__run(&d, &exiting, &report_requested);
+		daemon__update_alive(&d);
+		daemon__publish_metrics(&d, true);
+		err = daemon__write_reports(&d) ? 1 : 0;
+		goto cleanup;
+	}
 	multi = !o->no_uprobe_multi;
 	err = load_and_attach(&d, multi, &skel);
 	if (err == -EOPNOTSUPP) {

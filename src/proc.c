@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/uio.h>
 #include <sys/resource.h>
 #include "proc.h"
 
@@ -94,6 +95,13 @@ int proc__cpu_seconds(int pid, double *ret_seconds)
 		return -EIO;
 	*ret_seconds = (double)(utime + stime) / (double)tick;
 	return 0;
+}
+
+int proc__read(int pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
+
+	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
 }
 
 bool proc__alive(int pid)

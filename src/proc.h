@@ -26,6 +26,8 @@ int proc__state(int pid, char *ret_state, bool *ret_kernel_thread);
 int proc__cpu_seconds(int pid, double *ret_seconds);
 /* True while the process exists and is not exiting (its memory released) or a zombie. */
 bool proc__alive(int pid);
+/* Reads len bytes of process pid at addr (process_vm_readv): 0, or -EFAULT if not all of them. */
+int proc__read(int pid, uint64_t addr, void *buf, size_t len);
 
 typedef int (*proc_mapping_cb)(const struct proc_mapping *m, void *ctx);
 /* Walks file-backed mappings; a nonzero cb return stops the walk and is returned. */

@@ -19,6 +19,7 @@ struct report_input {
 	uint64_t stuck_after_ns;	     /* --stuck-after */
 	const struct timeseries *timeseries; /* NULL: no "timeseries" field */
 	const struct stack_profile *stacks;  /* sampled stacks; NULL: none (--sample-bytes 0) */
+	const char *mode;		     /* "trace" or "scan"; NULL: trace */
 };
 
 /* Writes the JSON report; returns 0 or -errno. */

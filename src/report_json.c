@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "report.h"
 #include "report_stacks.h"
+#include "scan_report.h"
 #include "runtime.h"
 #include "task_figures.h"
 
@@ -185,6 +186,7 @@ static struct json_object *task_json(const struct process *p, uint32_t index,
 		put_seconds(o, "ended_at_seconds", seconds(t->end_ns - p->start_ns));
 	if (t->dealloc_ns)
 		put_seconds(o, "deallocated_at_seconds", seconds(t->dealloc_ns - p->start_ns));
+	scan_report__task_json(o, p, index);
 	return o;
 }
 
@@ -343,6 +345,7 @@ static struct json_object *process_json(const struct process *p, const struct re
 	json_object_object_add(o, "threads", threads_json(p));
 	json_object_object_add(o, "limits", limits_json(p));
 	add_tasks(o, p, in);
+	scan_report__process_json(o, p);
 	ts = timeseries__json(in->timeseries, p);
 	if (ts)
 		json_object_object_add(o, "timeseries", ts);
@@ -385,6 +388,7 @@ int report_json__write(FILE *f, const struct report_input *in)
 	if (!root)
 		return -ENOMEM;
 	put_u64(root, "report_version", 1);
+	json_object_object_add(root, "mode", json_object_new_string(in->mode ? in->mode : "trace"));
 	json_object_object_add(root, "memscoped_version",
 			       json_object_new_string(MEMSCOPED_VERSION));
 	snprintf(duration, sizeof(duration), "%.3f", in->duration_seconds);

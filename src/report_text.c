@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include "report.h"
 #include "report_stacks.h"
+#include "scan_report.h"
 
 static const char *human(uint64_t bytes, char buf[32])
 {
@@ -136,6 +137,7 @@ int report_text__write(FILE *f, const struct report_input *in)
 				t->tid, t->comm, human(t->live_bytes, b1), t->live_allocations,
 				human(t->allocated_bytes_total, b2), t->allocations_total);
 		}
+		scan_report__text(f, p);
 		tasks_text(f, p, in);
 		report_stacks__text(f, p, in);
 	}

@@ -677,7 +677,7 @@ static int setup_object(struct process *p, const char *object, const char *debug
 	return ret;
 }
 
-static int atask_setup(struct process *p, const char *debug_dir, char *msg, size_t len)
+int atask_process__setup(struct process *p, const char *debug_dir, char *msg, size_t len)
 {
 	struct objects o = { 0 };
 	size_t i;
@@ -717,7 +717,7 @@ static int atask_attach(const struct runtime_ctx *ctx, struct process *p, enum r
 
 	(void)want;
 	process__set_state(p, &atask_key, NULL, NULL);
-	err = atask_setup(p, ctx->debug_dir, msg, len);
+	err = atask_process__setup(p, ctx->debug_dir, msg, len);
 	if (err)
 		return err;
 	a = atask_process__of(p);
@@ -858,11 +858,12 @@ static uint32_t atask_task_of(struct process *p, const struct ms_event *e)
 /* The attach-time scan: live cells in the target's writable memory. */
 
 struct scan {
-	struct process *p;
-	struct atask_process *a;
+	const struct atask_process *a;
 	uint64_t *vt_rt; /* run-time vtable addresses, sorted */
-	uint64_t now_ns, found, bytes;
+	uint64_t bytes;
 	uint8_t *buf;
+	atask_found_fn found;
+	void *ctx;
 };
 
 static int cmp_u64(const void *x, const void *y)
@@ -875,29 +876,12 @@ static int cmp_u64(const void *x, const void *y)
 static void found(struct scan *s, uint64_t hdr, uint64_t state, uint64_t chunk,
 		  const struct atask_vtable *vt)
 {
-	struct task *task;
-
 	/* A live task: not completed nor closed, referenced, its cell the vtable's size. */
 	if (state & (ATASK_COMPLETED | ATASK_CLOSED) || state / ATASK_REFERENCE == 0 ||
 	    state / ATASK_REFERENCE > (1u << 20) || (chunk & ~7ull) < vt->size ||
 	    (chunk & ~7ull) > vt->size + 64 + MAX_ALIGN)
 		return;
-	if (task_table__find(s->p->tasks, hdr))
-		return;
-	task = task_table__spawn(s->p->tasks, hdr, vt->type, TASK_ASYNC, TASK_FOUND_ATTACH_SCAN, 0);
-	if (!task)
-		return;
-	task->runtime_id = task_table__index(s->p->tasks, task);
-	task_table__cell(s->p->tasks, task, vt->size);
-	task->detached = !(state & ATASK_TASK);
-	/* Idle at least since attach: that is when it was last known not to run. */
-	task->last_poll_end_ns = s->p->start_ns ? s->p->start_ns : s->now_ns;
-	if (state & ATASK_RUNNING) {
-		task->running = true;
-		task->state = TASK_RUNNING;
-		task->poll_start_ns = task->last_poll_end_ns;
-	}
-	s->found++;
+	s->found(s->ctx, &(struct atask_found){ .header = hdr, .state = state, .vt = vt });
 }
 
 static void scan_buffer(struct scan *s, uint64_t addr, size_t len)
@@ -970,34 +954,76 @@ static int collect_anon(const char *line, void *ctx)
 	return 0;
 }
 
-static int atask_scan(struct process *p, uint64_t now_ns, char *msg, size_t len)
+int atask_scan__pid(const struct atask_process *a, int pid, atask_found_fn fn, void *ctx,
+		    uint64_t *ret_bytes)
 {
-	struct scan s = { .p = p, .a = atask_process__of(p), .now_ns = now_ns };
+	struct scan s = { .a = a, .found = fn, .ctx = ctx };
 	struct ranges rs = { 0 };
-	struct timespec t0, t1;
 	size_t i;
 	int err;
 
-	if (!s.a)
-		return -ENOENT;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	s.vt_rt = calloc(s.a->info.nvtables + 1, sizeof(*s.vt_rt));
+	s.vt_rt = calloc(a->info.nvtables + 1, sizeof(*s.vt_rt));
 	s.buf = malloc(SCAN_CHUNK);
-	err = s.vt_rt && s.buf ? proc__maps_lines((int)p->pid, collect_anon, &rs) : -ENOMEM;
-	for (i = 0; !err && i < s.a->info.nvtables; i++)
-		s.vt_rt[i] = s.a->info.vtables[i].vaddr + s.a->bias;
+	err = s.vt_rt && s.buf ? proc__maps_lines(pid, collect_anon, &rs) : -ENOMEM;
+	for (i = 0; !err && i < a->info.nvtables; i++)
+		s.vt_rt[i] = a->info.vtables[i].vaddr + a->bias;
 	if (!err)
-		qsort(s.vt_rt, s.a->info.nvtables, sizeof(*s.vt_rt), cmp_u64);
+		qsort(s.vt_rt, a->info.nvtables, sizeof(*s.vt_rt), cmp_u64);
 	for (i = 0; !err && i < rs.n; i++)
-		err = scan_range(&s, (int)p->pid, rs.r[i][0], rs.r[i][1]);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
+		err = scan_range(&s, pid, rs.r[i][0], rs.r[i][1]);
 	free(rs.r);
 	free(s.buf);
 	free(s.vt_rt);
+	*ret_bytes = s.bytes;
+	return err;
+}
+
+struct attach_scan {
+	struct process *p;
+	uint64_t now_ns, found;
+};
+
+static void add_found(void *ctx, const struct atask_found *f)
+{
+	struct attach_scan *s = ctx;
+	struct task *task;
+
+	if (task_table__find(s->p->tasks, f->header))
+		return;
+	task = task_table__spawn(s->p->tasks, f->header, f->vt->type, TASK_ASYNC,
+				 TASK_FOUND_ATTACH_SCAN, 0);
+	if (!task)
+		return;
+	task->runtime_id = task_table__index(s->p->tasks, task);
+	task_table__cell(s->p->tasks, task, f->vt->size);
+	task->detached = !(f->state & ATASK_TASK);
+	/* Idle at least since attach: that is when it was last known not to run. */
+	task->last_poll_end_ns = s->p->start_ns ? s->p->start_ns : s->now_ns;
+	if (f->state & ATASK_RUNNING) {
+		task->running = true;
+		task->state = TASK_RUNNING;
+		task->poll_start_ns = task->last_poll_end_ns;
+	}
+	s->found++;
+}
+
+static int atask_scan(struct process *p, uint64_t now_ns, char *msg, size_t len)
+{
+	struct attach_scan s = { .p = p, .now_ns = now_ns };
+	const struct atask_process *a = atask_process__of(p);
+	struct timespec t0, t1;
+	uint64_t bytes;
+	int err;
+
+	if (!a)
+		return -ENOENT;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	err = atask_scan__pid(a, (int)p->pid, add_found, &s, &bytes);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (!err)
 		snprintf(msg, len,
 			 "attach scan: %" PRIu64 " async-task tasks in %.1f MiB in %.1f ms",
-			 s.found, (double)s.bytes / (1 << 20),
+			 s.found, (double)bytes / (1 << 20),
 			 (double)((t1.tv_sec - t0.tv_sec) * 1000000000ll +
 				  (t1.tv_nsec - t0.tv_nsec)) /
 				 1e6);

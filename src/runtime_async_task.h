@@ -87,5 +87,23 @@ struct atask_process *atask_process__new(struct process *p, struct atask_info *i
 					 const char *object);
 /* async-task's state in p, or NULL. */
 struct atask_process *atask_process__of(const struct process *p);
+/*
+ * Finds async-task in p's executable or the objects it maps and sets p's async-task state
+ * (nothing attached). 0, -ENOENT (msg says what was searched), or -errno.
+ */
+int atask_process__setup(struct process *p, const char *debug_dir, char *msg, size_t len);
+
+/* A live task cell found in memory. */
+struct atask_found {
+	uint64_t header, state;
+	const struct atask_vtable *vt;
+};
+typedef void (*atask_found_fn)(void *ctx, const struct atask_found *f);
+/*
+ * Scans pid's heap and anonymous writable memory for a's live task cells, calling found for
+ * each; *ret_bytes: memory read. 0 or -errno.
+ */
+int atask_scan__pid(const struct atask_process *a, int pid, atask_found_fn found, void *ctx,
+		    uint64_t *ret_bytes);
 
 #endif

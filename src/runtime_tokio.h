@@ -118,6 +118,13 @@ typedef void (*tokio_found_fn)(void *ctx, const struct tokio_found *f);
 size_t tokio_scan__buffer(const struct tokio_process *t, uint64_t addr, const uint8_t *buf,
 			  size_t len, tokio_read_fn read, tokio_found_fn found, void *ctx);
 
+/*
+ * Scans pid's heap and anonymous writable memory for t's task headers, calling found for each
+ * valid one; *ret_bytes: memory read. 0 or -errno.
+ */
+int tokio_scan__pid(const struct tokio_process *t, int pid, tokio_found_fn found, void *ctx,
+		    uint64_t *ret_bytes);
+
 struct tokio_scan_stats {
 	uint64_t bytes; /* memory read */
 	uint64_t found; /* tasks added */

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/uio.h>
 #include "memscoped/events.h"
 #include "proc.h"
 #include "process_table.h"
@@ -124,51 +123,31 @@ size_t tokio_scan__buffer(const struct tokio_process *t, uint64_t addr, const ui
 	return n;
 }
 
-struct scan_ctx {
-	struct process *p;
+/* One walk over a pid's memory: reads go to pid, finds to the caller's callback. */
+struct pid_walk {
+	const struct tokio_process *t;
 	int pid;
-	uint64_t now_ns;
-	uint64_t found;
+	tokio_found_fn found;
+	void *ctx;
 	uint64_t bytes;
 	uint8_t *buf;
 };
 
 static int read_target(void *ctx, uint64_t addr, void *buf, size_t len)
 {
-	struct scan_ctx *s = ctx;
-	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
+	struct pid_walk *s = ctx;
 
-	return process_vm_readv(s->pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
+	return proc__read(s->pid, addr, buf, len);
 }
 
-static void add_found(void *ctx, const struct tokio_found *f)
+static void walk_found(void *ctx, const struct tokio_found *f)
 {
-	struct scan_ctx *s = ctx;
-	struct tokio_process *t = tokio_process__of(s->p);
-	struct task *task;
+	struct pid_walk *s = ctx;
 
-	/* Already known (seen polling since attach): nothing to add. */
-	if (task_table__find(s->p->tasks, f->header))
-		return;
-	task = task_table__spawn(s->p->tasks, f->header, t->vt_types[f->vt - t->info.vtables],
-				 f->owner_id ? TASK_ASYNC : TASK_BLOCKING, TASK_FOUND_ATTACH_SCAN,
-				 0);
-	if (!task)
-		return;
-	task->runtime_id = f->id;
-	task_table__cell(s->p->tasks, task, f->cell_size);
-	task->detached = !(f->state & TOKIO_STATE_JOIN_INTEREST);
-	/* Idle at least since attach: that is when it was last known not to run. */
-	task->last_poll_end_ns = s->p->start_ns ? s->p->start_ns : s->now_ns;
-	if (f->state & TOKIO_STATE_RUNNING) {
-		task->running = true;
-		task->state = TASK_RUNNING;
-		task->poll_start_ns = task->last_poll_end_ns;
-	}
-	s->found++;
+	s->found(s->ctx, f);
 }
 
-static int scan_mapping(struct scan_ctx *s, uint64_t start, uint64_t end)
+static int scan_mapping(struct pid_walk *s, uint64_t start, uint64_t end)
 {
 	uint64_t addr;
 	size_t len;
@@ -178,8 +157,7 @@ static int scan_mapping(struct scan_ctx *s, uint64_t start, uint64_t end)
 		/* Pages can vanish under us (munmap): skip what cannot be read. */
 		if (!read_target(s, addr, s->buf, len)) {
 			s->bytes += len;
-			tokio_scan__buffer(tokio_process__of(s->p), addr, s->buf, len, read_target,
-					   add_found, s);
+			tokio_scan__buffer(s->t, addr, s->buf, len, read_target, walk_found, s);
 		}
 		/* Overlap chunks by one header's reach so a header at a boundary is seen. */
 		if (addr + len < end)
@@ -220,27 +198,70 @@ static int collect_anon(const char *line, void *ctx)
 	return 0;
 }
 
-int tokio_process__scan(struct process *p, int pid, uint64_t now_ns, struct tokio_scan_stats *ret)
+int tokio_scan__pid(const struct tokio_process *t, int pid, tokio_found_fn found, void *ctx,
+		    uint64_t *ret_bytes)
 {
-	struct scan_ctx s = { .p = p, .pid = pid, .now_ns = now_ns };
+	struct pid_walk s = { .t = t, .pid = pid, .found = found, .ctx = ctx };
 	struct ranges rs = { 0 };
-	struct timespec t0, t1;
 	size_t i;
 	int err;
 
-	if (!tokio_process__of(p))
-		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	err = proc__maps_lines(pid, collect_anon, &rs);
 	s.buf = malloc(SCAN_CHUNK);
 	if (!s.buf)
 		err = -ENOMEM;
 	for (i = 0; !err && i < rs.n; i++)
 		err = scan_mapping(&s, rs.r[i].start, rs.r[i].end);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	free(s.buf);
 	free(rs.r);
-	ret->bytes = s.bytes;
+	*ret_bytes = s.bytes;
+	return err;
+}
+
+struct scan_ctx {
+	struct process *p;
+	uint64_t now_ns;
+	uint64_t found;
+};
+
+static void add_found(void *ctx, const struct tokio_found *f)
+{
+	struct scan_ctx *s = ctx;
+	struct tokio_process *t = tokio_process__of(s->p);
+	struct task *task;
+
+	/* Already known (seen polling since attach): nothing to add. */
+	if (task_table__find(s->p->tasks, f->header))
+		return;
+	task = task_table__spawn(s->p->tasks, f->header, t->vt_types[f->vt - t->info.vtables],
+				 f->owner_id ? TASK_ASYNC : TASK_BLOCKING, TASK_FOUND_ATTACH_SCAN,
+				 0);
+	if (!task)
+		return;
+	task->runtime_id = f->id;
+	task_table__cell(s->p->tasks, task, f->cell_size);
+	task->detached = !(f->state & TOKIO_STATE_JOIN_INTEREST);
+	/* Idle at least since attach: that is when it was last known not to run. */
+	task->last_poll_end_ns = s->p->start_ns ? s->p->start_ns : s->now_ns;
+	if (f->state & TOKIO_STATE_RUNNING) {
+		task->running = true;
+		task->state = TASK_RUNNING;
+		task->poll_start_ns = task->last_poll_end_ns;
+	}
+	s->found++;
+}
+
+int tokio_process__scan(struct process *p, int pid, uint64_t now_ns, struct tokio_scan_stats *ret)
+{
+	struct scan_ctx s = { .p = p, .now_ns = now_ns };
+	struct timespec t0, t1;
+	int err;
+
+	if (!tokio_process__of(p))
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	err = tokio_scan__pid(tokio_process__of(p), pid, add_found, &s, &ret->bytes);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ret->found = s.found;
 	ret->elapsed_ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
 			  (uint64_t)(t1.tv_nsec - t0.tv_nsec);

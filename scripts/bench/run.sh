@@ -10,7 +10,8 @@
 # the benchmark threads' CPU time per pair (the probes' traps and programs count there; waiting
 # for a CPU on a busy machine does not), so other work on the machine barely moves them.
 # Then scripts/bench/tokio.py measures tokio targets (task churn, 1000 future types, a 1 GiB
-# attach scan, /metrics with 100k live tasks) and prints its own table.
+# attach scan, /metrics with 100k live tasks) and prints its own table, and
+# scripts/bench/scan.py the tokio churn's throughput under --mode scan (60 s and 1 s intervals).
 set -euo pipefail
 
 BUILD=${BUILD:-build}
@@ -172,6 +173,8 @@ EOF
 
 echo
 BUILD=$BUILD BENCH_REPS=$REPS "$(dirname "$0")/tokio.py"
+echo
+BUILD=$BUILD BENCH_REPS=$REPS "$(dirname "$0")/scan.py"
 echo
 BUILD=$BUILD "$(dirname "$0")/api.py"
 echo "total time: $((SECONDS - start)) s"

@@ -175,6 +175,30 @@ static void test_cli_bad_syntax(void **state)
 	assert_rejected("-p");
 }
 
+static void test_cli_mode(void **state)
+{
+	struct cli_options o;
+
+	(void)state;
+	assert_int_equal(parse(&o, "-p", "1"), 0);
+	assert_false(o.scan);
+	assert_true(o.scan_interval == 60);
+	assert_int_equal(parse(&o, "-p", "1", "--mode", "trace"), 0);
+	assert_false(o.scan);
+	assert_int_equal(parse(&o, "-p", "1", "--mode=scan", "--scan-interval", "1.5"), 0);
+	assert_true(o.scan);
+	assert_true(o.scan_interval == 1.5);
+	assert_rejected("-p", "1", "--mode", "sample");
+	assert_rejected("-p", "1", "--mode", "");
+	assert_rejected("-p", "1", "--mode", "scan", "--scan-interval", "0.05");
+	assert_rejected("-p", "1", "--mode", "scan", "--scan-interval", "x");
+	assert_rejected("-p", "1", "--mode", "scan", "--user", "nobody");
+	assert_rejected("-p", "1", "--mode", "scan", "--empty-programs");
+	assert_rejected("-p", "1", "--leak-candidates");
+	assert_int_equal(parse(&o, "-p", "1", "--mode", "scan", "--leak-candidates"), 0);
+	assert_true(o.leak_candidates);
+}
+
 static void test_cli_allocator(void **state)
 {
 	struct cli_options o;
@@ -274,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_cli_bad_ring_size),
 		cmocka_unit_test(test_cli_bad_limits_and_report),
 		cmocka_unit_test(test_cli_bad_syntax),
+		cmocka_unit_test(test_cli_mode),
 		cmocka_unit_test(test_cli_allocator),
 		cmocka_unit_test(test_cli_parse_seconds),
 		cmocka_unit_test(test_cli_parse_u64),

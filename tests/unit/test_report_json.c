@@ -110,8 +110,10 @@ static void test_report_json_schema(void **state)
 	text = write_report(report_json__write, &in);
 	root = json_tokener_parse(text);
 	assert_non_null(root);
-	assert_int_equal(json_object_object_length(root), 5);
+	assert_int_equal(json_object_object_length(root), 6);
 	assert_u64(root, "report_version", 1);
+	/* No mode given: trace, the default. */
+	assert_str(root, "mode", "trace");
 	assert_str(root, "memscoped_version", MEMSCOPED_VERSION);
 	assert_true(json_object_get_double(get(root, "duration_seconds", json_type_double)) ==
 		    12.5);

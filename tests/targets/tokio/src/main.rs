@@ -92,8 +92,9 @@ enum Sc {
     Children,
     Outlive,
     Churn,
+    Hold,
 }
-const SC_NAMES: [&str; 5] = ["leak", "abort", "children", "outlive", "churn"];
+const SC_NAMES: [&str; 6] = ["leak", "abort", "children", "outlive", "churn", "hold"];
 
 #[allow(dead_code)]
 #[derive(Clone, Copy)]
@@ -575,6 +576,27 @@ async fn scen_churn(n: usize) {
     }
 }
 
+async fn t_hold(i: i32) {
+    // vec![i; 1000] of i32: one malloc(4000) (i != 0: not the zeroed path, calloc)
+    let v = vec![i; 1000];
+    black_box(v.as_ptr());
+    READY.fetch_add(1, SeqCst);
+    tokio::time::sleep(FOREVER).await;
+    drop(v);
+}
+
+/// Not part of "all": tasks that each hold a 4,000-byte Vec and sleep forever (scan mode's
+/// retained heap per task).
+async fn scen_hold(n: usize) {
+    READY.store(0, SeqCst);
+    let n = n.min(64);
+    for i in 0..n {
+        let r = with_alloc(rec_new(Sc::Hold, "hold", i, usize::MAX), AFn::Malloc, 4000, 0, true, 1);
+        drop(spawn_rec(t_hold(i as i32 + 1), r).0);
+    }
+    wait_until(&READY, n).await;
+}
+
 async fn root(o: &Opts) -> Kept {
     let mut kept = Kept { root_buf: buf_malloc(ROOT_BYTES), outlived: Vec::with_capacity(64) };
     let all = o.scenario == "all";
@@ -593,6 +615,9 @@ async fn root(o: &Opts) -> Kept {
     }
     if all || sc == "churn" {
         scen_churn(o.n.unwrap_or(10000).min(MAXREC - 1024)).await;
+    }
+    if sc == "hold" {
+        scen_hold(o.n.unwrap_or(4)).await;
     }
     kept
 }
@@ -697,7 +722,7 @@ fn parse_args() -> Opts {
         per_task: false,
     };
     let usage = "usage: tokio-target SCENARIO [--rt current|multi] [--workers N] [--n N] \
-[--go-file PATH] [--go-signal] [--exit] [--per-task]\n  SCENARIO: leak abort children outlive churn all";
+[--go-file PATH] [--go-signal] [--exit] [--per-task]\n  SCENARIO: leak abort children outlive churn all hold";
     let mut a = std::env::args().skip(1);
     while let Some(x) = a.next() {
         match x.as_str() {
@@ -722,7 +747,7 @@ fn parse_args() -> Opts {
             _ => panic!("{}", usage),
         }
     }
-    if !["leak", "abort", "children", "outlive", "churn", "all"].contains(&o.scenario.as_str()) {
+    if !["leak", "abort", "children", "outlive", "churn", "all", "hold"].contains(&o.scenario.as_str()) {
         eprintln!("{}", usage);
         std::process::exit(2);
     }
@@ -773,7 +798,7 @@ pub fn main() {
     let t = RECS.lock().unwrap();
     let so = std::io::stdout();
     let mut out = so.lock();
-    let mut totals = [(0usize, 0usize, 0usize, 0usize); 5]; // tasks, alloc_count, alloc_bytes, live
+    let mut totals = [(0usize, 0usize, 0usize, 0usize); 6]; // tasks, alloc_count, alloc_bytes, live
     for i in 0..t.n {
         let r = &t.r[i];
         let tt = &mut totals[r.sc as usize];
