@@ -138,7 +138,30 @@ static __always_inline int emit(__u16 type, __u16 func, __u64 addr, __u64 old_ad
 static __always_inline int emit_heap(__u16 type, __u16 func, __u64 addr, __u64 old_addr, __u64 size,
 				     __u64 sp, __u64 task)
 {
-	return emit_at(type, func, addr, old_addr, size, sp, task, 0);
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ms_heap_event *e;
+	__u32 zero = 0;
+	__u64 *n;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		n = bpf_map_lookup_elem(&lost, &zero);
+		if (n)
+			*n += 1;
+		return 0;
+	}
+	e->type = type;
+	e->func = func;
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->__pad = 0;
+	e->addr = addr;
+	e->old_addr = old_addr;
+	e->size = size;
+	e->sp = sp;
+	e->task = task;
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	return 0;
 }
 
 /* The six argument registers, read once: a switch over ctx offsets would not verify. */

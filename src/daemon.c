@@ -176,6 +176,13 @@ void daemon__drain(struct daemon *d)
 int daemon__handle_event(void *ctx, void *data, size_t len)
 {
 	struct daemon *d = ctx;
+	struct ms_event full;
+
+	if (len == sizeof(struct ms_heap_event)) {
+		event_decoder__widen(&full, data);
+		data = &full;
+		len = sizeof(full);
+	}
 
 	if (stacks__event(d->stacks, d->decoder.procs, data, len))
 		return 0;

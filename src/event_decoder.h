@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include "memscoped/events.h"
 #include "process_table.h"
 
 struct decoder_stats {
@@ -31,6 +33,21 @@ static inline void event_decoder__time_passed(struct event_decoder *d, uint64_t 
 {
 	if (ns > d->clock_ns)
 		d->clock_ns = ns;
+}
+
+/* An allocator event as the ring carries it (ts left out), as a struct ms_event with ts 0. */
+static inline void event_decoder__widen(struct ms_event *e, const struct ms_heap_event *h)
+{
+	memset(e, 0, sizeof(*e));
+	e->type = h->type;
+	e->func = h->func;
+	e->pid = h->pid;
+	e->tid = h->tid;
+	e->addr = h->addr;
+	e->old_addr = h->old_addr;
+	e->size = h->size;
+	e->sp = h->sp;
+	e->task = h->task;
 }
 
 /* Returns 0, or -EINVAL for a record that is not a valid event (counted, otherwise ignored). */

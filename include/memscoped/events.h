@@ -199,6 +199,24 @@ struct ms_sample {
 };
 #define MS_SAMPLE_HEADER_SIZE ((__u64) __builtin_offsetof(struct ms_sample, stack))
 
+/*
+ * The allocator events (MS_EV_ALLOC, MS_EV_FREE, MS_EV_REALLOC_BEGIN) travel without ts: with
+ * the ring's 8-byte record header, 56 bytes make one 64-byte cache line per event, not two.
+ * The daemon reads them as a struct ms_event with ts 0.
+ */
+struct ms_heap_event {
+	__u16 type;
+	__u16 func;
+	__u32 pid;
+	__u32 tid;
+	__u32 __pad;
+	__u64 addr;
+	__u64 old_addr;
+	__u64 size;
+	__u64 sp;
+	__u64 task;
+};
+
 #define MS_MAX_TARGETS 64
 #define MS_DEFAULT_RING_SIZE (8u << 20)
 
