@@ -70,12 +70,21 @@ size_t daemon__update_alive(struct daemon *d)
 		for (j = 0; j < nruntimes; j++)
 			if (runtimes[j]->problem && (problem = runtimes[j]->problem(p)))
 				log_err("pid %u: %s", p->pid, problem);
-		if (p->execed && d->targets_fd >= 0 &&
-		    !bpf_map_delete_elem(d->targets_fd, &(uint32_t){ p->pid }))
+		/* In daemon mode the helper keeps the map: an exec'd target may stay one. */
+		if (p->execed && !p->exec_said &&
+		    (d->daemon_mode || d->targets_fd < 0 ||
+		     !bpf_map_delete_elem(d->targets_fd, &(uint32_t){ p->pid }))) {
+			p->exec_said = true;
 			log_err("pid %u: exec'd a new program; its report ends at the exec",
 				p->pid);
-		if (!p->exited && !proc__alive((int)p->pid))
+		}
+		if (!p->exited && !p->execed && process_table__find(procs, p->pid) == p &&
+		    !proc__alive((int)p->pid)) {
 			p->exited = true;
+			p->ended_ns = daemon__now();
+			if (d->daemon_mode)
+				log_err("pid %u: exited", p->pid);
+		}
 		alive += !p->exited && !p->execed;
 	}
 	return alive;
@@ -197,6 +206,7 @@ static int render_metrics(struct daemon *d)
 	in.now_ns = r.now_ns;
 	in.stuck_after_ns = r.stuck_after_ns;
 	in.max_task_types = d->opts.max_task_types;
+	in.forget_after_ns = (uint64_t)(d->opts.forget_after * 1e9);
 	in.self = proc__self_stats(&self) ? NULL : &self;
 	return exporter_prometheus__render(d->metrics, &in);
 }
@@ -313,7 +323,7 @@ void daemon__run(struct daemon *d, volatile sig_atomic_t *exiting,
 			next_alive = now + ALIVE_CHECK_NS;
 			/* Drain first: a target's last events precede its exit. */
 			ring_buffer__consume(d->rb);
-			if (!daemon__update_alive(d))
+			if (!daemon__update_alive(d) && !d->daemon_mode)
 				break;
 			warn_blind(d, now);
 		}

@@ -30,6 +30,7 @@ struct daemon {
 	int lost_fd;		   /* BPF maps: failed ring reserves, per CPU */
 	int targets_fd;		   /* and the traced pids; -1 before load */
 	uint64_t start;		   /* CLOCK_MONOTONIC */
+	bool daemon_mode;	   /* selectors: targets come and go, the run goes on */
 };
 
 uint64_t daemon__now(void);

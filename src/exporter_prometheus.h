@@ -15,7 +15,8 @@ struct exporter_input {
 	uint64_t events_lost;
 	uint64_t now_ns; /* CLOCK_MONOTONIC, for suspects */
 	uint64_t stuck_after_ns;
-	size_t max_task_types; /* task_type label values per runtime; the rest are "other" */
+	size_t max_task_types;	  /* task_type label values per runtime; the rest are "other" */
+	uint64_t forget_after_ns; /* an ended target's series go this long after its end */
 	const struct proc_self_stats *self; /* NULL: no process_* metrics */
 };
 

@@ -9,6 +9,8 @@
 #define MEMSCOPED_WATCHER_H
 
 #include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 struct attachment;
 struct ms_event;
@@ -16,12 +18,24 @@ struct process_table;
 struct runtime_ctx;
 struct watcher;
 
+struct selector;
+
+/* What the helper does besides watching libraries. */
+struct watcher_config {
+	bool watch_libraries;		 /* --runtime auto: runtimes' libraries loaded later */
+	const struct selector *selector; /* daemon mode: the processes it attaches; NULL: none */
+	int proc_ring_fd;		 /* the proc_events ring (execs, forks), or -1 */
+	int targets_fd;			 /* the targets map */
+	const char *allocator;		 /* --allocator */
+	size_t max_targets;		 /* targets it attaches at once */
+};
+
 /*
- * Starts the watcher over procs; ctx is how the child attaches (its log, verbose off). NULL
- * if it could not start (logged through ctx->log): later libraries are not seen then.
+ * Starts the helper over procs; ctx is how it attaches (its log, verbose off). NULL if it
+ * could not start (logged through ctx->log): later libraries and processes are not seen then.
  */
 struct watcher *watcher__start(struct process_table *procs, const struct runtime_ctx *ctx,
-			       volatile sig_atomic_t *exiting);
+			       const struct watcher_config *cfg, volatile sig_atomic_t *exiting);
 /* Takes the links the watcher made into links. */
 void watcher__receive(struct watcher *w, struct attachment *links);
 /*
