@@ -489,8 +489,8 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	__u64 ts = bpf_ktime_get_ns();
 	bool target = is_target();
 
-	/* The selector helper re-plans a target's new image, and matches every other one. */
-	if (target || select_execs)
+	/* Daemon mode: the selector helper re-plans a target's new image, matches the others. */
+	if (select_execs)
 		emit_proc(MS_PROC_EXEC, bpf_get_current_pid_tgid() >> 32, 0, ts);
 	if (!target)
 		return 0;

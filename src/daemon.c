@@ -78,10 +78,12 @@ size_t daemon__update_alive(struct daemon *d)
 			log_err("pid %u: exec'd a new program; its report ends at the exec",
 				p->pid);
 		}
-		if (!p->exited && !p->execed && process_table__find(procs, p->pid) == p &&
+		/* An exec'd image's record ends at the exec, but says when the process exits. */
+		if (!p->exited && process_table__find(procs, p->pid) == p &&
 		    !proc__alive((int)p->pid)) {
 			p->exited = true;
-			p->ended_ns = daemon__now();
+			if (!p->ended_ns)
+				p->ended_ns = daemon__now();
 			if (d->daemon_mode)
 				log_err("pid %u: exited", p->pid);
 		}

@@ -457,22 +457,23 @@ int main(int argc, char **argv)
 		process_table__at(d.decoder.procs, i)->start_ns = d.start;
 	daemon__scan(&d);
 	if (!strcmp(o->runtime, "auto") || d.daemon_mode)
-		d.watcher =
-			watcher__start(d.decoder.procs,
-				       &(struct runtime_ctx){ .obj = skel->obj,
-							      .attach_plan = attach_plan,
-							      .multi = multi,
-							      .debug_dir = o->debug_dir,
-							      .log = log_err },
-				       &(struct watcher_config){
-					       .watch_libraries = !strcmp(o->runtime, "auto"),
-					       .selector = selector,
-					       .proc_ring_fd = bpf_map__fd(skel->maps.proc_events),
-					       .targets_fd = d.targets_fd,
-					       .allocator = o->allocator,
-					       .max_targets = o->max_targets,
-				       },
-				       &exiting);
+		d.watcher = watcher__start(
+			d.decoder.procs,
+			&(struct runtime_ctx){ .obj = skel->obj,
+					       .attach_plan = attach_plan,
+					       .multi = multi,
+					       .debug_dir = o->debug_dir,
+					       .log = log_err },
+			&(struct watcher_config){
+				.watch_libraries = !strcmp(o->runtime, "auto"),
+				.selector = selector,
+				.proc_ring_fd =
+					d.daemon_mode ? bpf_map__fd(skel->maps.proc_events) : -1,
+				.targets_fd = d.targets_fd,
+				.allocator = o->allocator,
+				.max_targets = o->max_targets,
+			},
+			&exiting);
 	if (d.daemon_mode && !d.watcher) {
 		err = 1;
 		goto cleanup;
