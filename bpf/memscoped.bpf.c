@@ -67,6 +67,8 @@ static __always_inline void emit_proc(__u32 type, __u32 pid, __u32 parent, __u64
 	e->parent = parent;
 	e->__pad = 0;
 	e->ts = ts;
+	/* The child of a fork has its parent's comm; the exec'd image its new one. */
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_ringbuf_submit(e, 0);
 }
 

@@ -160,14 +160,12 @@ static int exe_as_seen(int pid, char *buf, size_t len)
 	return 0;
 }
 
-int selector__identify(int pid, struct proc_identity *ret)
+static int read_comm(int pid, struct proc_identity *ret)
 {
 	char path[64];
 	FILE *f;
 	size_t n;
-	int err;
 
-	memset(ret, 0, sizeof(*ret));
 	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
 	f = fopen(path, "re");
 	if (!f)
@@ -176,6 +174,31 @@ int selector__identify(int pid, struct proc_identity *ret)
 	fclose(f);
 	ret->comm[n] = '\0';
 	ret->comm[strcspn(ret->comm, "\n")] = '\0';
+	return 0;
+}
+
+int selector__identify_for(const struct selector *s, int pid, struct proc_identity *ret)
+{
+	int err = 0;
+
+	ret->exe[0] = ret->cgroup[0] = '\0';
+	if (s->ncomms && !ret->comm[0])
+		err = read_comm(pid, ret);
+	if (!err && s->nexes)
+		err = exe_as_seen(pid, ret->exe, sizeof(ret->exe));
+	if (!err && s->ncgroups && cgroup__of(pid, ret->cgroup, sizeof(ret->cgroup)))
+		ret->cgroup[0] = '\0';
+	return err;
+}
+
+int selector__identify(int pid, struct proc_identity *ret)
+{
+	int err;
+
+	memset(ret, 0, sizeof(*ret));
+	err = read_comm(pid, ret);
+	if (err)
+		return err;
 	err = exe_as_seen(pid, ret->exe, sizeof(ret->exe));
 	if (err)
 		return err;

@@ -43,5 +43,10 @@ bool selector__empty(const struct selector *s);
 bool selector__match(const struct selector *s, const struct proc_identity *id);
 /* Reads what the selectors and labels need from /proc: 0 or -errno (-ESRCH: gone). */
 int selector__identify(int pid, struct proc_identity *ret);
+/*
+ * Only what s's selectors look at (every exec on the host goes through this); ret->comm is
+ * taken as it is when set (the exec event carries it).
+ */
+int selector__identify_for(const struct selector *s, int pid, struct proc_identity *ret);
 
 #endif

@@ -74,6 +74,7 @@ struct watch_msg {
 /* A target the helper attached: its links are the helper's, closed at its exit or exec. */
 struct helper_target {
 	uint32_t pid;
+	uint64_t since; /* the exec (fork, or start) it is traced from */
 	int pidfd;
 	struct attachment links;
 };
@@ -89,7 +90,8 @@ struct watcher {
 	/* In the helper only. */
 	struct helper_target *targets;
 	size_t ntargets, targets_cap;
-	uint64_t missed; /* selected processes not attached: --max-targets, or gone */
+	uint64_t missed;	 /* selected processes not attached: --max-targets, or gone */
+	uint64_t gone_unmatched; /* processes gone before the selectors could see them */
 };
 
 /* Watched: a runtime whose library may be loaded later (dlopen). */
@@ -250,6 +252,7 @@ static void begin_target(struct watcher *w, uint32_t pid, uint32_t parent, uint6
 	t = &w->targets[w->ntargets++];
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
+	t->since = ts;
 	t->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (!parent)
 		wait_loaded((int)pid);
@@ -259,6 +262,10 @@ static void begin_target(struct watcher *w, uint32_t pid, uint32_t parent, uint6
 	if (!parent) {
 		if (selector__identify((int)pid, &m->id)) {
 			drop_target(w, t, false);
+			w->missed++;
+			m->kind = WATCH_FAILED;
+			snprintf(m->text, sizeof(m->text), "exited during attach");
+			send_msg(w, m);
 			free(m);
 			return;
 		}
@@ -280,11 +287,15 @@ static void begin_target(struct watcher *w, uint32_t pid, uint32_t parent, uint6
 	free(m);
 }
 
-/* Chosen: a selector matches it, and it is none of memscoped's own processes. */
-static bool chosen(struct watcher *w, uint32_t pid)
+/*
+ * Chosen: a selector matches it (comm as the exec event saw it, or NULL), and it is none of
+ * memscoped's own processes. A process gone before it could be matched is counted, once said.
+ */
+static bool chosen(struct watcher *w, uint32_t pid, const char *comm)
 {
 	struct proc_identity *id;
 	bool match;
+	int err;
 
 	if (selector__empty(w->cfg.selector) || pid == (uint32_t)w->daemon_pid ||
 	    pid == (uint32_t)getpid())
@@ -292,8 +303,16 @@ static bool chosen(struct watcher *w, uint32_t pid)
 	id = malloc(sizeof(*id));
 	if (!id)
 		return false;
-	match = !selector__identify((int)pid, id) && selector__match(w->cfg.selector, id);
+	snprintf(id->comm, sizeof(id->comm), "%s", comm ? comm : "");
+	err = selector__identify_for(w->cfg.selector, (int)pid, id);
+	match = !err && selector__match(w->cfg.selector, id);
 	free(id);
+	if (err == -ESRCH || err == -ENOENT) {
+		if (!w->gone_unmatched++)
+			w->ctx.log("pid %u: exited before its executable or cgroup could be read "
+				   "(it may have been a target); later ones are not said",
+				   pid);
+	}
 	return match;
 }
 
@@ -309,8 +328,13 @@ static int on_proc_event(void *ctx, void *data, size_t len)
 {
 	const struct ms_proc_event *e = data;
 	struct watcher *w = ctx;
+	struct helper_target *t;
 
 	if (len < sizeof(*e))
+		return 0;
+	/* An exec from before the helper found the process at start is its current image. */
+	t = helper_target(w, e->pid);
+	if (t && e->ts <= t->since)
 		return 0;
 	if (e->type == MS_PROC_FORK) {
 		begin_target(w, e->pid, e->parent, e->ts);
@@ -323,7 +347,7 @@ static int on_proc_event(void *ctx, void *data, size_t len)
 		return 0;
 	}
 	/* A target that execs stays traced, planned for its new image. */
-	if (helper_target(w, e->pid) || chosen(w, e->pid))
+	if (t || chosen(w, e->pid, e->comm))
 		begin_target(w, e->pid, 0, e->ts);
 	return 0;
 }
@@ -341,7 +365,7 @@ static void select_running(struct watcher *w)
 	while ((de = readdir(dir))) {
 		pid = (uint32_t)strtoul(de->d_name, &end, 10);
 		if (!pid || *end || initial_target(w, pid) || helper_target(w, pid) ||
-		    !chosen(w, pid))
+		    !chosen(w, pid, NULL))
 			continue;
 		begin_target(w, pid, 0, now_ns());
 	}

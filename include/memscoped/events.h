@@ -183,7 +183,8 @@ struct ms_proc_event {
 	__u32 pid;  /* tgid */
 	__u32 parent;
 	__u32 __pad;
-	__u64 ts; /* CLOCK_MONOTONIC, ns: the same clock as ms_event.ts */
+	__u64 ts;      /* CLOCK_MONOTONIC, ns: the same clock as ms_event.ts */
+	char comm[16]; /* at the exec: --comm matches without reading /proc */
 };
 #define MS_DEFAULT_RING_SIZE (8u << 20)
 

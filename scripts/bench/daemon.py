@@ -88,7 +88,7 @@ def latency(d):
         deadline = time.monotonic() + 5
         while said(err, f"probes to pid {t.pid} ") == 0 and time.monotonic() < deadline:
             time.sleep(0.002)
-        t.terminate()
+        t.kill()
         t.wait()
     ms.send_signal(signal.SIGINT)
     ms.wait()
@@ -105,9 +105,10 @@ def churn(d):
     # A short-lived matching process: sleep under another name.
     exe = os.path.join(d, name)
     shutil.copy(shutil.which("sleep"), exe)
-    ms, err, _ = start(name, d, "--forget-after", "5")
+    ms, err, report = start(name, d, "--forget-after", "5")
     pids = family(ms.pid)
     samples = [rss_kib(pids)]
+    base = rss_kib([ms.pid])
     started = 0
     t0 = time.monotonic()
     procs = []
@@ -123,10 +124,15 @@ def churn(d):
     time.sleep(2)
     attached = said(err, "probes to pid ")
     missed = said(err, "exited during attach") + said(err, "--max-targets")
+    daemon_rss = rss_kib([ms.pid])
     ms.send_signal(signal.SIGINT)
     ms.wait()
+    with open(report) as f:
+        records = len(json.load(f)["processes"])
     print(f"churn: {started} processes in {CHURN} s: {attached} attached, {missed} said missed;"
-          f" RSS (daemon + helper) every 10 s, KiB: {samples}")
+          f" RSS (daemon + helper) every 10 s, KiB: {samples}; {records} records in the report,"
+          f" daemon {daemon_rss} KiB at the end: {(daemon_rss - base) / max(records, 1):.1f} KiB"
+          f" per record over its {base} KiB at start")
 
 
 def idle(d):
@@ -141,8 +147,9 @@ def idle(d):
     cpu = cpu_seconds(pids) - cpu0
     ms.send_signal(signal.SIGINT)
     ms.wait()
-    n = int(out.split()[-1])
-    print(f"non-matching execs: {n / elapsed:.0f}/s (plus the loop's own date execs) for "
+    # Five /bin/true and one date per round.
+    n = int(out.split()[-1]) * 6 // 5
+    print(f"non-matching execs: {n / elapsed:.0f}/s for "
           f"{elapsed:.0f} s; memscoped CPU {100 * cpu / elapsed:.2f}% of a core")
 
 

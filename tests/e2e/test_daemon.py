@@ -221,7 +221,7 @@ def test_cgroup_selects_a_chrooted_target_in_its_own_namespaces():
     cg = f"/{comm}"
     cgdir = mnt + cg
     os.mkdir(cgdir)
-    ms = t = None
+    ms = t = pid = None
     try:
         ms = Memscoped([], "--cgroup", cg)
 
@@ -248,6 +248,12 @@ def test_cgroup_selects_a_chrooted_target_in_its_own_namespaces():
     finally:
         if ms:
             ms.kill()
+        # The namespace's init first: unshare does not pass SIGTERM on.
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         if t:
             stop(t)
         for _ in range(50):
@@ -288,3 +294,39 @@ def test_no_cgroup2_mount_is_a_clear_error():
     check_eq(p.returncode, 2, f"exit status ({p.stderr!r})")
     check_eq(p.stderr.strip(), "memscoped: --cgroup needs the cgroup v2 hierarchy: "
              "no cgroup2 file system is mounted", "message")
+
+
+def test_exe_glob_selects_running_and_new_processes_and_nothing_else():
+    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
+    name = unique("x")
+    exe = worker_copy(d.name, name)
+    other = worker_copy(d.name, unique("o"))
+    procs = []
+    try:
+        # One running before memscoped starts, one started after; a sibling matching nothing.
+        early = subprocess.Popen([exe, "once"], stdout=subprocess.PIPE, text=True)
+        procs.append(early)
+        wait_line(early.stdout, "ready", 10, early)
+        ms = Memscoped([], "--exe", f"{d.name}/{name[:6]}*")
+        try:
+            attached(ms, early.pid)
+            late = subprocess.Popen([exe, "once"], stdout=subprocess.PIPE, text=True)
+            sibling = subprocess.Popen([other, "once"], stdout=subprocess.PIPE, text=True)
+            procs += [late, sibling]
+            wait_line(late.stdout, "ready", 10, late)
+            wait_line(sibling.stdout, "ready", 10, sibling)
+            attached(ms, late.pid)
+            truths = {}
+            for t in (early, late, sibling):
+                t.send_signal(signal.SIGUSR1)
+                truths.update(read_truths(t, 1))
+            report, _, err = ms.stop()
+        finally:
+            ms.kill()
+    finally:
+        for t in procs:
+            stop(t)
+    check_eq(records(report, sibling.pid), [], "records of the sibling matching nothing")
+    check(f"pid {sibling.pid}" not in err, f"the sibling was named: {err!r}")
+    for t in (early, late):
+        check_exact(records(report, t.pid)[0], truths[t.pid], f"pid {t.pid}")
