@@ -501,6 +501,20 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	return 0;
 }
 
+/*
+ * The last thread of a target is gone: its pid leaves the map at once, so that a process given
+ * the same pid later is no target (its children would be followed) before the helper notices.
+ */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+
+	if (p->signal->live.counter == 0)
+		bpf_map_delete_elem(&targets, &tgid);
+	return 0;
+}
+
 /* A target's child is a target from the fork on; the helper attaches its probes. */
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)

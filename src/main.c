@@ -361,6 +361,7 @@ int main(int argc, char **argv)
 	struct memscoped_bpf *skel = NULL;
 	struct bpf_link *exec_link = NULL; /* a target's exec ends its report */
 	struct bpf_link *fork_link = NULL; /* a target's children are targets */
+	struct bpf_link *exit_link = NULL; /* a dead target leaves the map */
 	struct process_limits limits;
 	struct selector *selector = NULL;
 	bool multi;
@@ -451,6 +452,12 @@ int main(int argc, char **argv)
 			log_err("cannot watch for forks: %s, ignoring (children are not traced)",
 				strerror(errno));
 	}
+	/* Daemon mode: a dead target's pid is no target once it can be given again. */
+	if (d.daemon_mode) {
+		exit_link = bpf_program__attach(skel->progs.on_exit);
+		if (!exit_link)
+			log_err("cannot watch for exits: %s, ignoring", strerror(errno));
+	}
 
 	d.start = daemon__now();
 	for (i = 0; i < process_table__count(d.decoder.procs); i++)
@@ -509,6 +516,7 @@ cleanup:
 	watcher__stop(d.watcher);
 	bpf_link__destroy(exec_link);
 	bpf_link__destroy(fork_link);
+	bpf_link__destroy(exit_link);
 	http_server__stop(d.http);
 	attach__destroy(&d.links);
 	ring_buffer__free(d.rb);

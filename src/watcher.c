@@ -156,9 +156,44 @@ static struct helper_target *helper_target(struct watcher *w, uint32_t pid)
 }
 
 /* Its links closed and it leaves the targets map (the map is --max-targets long). */
+/*
+ * Closes links of an exited target in a child: the last close of a uprobe link waits for the
+ * kernel to unregister its probes (RCU grace periods, up to a second under load), which would
+ * delay the next exec's attach. The child holds them until we closed ours, so its close is the
+ * last one; if we die first, it sees the pipe's end and closes them all the same.
+ */
+static void destroy_links_later(struct attachment *a)
+{
+	int pipefd[2];
+	pid_t pid;
+	char c;
+
+	if (!a->nfds && !a->nlinks)
+		return;
+	if (pipe2(pipefd, O_CLOEXEC)) {
+		attach__destroy(a);
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(pipefd[1]);
+		while (read(pipefd[0], &c, 1) < 0 && errno == EINTR)
+			;
+		attach__destroy(a);
+		_exit(0);
+	}
+	close(pipefd[0]);
+	attach__destroy(a);
+	close(pipefd[1]);
+}
+
 static void drop_target(struct watcher *w, struct helper_target *t, bool keep_in_map)
 {
-	attach__destroy(&t->links);
+	/* An exec'd target's old links go now: they would fire in its new image as well. */
+	if (keep_in_map)
+		attach__destroy(&t->links);
+	else
+		destroy_links_later(&t->links);
 	if (t->pidfd >= 0)
 		close(t->pidfd);
 	if (!keep_in_map)
@@ -332,8 +367,13 @@ static int on_proc_event(void *ctx, void *data, size_t len)
 
 	if (len < sizeof(*e))
 		return 0;
-	/* An exec from before the helper found the process at start is its current image. */
 	t = helper_target(w, e->pid);
+	/* Its pid given to another process since: that one is chosen, or not, on its own. */
+	if (t && t->pidfd >= 0 && syscall(SYS_pidfd_send_signal, t->pidfd, 0, NULL, 0)) {
+		drop_target(w, t, true);
+		t = NULL;
+	}
+	/* An exec from before the helper found the process at start is its current image. */
 	if (t && e->ts <= t->since)
 		return 0;
 	if (e->type == MS_PROC_FORK) {
@@ -421,6 +461,9 @@ static void watch(struct watcher *w, pid_t daemon_pid)
 	while (!*w->exiting && poll(pfd, rb ? 2 : 1, WATCH_PERIOD_MS) >= 0 && !pfd[0].revents) {
 		if (rb)
 			ring_buffer__consume(rb);
+		/* The children that closed links (destroy_links_later). */
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
 		if (now_ns() < next_tick)
 			continue;
 		next_tick = now_ns() + WATCH_PERIOD_MS * 1000000ull;
