@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * Libraries loaded after attach (dlopen). The daemon holds no capability once attached, so a
- * child keeps just those that attaching needs, looks at the targets' maps every second for a
- * runtime's library (struct runtime.library), attaches to it and passes the links to the
- * daemon. It takes no input: the daemon cannot ask it for anything, only close the socket.
+ * The attach helper. The daemon holds no capability once attached, so a child keeps just those
+ * that attaching needs and does what is attached later: a runtime's library loaded after attach
+ * (dlopen; it looks at the targets' maps every second and passes the links to the daemon), and
+ * in daemon mode the processes the selectors choose, at start and at each exec, and the
+ * children of targets (it holds their links, and tells the daemon of each before attaching).
+ * It takes no input: the daemon cannot ask it for anything, only close the socket.
  */
 #ifndef MEMSCOPED_WATCHER_H
 #define MEMSCOPED_WATCHER_H
@@ -16,9 +18,8 @@ struct attachment;
 struct ms_event;
 struct process_table;
 struct runtime_ctx;
-struct watcher;
-
 struct selector;
+struct watcher;
 
 /* What the helper does besides watching libraries. */
 struct watcher_config {
