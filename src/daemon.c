@@ -192,6 +192,10 @@ static void fill_report(struct daemon *d, struct report_input *r)
 	r->now_ns = now;
 	r->stuck_after_ns = (uint64_t)(d->opts.stuck_after * 1e9);
 	r->timeseries = d->series;
+	r->daemon_mode = d->daemon_mode;
+	if (d->watcher)
+		d->targets_missed = watcher__missed(d->watcher);
+	r->targets_missed = d->targets_missed;
 }
 
 /* Renders the metrics once for both the HTTP endpoint and the textfile. */
@@ -209,6 +213,8 @@ static int render_metrics(struct daemon *d)
 	in.stuck_after_ns = r.stuck_after_ns;
 	in.max_task_types = d->opts.max_task_types;
 	in.forget_after_ns = (uint64_t)(d->opts.forget_after * 1e9);
+	in.daemon_mode = r.daemon_mode;
+	in.targets_missed = r.targets_missed;
 	in.self = proc__self_stats(&self) ? NULL : &self;
 	return exporter_prometheus__render(d->metrics, &in);
 }

@@ -31,6 +31,7 @@ struct daemon {
 	int targets_fd;		   /* and the traced pids; -1 before load */
 	uint64_t start;		   /* CLOCK_MONOTONIC */
 	bool daemon_mode;	   /* selectors: targets come and go, the run goes on */
+	uint64_t targets_missed;   /* the helper's count, kept once it stopped */
 };
 
 uint64_t daemon__now(void);

@@ -388,6 +388,14 @@ static int render(struct prom_text *out, const struct exporter_input *in, struct
 	if (!err)
 		err = prom_text__sample(out, "memscoped_events_lost_total", NULL, 0,
 					(double)in->events_lost);
+	if (!err && in->daemon_mode)
+		err = prom_text__family(
+			out, "memscoped_targets_missed_total", "counter",
+			"Selected processes not attached: gone before their attach, "
+			"or --max-targets reached");
+	if (!err && in->daemon_mode)
+		err = prom_text__sample(out, "memscoped_targets_missed_total", NULL, 0,
+					(double)in->targets_missed);
 	if (!err && in->self)
 		err = render_self(out, in->self);
 	return err;

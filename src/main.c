@@ -504,6 +504,8 @@ int main(int argc, char **argv)
 	daemon__run(&d, &exiting, &report_requested);
 
 	/* Detach first so a flood of events cannot delay the exit, then take what is left. */
+	watcher__receive(d.watcher, &d.links);
+	d.targets_missed = watcher__missed(d.watcher);
 	watcher__stop(d.watcher);
 	d.watcher = NULL;
 	attach__destroy(&d.links);

@@ -3,6 +3,7 @@
 #ifndef MEMSCOPED_REPORT_H
 #define MEMSCOPED_REPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include "process_table.h"
@@ -16,6 +17,8 @@ struct report_input {
 	uint64_t now_ns;		     /* CLOCK_MONOTONIC at the report */
 	uint64_t stuck_after_ns;	     /* --stuck-after */
 	const struct timeseries *timeseries; /* NULL: no "timeseries" field */
+	bool daemon_mode;		     /* selectors: "targets_missed" is reported */
+	uint64_t targets_missed;	     /* selected processes not attached */
 };
 
 /* Writes the JSON report; returns 0 or -errno. */

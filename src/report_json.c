@@ -400,6 +400,8 @@ int report_json__write(FILE *f, const struct report_input *in)
 	put_u64(events, "received", in->events_received);
 	put_u64(events, "lost", in->events_lost);
 	json_object_object_add(root, "events", events);
+	if (in->daemon_mode)
+		put_u64(root, "targets_missed", in->targets_missed);
 	/* Written a process at a time, tasks one by one: memory does not grow with the report. */
 	ret = put_open(f, root);
 	json_object_put(root);

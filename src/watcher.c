@@ -612,6 +612,7 @@ void watcher__receive(struct watcher *w, struct attachment *links)
 			attached_record(w, m);
 			break;
 		case WATCH_FAILED:
+			w->missed++;
 			w->ctx.log("pid %u: %s", m->pid, m->text);
 			p = process_table__find(w->procs, m->pid);
 			if (p && !p->exited && !p->execed && p->exec_ns) {
@@ -644,6 +645,11 @@ void watcher__before_event(struct watcher *w, struct attachment *links, const st
 			watcher__receive(w, links);
 		return;
 	}
+}
+
+uint64_t watcher__missed(const struct watcher *w)
+{
+	return w ? w->missed : 0;
 }
 
 void watcher__stop(struct watcher *w)

@@ -44,6 +44,8 @@ void watcher__receive(struct watcher *w, struct attachment *links);
  * runtime not yet attached means its message is waiting: takes it first.
  */
 void watcher__before_event(struct watcher *w, struct attachment *links, const struct ms_event *e);
+/* Selected processes the helper said it could not attach (0 for NULL). */
+uint64_t watcher__missed(const struct watcher *w);
 /* Ends the watcher and waits for it; accepts NULL. */
 void watcher__stop(struct watcher *w);
 

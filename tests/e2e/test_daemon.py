@@ -120,6 +120,7 @@ def test_comm_attaches_every_restart_exactly_and_forgets_exited_series():
         report, _, err = ms.stop()
     finally:
         ms.kill()
+    check_eq(report["targets_missed"], 0, "targets missed")
     for pid, truth in truths.items():
         recs = records(report, pid)
         check_eq(len(recs), 1, f"records of pid {pid}")
@@ -330,3 +331,37 @@ def test_exe_glob_selects_running_and_new_processes_and_nothing_else():
     check(f"pid {sibling.pid}" not in err, f"the sibling was named: {err!r}")
     for t in (early, late):
         check_exact(records(report, t.pid)[0], truths[t.pid], f"pid {t.pid}")
+
+
+def test_max_targets_is_a_bound_counted_as_missed():
+    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
+    comm = unique("m")
+    exe = worker_copy(d.name, comm)
+    port = free_port()
+    ms = Memscoped([], "--comm", f"^{comm}$", "--max-targets", "1", "--listen",
+                   f"127.0.0.1:{port}")
+    first = second = None
+    try:
+        first = subprocess.Popen([exe, "once"], stdout=subprocess.PIPE, text=True)
+        wait_line(first.stdout, "ready", 10, first)
+        attached(ms, first.pid)
+        second = subprocess.Popen([exe, "once"], stdout=subprocess.PIPE, text=True)
+        wait_line(second.stdout, "ready", 10, second)
+        wait_stderr(ms, f"pid {second.pid}: not traced: --max-targets 1 reached")
+        deadline = time.monotonic() + 5
+        while True:
+            got = values(parse(scrape(port)), "memscoped_targets_missed_total")
+            if (got and got[0][1] == 1) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        check_eq([v for _, v in got], [1.0], "memscoped_targets_missed_total")
+        report, _, err = ms.stop()
+    finally:
+        ms.kill()
+        for t in (first, second):
+            if t:
+                t.kill()
+                t.wait()
+    check_eq(report["targets_missed"], 1, "targets_missed")
+    check_eq(records(report, second.pid), [], "records of the process past the bound")
+    check_eq(len(records(report, first.pid)), 1, "records of the first")
