@@ -12,7 +12,7 @@ import time
 
 from harness import (Memscoped, TestFailure, check, check_eq, run_memscoped, target_path,
                      wait_line)
-from test_metrics import free_port, parse, scrape, values
+from test_metrics import free_port, parse, scrape, values, wait_for
 
 FIELDS = ("live_bytes", "live_allocations", "allocated_bytes_total", "allocations_total",
           "frees_total")
@@ -55,6 +55,12 @@ def read_truths(proc, n, timeout=20):
     return truths
 
 
+def scraped(port, name, **match):
+    """(found, samples) of name whose labels include match, in one scrape."""
+    got = values(parse(scrape(port)), name, **match)
+    return bool(got), got
+
+
 def records(report, pid):
     return [p for p in report["processes"] if p["pid"] == pid]
 
@@ -91,12 +97,8 @@ def test_comm_attaches_every_restart_exactly_and_forgets_exited_series():
                 attached(ms, t.pid)
                 if i == 0:
                     # Labelled where it runs, while it runs.
-                    deadline = time.monotonic() + 5
-                    while True:
-                        info = values(parse(scrape(port)), "memscoped_target_info", pid=t.pid)
-                        if info or time.monotonic() > deadline:
-                            break
-                        time.sleep(0.2)
+                    info = wait_for(lambda: scraped(port, "memscoped_target_info", pid=t.pid),
+                                    5, "memscoped_target_info")[1]
                     check_eq(len(info), 1, "target_info samples")
                     with open(f"/proc/{t.pid}/cgroup") as f:
                         cgroup = [x for x in f.read().splitlines() if x.startswith("0::")][0][3:]
@@ -109,14 +111,9 @@ def test_comm_attaches_every_restart_exactly_and_forgets_exited_series():
                 stop(t)
         check_eq(len(truths), 5, "instances")
         # Each exited instance's series leave /metrics --forget-after (2 s) after its exit.
-        deadline = time.monotonic() + 8
-        while True:
-            left = [lab["pid"] for lab, _ in
-                    values(parse(scrape(port)), "memscoped_heap_live_bytes", comm=comm)]
-            if not left or time.monotonic() > deadline:
-                break
-            time.sleep(0.3)
-        check_eq(left, [], "series of exited instances after --forget-after")
+        wait_for(lambda: (lambda left: (not left, left))(
+            scraped(port, "memscoped_heap_live_bytes", comm=comm)[1]), 8,
+            "no series of exited instances after --forget-after")
         report, _, err = ms.stop()
     finally:
         ms.kill()
@@ -348,13 +345,9 @@ def test_max_targets_is_a_bound_counted_as_missed():
         second = subprocess.Popen([exe, "once"], stdout=subprocess.PIPE, text=True)
         wait_line(second.stdout, "ready", 10, second)
         wait_stderr(ms, f"pid {second.pid}: not traced: --max-targets 1 reached")
-        deadline = time.monotonic() + 5
-        while True:
-            got = values(parse(scrape(port)), "memscoped_targets_missed_total")
-            if (got and got[0][1] == 1) or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        check_eq([v for _, v in got], [1.0], "memscoped_targets_missed_total")
+        wait_for(lambda: (lambda got: ([v for _, v in got] == [1.0], got))(
+            scraped(port, "memscoped_targets_missed_total")[1]), 5,
+            "memscoped_targets_missed_total == 1")
         report, _, err = ms.stop()
     finally:
         ms.kill()
