@@ -66,10 +66,20 @@ static void components_inward_out(const char *path,
 	}
 }
 
+static bool conmon(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i + 7 <= n; i++)
+		if (!memcmp(s + i, "conmon-", 7))
+			return true;
+	return false;
+}
+
 static bool found_id(const char *s, size_t n, void *ctx)
 {
 	/* conmon's scope (cri-o, podman) holds the monitor, not the container. */
-	if (n > 7 && memmem(s, n, "conmon-", 7))
+	if (conmon(s, n))
 		return false;
 	return component_id(s, n, ctx);
 }
