@@ -69,6 +69,7 @@ static void print_truth(const struct truth *t)
 	fflush(stdout);
 }
 
+/* Waits for want; SIGTERM ends the process whatever it waits for. */
 static void wait_for(int want)
 {
 	sigset_t set;
@@ -76,9 +77,12 @@ static void wait_for(int want)
 
 	sigemptyset(&set);
 	sigaddset(&set, want);
+	sigaddset(&set, SIGTERM);
 	do
 		sigwait(&set, &sig);
-	while (sig != want);
+	while (sig != want && sig != SIGTERM);
+	if (sig == SIGTERM && want != SIGTERM)
+		_exit(0);
 }
 
 static void worker(int k, void **parent_blocks)
