@@ -220,11 +220,13 @@ $(BUILD)/tokio-bench-out/.built: $(TOKIO_BENCH_SRCS)
 	CARGO_TARGET_DIR=$(abspath $(BUILD))/tokio-bench tests/targets/tokio-bench/build.sh $(BUILD)/tokio-bench-out
 	touch $@
 
-bench: deps all $(BENCH_BINS) $(ALLOC_BENCH_BINS) $(BUILD)/tokio-bench-out/.built
+bench: deps all $(BENCH_BINS) $(ALLOC_BENCH_BINS) $(BUILD)/tokio-bench-out/.built \
+	$(BUILD)/targets/daemon_worker
 	BUILD=$(BUILD) scripts/bench/run.sh
 	BUILD=$(BUILD) scripts/bench/alloc.sh
 	BUILD=$(BUILD) scripts/bench/coro.sh
 	BUILD=$(BUILD) scripts/bench/stacks.py
+	BUILD=$(BUILD) scripts/bench/daemon.py
 
 FUZZ_SECONDS ?= 60
 

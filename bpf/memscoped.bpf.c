@@ -46,6 +46,40 @@ struct {
 
 #include "sample.bpf.h"
 
+/* Daemon mode: every exec is told to the selector helper (--comm, --exe, --cgroup). */
+const volatile bool select_execs = false;
+/* Children of targets are targets (not --no-follow-forks). */
+const volatile bool follow_forks = false;
+
+/* Process events for the selector helper, which sleeps on this ring (with wakeups). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, MS_PROC_RING_SIZE);
+} proc_events SEC(".maps");
+
+static __always_inline void emit_proc(__u32 type, __u32 pid, __u32 parent, __u64 ts)
+{
+	struct ms_proc_event *e;
+	__u32 zero = 0;
+	__u64 *n;
+
+	e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+	if (!e) {
+		n = bpf_map_lookup_elem(&lost, &zero);
+		if (n)
+			*n += 1;
+		return;
+	}
+	e->type = type;
+	e->pid = pid;
+	e->parent = parent;
+	e->__pad = 0;
+	e->ts = ts;
+	/* The child of a fork has its parent's comm; the exec'd image its new one. */
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
 #define MS_TASK_STACK 8
 
 /* Per-thread state; task storage is freed with the thread, so nothing leaks. */
@@ -501,7 +535,49 @@ int coro_unmap(struct pt_regs *ctx)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	if (!is_target())
+	__u64 ts = bpf_ktime_get_ns();
+	bool target = is_target();
+
+	/* Daemon mode: the selector helper re-plans a target's new image, matches the others. */
+	if (select_execs)
+		emit_proc(MS_PROC_EXEC, bpf_get_current_pid_tgid() >> 32, 0, ts);
+	if (!target)
 		return 0;
-	return emit(MS_EV_EXEC, 0, 0, 0, 0, 0, 0);
+	/* addr: the exec's time, which names the record the helper begins at this exec. */
+	emit(MS_EV_EXEC, 0, ts, 0, 0, 0, 0);
+	return 0;
+}
+
+/*
+ * The last thread of a target is gone: its pid leaves the map at once, so that a process given
+ * the same pid later is no target (its children would be followed) before the helper notices.
+ */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+
+	if (p->signal->live.counter == 0)
+		bpf_map_delete_elem(&targets, &tgid);
+	return 0;
+}
+
+/* A target's child is a target from the fork on; the helper attaches its probes. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid, zero = 0;
+	__u64 ts;
+
+	/* A new thread is no new process. */
+	if (!follow_forks || ptgid == ctgid || !bpf_map_lookup_elem(&targets, &ptgid))
+		return 0;
+	/* A full map (--max-targets) leaves the child untraced. */
+	if (bpf_map_update_elem(&targets, &ctgid, &zero, BPF_NOEXIST))
+		return 0;
+	ts = bpf_ktime_get_ns();
+	/* In the parent's order on the events ring: the child's heap is the parent's now. */
+	emit(MS_EV_FORK, 0, ctgid, 0, 0, 0, 0);
+	emit_proc(MS_PROC_FORK, ctgid, ptgid, ts);
+	return 0;
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,10 +41,34 @@ enum {
 	OPT_MODE,
 	OPT_SCAN_INTERVAL,
 	OPT_LEAK_CANDIDATES,
+	OPT_COMM,
+	OPT_EXE,
+	OPT_CGROUP,
+	OPT_MAX_TARGETS,
+	OPT_FORGET_AFTER,
+	OPT_NO_FOLLOW_FORKS,
 };
 
 static const struct argp_option options[] = {
 	{ "pid", 'p', "PID", 0, "Attach to this process (repeatable)", 0 },
+	{ "comm", OPT_COMM, "REGEX", 0,
+	  "Trace every process whose /proc/PID/comm matches this POSIX extended regex, running "
+	  "now or started later (repeatable)",
+	  0 },
+	{ "exe", OPT_EXE, "GLOB", 0,
+	  "Trace every process whose executable path (as the process sees it) matches this glob "
+	  "(repeatable)",
+	  0 },
+	{ "cgroup", OPT_CGROUP, "PATH", 0,
+	  "Trace every process in this cgroup v2 path or below it, e.g. /system.slice/foo.service "
+	  "(repeatable)",
+	  0 },
+	{ "max-targets", OPT_MAX_TARGETS, "N", 0,
+	  "Processes traced at once; more matching ones are counted as missed (default 256)", 0 },
+	{ "forget-after", OPT_FORGET_AFTER, "SECONDS", 0,
+	  "An exited target's series leave /metrics this long after its exit (default 300)", 0 },
+	{ "no-follow-forks", OPT_NO_FOLLOW_FORKS, NULL, 0,
+	  "Do not trace the children of traced processes", 0 },
 	{ "duration", 'd', "SECONDS", 0,
 	  "Stop after this long (default: until SIGINT/SIGTERM or every target exited)", 0 },
 	{ "report", 'r', "FILE", 0, "On exit, write the JSON report to FILE ('-' = stdout)", 0 },
@@ -165,6 +190,19 @@ int cli__parse_pid(const char *s, int *ret)
 	return 0;
 }
 
+/* Whether regex compiles as --comm will compile it; err says why not. */
+static bool valid_regex(const char *regex, char *err, size_t len)
+{
+	regex_t re;
+	int ret;
+
+	ret = regcomp(&re, regex, REG_EXTENDED | REG_NOSUB);
+	if (ret)
+		regerror(ret, &re, err, len);
+	regfree(&re);
+	return !ret;
+}
+
 /* Reports a bad argument; with ARGP_NO_EXIT argp_error returns, so parsing stops here. */
 static error_t fail(struct argp_state *state, const char *fmt, ...)
 {
@@ -193,6 +231,40 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		if (o->npids == MS_MAX_TARGETS)
 			return fail(state, "too many --pid: at most %d", MS_MAX_TARGETS);
 		o->pids[o->npids++] = pid;
+		break;
+	case OPT_COMM:
+		if (o->ncomms == CLI_MAX_SELECTORS)
+			return fail(state, "too many --comm: at most %d", CLI_MAX_SELECTORS);
+		if (!valid_regex(arg, names, sizeof(names)))
+			return fail(state, "invalid --comm '%s': %s", arg, names);
+		o->comms[o->ncomms++] = arg;
+		break;
+	case OPT_EXE:
+		if (o->nexes == CLI_MAX_SELECTORS)
+			return fail(state, "too many --exe: at most %d", CLI_MAX_SELECTORS);
+		if (!*arg)
+			return fail(state, "invalid --exe '': expected a glob");
+		o->exes[o->nexes++] = arg;
+		break;
+	case OPT_CGROUP:
+		if (o->ncgroups == CLI_MAX_SELECTORS)
+			return fail(state, "too many --cgroup: at most %d", CLI_MAX_SELECTORS);
+		if (arg[0] != '/')
+			return fail(state,
+				    "invalid --cgroup '%s': expected an absolute cgroup path", arg);
+		o->cgroups[o->ncgroups++] = arg;
+		break;
+	case OPT_MAX_TARGETS:
+		if (cli__parse_u64(arg, &o->max_targets) || !o->max_targets ||
+		    o->max_targets > 65536)
+			return fail(state, "invalid --max-targets '%s': expected 1 to 65536", arg);
+		break;
+	case OPT_FORGET_AFTER:
+		if (cli__parse_seconds(arg, &o->forget_after))
+			return fail(state, "invalid --forget-after '%s': expected seconds", arg);
+		break;
+	case OPT_NO_FOLLOW_FORKS:
+		o->no_follow_forks = true;
 		break;
 	case 'd':
 		if (cli__parse_seconds(arg, &o->duration))
@@ -333,8 +405,13 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		return fail(state, "unexpected argument '%s'", arg);
 		break;
 	case ARGP_KEY_END:
-		if (!o->npids)
-			return fail(state, "no target: give at least one --pid");
+		if (!o->npids && !o->ncomms && !o->nexes && !o->ncgroups)
+			return fail(
+				state,
+				"no target: give at least one --pid, --comm, --exe or --cgroup");
+		if (o->npids > o->max_targets)
+			return fail(state, "%zu --pid but --max-targets %llu", o->npids,
+				    (unsigned long long)o->max_targets);
 		if (o->leak_candidates && !o->scan)
 			return fail(state, "--leak-candidates needs --mode scan");
 		/* A uid change takes CAP_SYS_PTRACE away, and every snapshot needs it. */
@@ -346,6 +423,9 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		/* Stacks are taken by the allocator probes, which scan mode does not place. */
 		if (o->scan && (o->pprof || o->folded))
 			return fail(state, "--pprof and --folded need --mode trace");
+		/* Scan mode reads the processes it was given; it does not follow any. */
+		if (o->scan && (o->ncomms || o->nexes || o->ncgroups))
+			return fail(state, "--comm, --exe and --cgroup need --mode trace");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -365,6 +445,8 @@ int cli__parse(int argc, char **argv, unsigned int flags, struct cli_options *re
 		.max_ended_tasks = 100000,
 		.max_types = 10000,
 		.max_task_types = 50,
+		.max_targets = MS_DEFAULT_MAX_TARGETS,
+		.forget_after = 300,
 		.stuck_after = 30,
 		.runtime = "auto",
 		.allocator = "auto",

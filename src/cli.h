@@ -10,9 +10,22 @@
 
 #define MEMSCOPED_VERSION "0.1.0"
 
+/* Each selector option may be given this many times. */
+#define CLI_MAX_SELECTORS 32
+
 struct cli_options {
 	int pids[MS_MAX_TARGETS];
 	size_t npids;
+	/* Daemon mode (src/selector.c): a process matching any of these is a target. */
+	const char *comms[CLI_MAX_SELECTORS]; /* --comm: POSIX extended regexes */
+	size_t ncomms;
+	const char *exes[CLI_MAX_SELECTORS]; /* --exe: globs */
+	size_t nexes;
+	const char *cgroups[CLI_MAX_SELECTORS]; /* --cgroup: cgroup v2 paths */
+	size_t ncgroups;
+	uint64_t max_targets;	  /* processes traced at once (the BPF targets map) */
+	double forget_after;	  /* seconds an ended target's series stay in /metrics */
+	bool no_follow_forks;	  /* children of targets are not targets */
 	double duration;	  /* seconds; 0 = until signal or every target exited */
 	const char *report;	  /* JSON report path, "-" = stdout, NULL = none */
 	const char *html;	  /* HTML report path, "-" = stdout, NULL = none */

@@ -71,12 +71,23 @@ size_t daemon__update_alive(struct daemon *d)
 		for (j = 0; j < nruntimes; j++)
 			if (runtimes[j]->problem && (problem = runtimes[j]->problem(p)))
 				log_err("pid %u: %s", p->pid, problem);
-		if (p->execed && d->targets_fd >= 0 &&
-		    !bpf_map_delete_elem(d->targets_fd, &(uint32_t){ p->pid }))
+		/* In daemon mode the helper keeps the map: an exec'd target may stay one. */
+		if (p->execed && !p->exec_said &&
+		    (d->daemon_mode || d->targets_fd < 0 ||
+		     !bpf_map_delete_elem(d->targets_fd, &(uint32_t){ p->pid }))) {
+			p->exec_said = true;
 			log_err("pid %u: exec'd a new program; its report ends at the exec",
 				p->pid);
-		if (!p->exited && !proc__alive((int)p->pid))
+		}
+		/* An exec'd image's record ends at the exec, but says when the process exits. */
+		if (!p->exited && process_table__find(procs, p->pid) == p &&
+		    !proc__alive((int)p->pid)) {
 			p->exited = true;
+			if (!p->ended_ns)
+				p->ended_ns = daemon__now();
+			if (d->daemon_mode)
+				log_err("pid %u: exited", p->pid);
+		}
 		alive += !p->exited && !p->execed;
 	}
 	return alive;
@@ -205,6 +216,10 @@ static void fill_report(struct daemon *d, struct report_input *r)
 	r->timeseries = d->series;
 	r->stacks = stacks__profile(d->stacks);
 	r->mode = d->opts.scan ? "scan" : "trace";
+	r->daemon_mode = d->daemon_mode;
+	if (d->watcher)
+		d->targets_missed = watcher__missed(d->watcher);
+	r->targets_missed = d->targets_missed;
 }
 
 /* Renders the metrics once for both the HTTP endpoint and the textfile. */
@@ -221,6 +236,9 @@ static int render_metrics(struct daemon *d)
 	in.now_ns = r.now_ns;
 	in.stuck_after_ns = r.stuck_after_ns;
 	in.max_task_types = d->opts.max_task_types;
+	in.forget_after_ns = (uint64_t)(d->opts.forget_after * 1e9);
+	in.daemon_mode = r.daemon_mode;
+	in.targets_missed = r.targets_missed;
 	in.self = proc__self_stats(&self) ? NULL : &self;
 	return exporter_prometheus__render(d->metrics, &in);
 }
@@ -365,7 +383,7 @@ void daemon__run(struct daemon *d, volatile sig_atomic_t *exiting,
 			next_alive = now + ALIVE_CHECK_NS;
 			/* Drain first: a target's last events precede its exit. */
 			daemon__drain(d);
-			if (!daemon__update_alive(d))
+			if (!daemon__update_alive(d) && !d->daemon_mode)
 				break;
 			if (d->rb)
 				warn_blind(d, now);

@@ -35,6 +35,8 @@ struct daemon {
 	/* --mode scan: called every turn of the loop, and fresh before each report. */
 	void (*tick)(struct daemon *d, uint64_t now_ns, int fresh);
 	uint64_t next_scan_ns;
+	bool daemon_mode;	 /* selectors: targets come and go, the run goes on */
+	uint64_t targets_missed; /* the helper's count, kept once it stopped */
 };
 
 uint64_t daemon__now(void);

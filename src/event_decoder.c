@@ -59,7 +59,16 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 		process__realloc_begin(p, e.tid, e.addr);
 		return 0;
 	case MS_EV_EXEC:
-		p->execed = true;
+		/* The exec this record begins at (the helper attached the new image) is not its end. */
+		if (!p->exec_ns || e.addr != p->exec_ns) {
+			p->execed = true;
+			p->ended_ns = e.ts;
+		}
+		return 0;
+	case MS_EV_FORK:
+		/* In the parent's event order: its live blocks now are the child's at the fork. */
+		if (!process_table__fork(d->procs, p, (uint32_t)e.addr, e.ts))
+			d->stats.malformed++;
 		return 0;
 	default:
 		/* The rest are the runtimes' (runtime.h), each to the rows that handle its type. */

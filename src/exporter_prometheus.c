@@ -267,6 +267,45 @@ static int render_allocator_info(struct prom_text *out, const struct proc_view *
 	return err;
 }
 
+/*
+ * An ended target leaves the metrics --forget-after after its end; an exec'd one as soon as its
+ * pid has a newer record (one series per pid and comm).
+ */
+static bool forgotten(const struct exporter_input *in, struct process *p)
+{
+	if (!p->exited && !p->execed)
+		return false;
+	if (process_table__find(in->procs, p->pid) != p)
+		return true;
+	return p->ended_ns && in->forget_after_ns && in->now_ns > p->ended_ns &&
+	       in->now_ns - p->ended_ns >= in->forget_after_ns;
+}
+
+/* Where each target runs: its cgroup, container and systemd unit. */
+static int render_target_info(struct prom_text *out, const struct proc_view *views, size_t n)
+{
+	struct prom_label labels[6] = { { "pid", NULL },	  { "comm", NULL },
+					{ "exe", NULL },	  { "cgroup", NULL },
+					{ "container_id", NULL }, { "unit", NULL } };
+	size_t i;
+	int err;
+
+	err = prom_text__family(out, "memscoped_target_info", "gauge",
+				"The traced process: executable, cgroup v2 path, container, unit");
+	for (i = 0; i < n && !err; i++) {
+		const struct process *p = views[i].p;
+
+		labels[0].value = views[i].pid;
+		labels[1].value = p->comm;
+		labels[2].value = p->exe ? p->exe : "";
+		labels[3].value = p->cgroup ? p->cgroup : "";
+		labels[4].value = p->container_id ? p->container_id : "";
+		labels[5].value = p->unit ? p->unit : "";
+		err = prom_text__sample(out, "memscoped_target_info", labels, 6, 1);
+	}
+	return err;
+}
+
 static int render(struct prom_text *out, const struct exporter_input *in, struct proc_view *views,
 		  size_t n)
 {
@@ -297,6 +336,8 @@ static int render(struct prom_text *out, const struct exporter_input *in, struct
 		err = render_allocator_info(out, views, n);
 	if (!err)
 		err = scan_report__metrics(out, in->procs, in->max_task_types);
+	if (!err)
+		err = render_target_info(out, views, n);
 	if (err)
 		return err;
 	for (i = 0; i < n; i++) {
@@ -350,6 +391,14 @@ static int render(struct prom_text *out, const struct exporter_input *in, struct
 	if (!err)
 		err = prom_text__sample(out, "memscoped_events_lost_total", NULL, 0,
 					(double)in->events_lost);
+	if (!err && in->daemon_mode)
+		err = prom_text__family(
+			out, "memscoped_targets_missed_total", "counter",
+			"Selected processes not attached: gone before their attach, "
+			"or --max-targets reached");
+	if (!err && in->daemon_mode)
+		err = prom_text__sample(out, "memscoped_targets_missed_total", NULL, 0,
+					(double)in->targets_missed);
 	if (!err && in->self)
 		err = render_self(out, in->self);
 	return err;
@@ -362,14 +411,20 @@ int exporter_prometheus__render(struct prom_text *out, const struct exporter_inp
 	int err = views ? 0 : -ENOMEM;
 
 	prom_text__reset(out);
+	size_t nviews = 0;
+
 	for (i = 0; i < n && !err; i++) {
-		views[i].p = process_table__at(in->procs, i);
-		snprintf(views[i].pid, sizeof(views[i].pid), "%u", views[i].p->pid);
-		err = aggregate(&views[i], in);
+		struct process *p = process_table__at(in->procs, i);
+
+		if (forgotten(in, p))
+			continue;
+		views[nviews].p = p;
+		snprintf(views[nviews].pid, sizeof(views[nviews].pid), "%u", p->pid);
+		err = aggregate(&views[nviews++], in);
 	}
 	if (!err)
-		err = render(out, in, views, n);
-	for (i = 0; views && i < n; i++)
+		err = render(out, in, views, nviews);
+	for (i = 0; views && i < nviews; i++)
 		free(views[i].aggs);
 	free(views);
 	return err;

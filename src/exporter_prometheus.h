@@ -15,7 +15,10 @@ struct exporter_input {
 	uint64_t events_lost;
 	uint64_t now_ns; /* CLOCK_MONOTONIC, for suspects */
 	uint64_t stuck_after_ns;
-	size_t max_task_types; /* task_type label values per runtime; the rest are "other" */
+	size_t max_task_types;	  /* task_type label values per runtime; the rest are "other" */
+	uint64_t forget_after_ns; /* an ended target's series go this long after its end */
+	bool daemon_mode;	  /* selectors: memscoped_targets_missed_total is rendered */
+	uint64_t targets_missed;
 	const struct proc_self_stats *self; /* NULL: no process_* metrics */
 };
 

@@ -25,7 +25,7 @@ struct heap_table {
 	size_t max_blocks;
 };
 
-#define MIN_CAPACITY 1024
+#define MIN_CAPACITY 64
 
 static size_t slot_of(const struct heap_table *h, uint64_t addr)
 {

@@ -15,6 +15,7 @@
 #include "memscoped.skel.h"
 #include "alloc_plan.h"
 #include "attach.h"
+#include "cgroup.h"
 #include "cli.h"
 #include "daemon.h"
 #include "http_server.h"
@@ -27,6 +28,7 @@
 #include "prom_text.h"
 #include "runtime.h"
 #include "scan_mode.h"
+#include "selector.h"
 #include "top.h"
 #include "timeseries.h"
 #include "watcher.h"
@@ -149,8 +151,49 @@ static int check_options(const struct cli_options *o, const struct passwd **ret_
 	return 0;
 }
 
+/* The selectors of daemon mode, checked: one line for a bad one. NULL on error. */
+static struct selector *build_selector(const struct cli_options *o)
+{
+	struct selector *s = selector__new();
+	char mnt[PATH_MAX], msg[256];
+	size_t i;
+	int err = 0;
+
+	if (!s) {
+		log_err("out of memory");
+		return NULL;
+	}
+	for (i = 0; i < o->ncomms && !err; i++) {
+		err = selector__add_comm(s, o->comms[i], msg, sizeof(msg));
+		if (err)
+			log_err("invalid --comm '%s': %s", o->comms[i], msg);
+	}
+	for (i = 0; i < o->nexes && !err; i++)
+		if ((err = selector__add_exe(s, o->exes[i])))
+			log_err("out of memory");
+	if (!err && o->ncgroups) {
+		err = cgroup__mount(mnt, sizeof(mnt));
+		if (err)
+			log_err("--cgroup needs the cgroup v2 hierarchy: %s",
+				err == -ENOENT ? "no cgroup2 file system is mounted" :
+						 strerror(-err));
+	}
+	for (i = 0; i < o->ncgroups && !err; i++) {
+		err = selector__add_cgroup(s, mnt, o->cgroups[i]);
+		if (err)
+			log_err("invalid --cgroup '%s': %s", o->cgroups[i],
+				err == -ENOENT ? "no such cgroup" : strerror(-err));
+	}
+	if (err) {
+		selector__free(s);
+		return NULL;
+	}
+	return s;
+}
+
 static int add_targets(struct daemon *d)
 {
+	static struct proc_identity id;
 	char comm[PROC_COMM_LEN], *exe;
 	struct process *p;
 	size_t i;
@@ -164,6 +207,11 @@ static int add_targets(struct daemon *d)
 		free(exe);
 		if (!p)
 			return -ENOMEM;
+		if (!selector__identify((int)p->pid, &id)) {
+			p->ns_pid = id.ns_pid;
+			if (process__set_labels(p, id.cgroup, id.container_id, id.unit))
+				return -ENOMEM;
+		}
 	}
 	return 0;
 }
@@ -191,6 +239,12 @@ static void open_stacks(struct daemon *d)
 	}
 }
 
+/* Selectors: processes are chosen as they come (src/selector.c), not only at start. */
+static bool daemon_mode(const struct cli_options *o)
+{
+	return o->ncomms || o->nexes || o->ncgroups;
+}
+
 /* Opens the BPF object and sets what must be set before load. */
 static struct memscoped_bpf *open_bpf(const struct cli_options *o, bool multi)
 {
@@ -203,9 +257,12 @@ static struct memscoped_bpf *open_bpf(const struct cli_options *o, bool multi)
 		return NULL;
 	}
 	bpf_map__set_max_entries(skel->maps.events, (uint32_t)o->ring_size);
+	bpf_map__set_max_entries(skel->maps.targets, (uint32_t)o->max_targets);
 	skel->rodata->empty_programs = o->empty_programs;
 	skel->rodata->sample_bytes = o->sample_bytes;
 	stack_profile__gaps((uint32_t *)skel->rodata->sample_gaps, MS_SAMPLE_GAPS);
+	skel->rodata->select_execs = daemon_mode(o);
+	skel->rodata->follow_forks = daemon_mode(o) && !o->no_follow_forks;
 	/* Every uprobe program may be attached by uprobe_multi links. */
 	bpf_object__for_each_program(prog, skel->obj)
 		if (multi && bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE)
@@ -337,7 +394,10 @@ int main(int argc, char **argv)
 	struct passwd user_buf;
 	struct memscoped_bpf *skel = NULL;
 	struct bpf_link *exec_link = NULL; /* a target's exec ends its report */
+	struct bpf_link *fork_link = NULL; /* a target's children are targets */
+	struct bpf_link *exit_link = NULL; /* a dead target leaves the map */
 	struct process_limits limits;
+	struct selector *selector = NULL;
 	bool multi;
 	size_t i;
 	char line[256];
@@ -358,6 +418,12 @@ int main(int argc, char **argv)
 	err = check_options(o, &user, &user_buf);
 	if (err)
 		return err;
+	d.daemon_mode = daemon_mode(o);
+	if (d.daemon_mode) {
+		selector = build_selector(o);
+		if (!selector)
+			return EXIT_USAGE;
+	}
 	/* Listen before attaching anything: a bad address must not touch the targets. */
 	if (o->listen) {
 		err = http_server__start(o->listen, &d.http);
@@ -426,20 +492,46 @@ int main(int argc, char **argv)
 	if (!exec_link)
 		log_err("cannot watch for exec: %s, ignoring (an exec'd target keeps its old figures)",
 			strerror(errno));
+	if (skel->rodata->follow_forks) {
+		fork_link = bpf_program__attach(skel->progs.on_fork);
+		if (!fork_link)
+			log_err("cannot watch for forks: %s, ignoring (children are not traced)",
+				strerror(errno));
+	}
+	/* Daemon mode: a dead target's pid is no target once it can be given again. */
+	if (d.daemon_mode) {
+		exit_link = bpf_program__attach(skel->progs.on_exit);
+		if (!exit_link)
+			log_err("cannot watch for exits: %s, ignoring", strerror(errno));
+	}
 
 	d.start = daemon__now();
 	for (i = 0; i < process_table__count(d.decoder.procs); i++)
 		process_table__at(d.decoder.procs, i)->start_ns = d.start;
 	daemon__scan(&d);
 	open_stacks(&d);
-	if (!strcmp(o->runtime, "auto"))
-		d.watcher = watcher__start(d.decoder.procs,
-					   &(struct runtime_ctx){ .obj = skel->obj,
-								  .attach_plan = attach_plan,
-								  .multi = multi,
-								  .debug_dir = o->debug_dir,
-								  .log = log_err },
-					   &exiting);
+	if (!strcmp(o->runtime, "auto") || d.daemon_mode)
+		d.watcher = watcher__start(
+			d.decoder.procs,
+			&(struct runtime_ctx){ .obj = skel->obj,
+					       .attach_plan = attach_plan,
+					       .multi = multi,
+					       .debug_dir = o->debug_dir,
+					       .log = log_err },
+			&(struct watcher_config){
+				.watch_libraries = !strcmp(o->runtime, "auto"),
+				.selector = selector,
+				.proc_ring_fd =
+					d.daemon_mode ? bpf_map__fd(skel->maps.proc_events) : -1,
+				.targets_fd = d.targets_fd,
+				.allocator = o->allocator,
+				.max_targets = o->max_targets,
+			},
+			&exiting);
+	if (d.daemon_mode && !d.watcher) {
+		err = 1;
+		goto cleanup;
+	}
 	/*
 	 * Everything privileged is done: drop every capability (and the ability to regain any).
 	 * Output files are still written as uid 0 without CAP_DAC_OVERRIDE, so only where root
@@ -459,6 +551,8 @@ int main(int argc, char **argv)
 	daemon__run(&d, &exiting, &report_requested);
 
 	/* Detach first so a flood of events cannot delay the exit, then take what is left. */
+	watcher__receive(d.watcher, &d.links);
+	d.targets_missed = watcher__missed(d.watcher);
 	watcher__stop(d.watcher);
 	d.watcher = NULL;
 	attach__destroy(&d.links);
@@ -473,6 +567,8 @@ int main(int argc, char **argv)
 cleanup:
 	watcher__stop(d.watcher);
 	bpf_link__destroy(exec_link);
+	bpf_link__destroy(fork_link);
+	bpf_link__destroy(exit_link);
 	http_server__stop(d.http);
 	attach__destroy(&d.links);
 	ring_buffer__free(d.rb);
@@ -481,5 +577,6 @@ cleanup:
 	timeseries__free(d.series);
 	stacks__free(d.stacks);
 	process_table__free(d.decoder.procs);
+	selector__free(selector);
 	return err;
 }

@@ -256,9 +256,20 @@ int proc__root_path(int pid, const char *path, char *buf, size_t len)
 			return ret < 0 ? ret : -ENOENT;
 		n = snprintf(buf, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, f.start,
 			     f.end);
-	} else {
-		n = snprintf(buf, len, "/proc/%d/root%s", pid, path);
+		return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 	}
+	/*
+	 * A mapped file through its mapping: right in a container (maps shows its own paths) and
+	 * in a chroot (maps shows the host's, which do not exist under /proc/PID/root). It needs
+	 * CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE; without them, the root's path.
+	 */
+	if (proc__mappings(pid, match_path, &f) > 0) {
+		n = snprintf(buf, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, f.start,
+			     f.end);
+		if (n > 0 && (size_t)n < len && !access(buf, R_OK))
+			return 0;
+	}
+	n = snprintf(buf, len, "/proc/%d/root%s", pid, path);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 

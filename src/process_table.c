@@ -36,6 +36,9 @@ static void process_free(struct process *p)
 	free(p->threads);
 	free(p->thread_index);
 	free(p->exe);
+	free(p->cgroup);
+	free(p->container_id);
+	free(p->unit);
 	free(p->allocator.object);
 	free(p->allocator.probed);
 	free(p);
@@ -90,10 +93,69 @@ struct process *process_table__find(struct process_table *pt, uint32_t pid)
 {
 	size_t i;
 
-	for (i = 0; i < pt->count; i++)
+	for (i = pt->count; i-- > 0;)
 		if (pt->procs[i]->pid == pid)
 			return pt->procs[i];
 	return NULL;
+}
+
+int process__set_labels(struct process *p, const char *cgroup, const char *container_id,
+			const char *unit)
+{
+	char *c = strdup(cgroup ? cgroup : ""), *id = strdup(container_id ? container_id : "");
+	char *u = strdup(unit ? unit : "");
+
+	if (!c || !id || !u) {
+		free(c);
+		free(id);
+		free(u);
+		return -ENOMEM;
+	}
+	free(p->cgroup);
+	free(p->container_id);
+	free(p->unit);
+	p->cgroup = c;
+	p->container_id = id;
+	p->unit = u;
+	return 0;
+}
+
+static void account(struct process *p, const struct heap_block *b, bool live);
+
+struct fork_copy {
+	struct process *child;
+};
+
+static void copy_block(const struct heap_block *b, void *ctx)
+{
+	struct process *child = ((struct fork_copy *)ctx)->child;
+	/* The child's heap is a copy: its blocks are untasked, owned by its first thread. */
+	struct heap_block c = { .addr = b->addr, .size = b->size, .tid = child->pid };
+
+	if (heap_table__insert(child->blocks, &c, NULL) < 0) {
+		child->blocks_dropped++;
+		return;
+	}
+	account(child, &c, true);
+}
+
+struct process *process_table__fork(struct process_table *pt, const struct process *parent,
+				    uint32_t pid, uint64_t ts)
+{
+	struct process *p = process_table__add(pt, pid, parent->comm, parent->exe);
+	struct fork_copy copy = { p };
+
+	if (!p)
+		return NULL;
+	p->parent = parent->pid;
+	p->start_ns = ts;
+	p->exec_ns = ts;
+	/* Labels are best effort: a child without them is still traced. */
+	if (parent->cgroup)
+		process__set_labels(p, parent->cgroup, parent->container_id, parent->unit);
+	process__thread(p, pid);
+	heap_table__foreach(parent->blocks, copy_block, &copy);
+	return p;
 }
 
 size_t process_table__count(const struct process_table *pt)

@@ -55,7 +55,17 @@ struct process {
 	char *exe;
 	bool exited;
 	bool execed;	   /* it exec'd a new program: figures stop at the exec */
+	bool exec_said;	   /* the exec was logged */
 	uint64_t start_ns; /* attach time, CLOCK_MONOTONIC */
+	/* Daemon mode (src/selector.c, src/watcher.c); 0 or NULL where unknown. */
+	uint32_t ns_pid;	    /* its pid in its own pid namespace */
+	uint32_t parent;	    /* forked from this target */
+	char *cgroup;		    /* v2 path as /proc/PID/cgroup shows it */
+	char *container_id;	    /* from the cgroup path */
+	char *unit;		    /* systemd unit from the cgroup path */
+	uint64_t exec_ns;	    /* the exec (or fork) this record begins at; 0: at start */
+	uint64_t ended_ns;	    /* exit or exec seen, CLOCK_MONOTONIC */
+	uint64_t attach_latency_ns; /* exec (fork) to probes live */
 	uint32_t probes_attached;
 	/* The allocator that serves malloc (src/alloc_plan.c); family NULL before attach. */
 	struct {
@@ -98,7 +108,17 @@ struct process_table *process_table__new(const struct process_limits *limits, th
 void process_table__free(struct process_table *pt);
 struct process *process_table__add(struct process_table *pt, uint32_t pid, const char *comm,
 				   const char *exe);
+/* The newest record of pid (an exec'd process has one per image). */
 struct process *process_table__find(struct process_table *pt, uint32_t pid);
+/*
+ * A record for pid forked from parent: its comm, exe and labels, and a copy of its live blocks
+ * (the child's frees of them are then tracked). NULL if out of memory.
+ */
+struct process *process_table__fork(struct process_table *pt, const struct process *parent,
+				    uint32_t pid, uint64_t ts);
+/* Sets the labels of p (copies); 0 or -ENOMEM. */
+int process__set_labels(struct process *p, const char *cgroup, const char *container_id,
+			const char *unit);
 size_t process_table__count(const struct process_table *pt);
 struct process *process_table__at(struct process_table *pt, size_t i);
 

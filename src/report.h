@@ -3,6 +3,7 @@
 #ifndef MEMSCOPED_REPORT_H
 #define MEMSCOPED_REPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include "process_table.h"
@@ -20,6 +21,8 @@ struct report_input {
 	const struct timeseries *timeseries; /* NULL: no "timeseries" field */
 	const struct stack_profile *stacks;  /* sampled stacks; NULL: none (--sample-bytes 0) */
 	const char *mode;		     /* "trace" or "scan"; NULL: trace */
+	bool daemon_mode;		     /* selectors: "targets_missed" is reported */
+	uint64_t targets_missed;	     /* selected processes not attached */
 };
 
 /* Writes the JSON report; returns 0 or -errno. */

@@ -338,6 +338,19 @@ static struct json_object *process_json(const struct process *p, const struct re
 	}
 	json_object_object_add(o, "exited", json_object_new_boolean(p->exited));
 	json_object_object_add(o, "exec", json_object_new_boolean(p->execed));
+	/* Daemon mode: where it runs, and how it became a target. */
+	if (p->ns_pid)
+		put_u64(o, "ns_pid", p->ns_pid);
+	if (p->parent)
+		put_u64(o, "parent", p->parent);
+	if (p->cgroup) {
+		json_object_object_add(o, "cgroup", json_object_new_string(p->cgroup));
+		json_object_object_add(o, "container_id", json_object_new_string(p->container_id));
+		json_object_object_add(o, "unit", json_object_new_string(p->unit));
+	}
+	if (p->attach_latency_ns)
+		json_object_object_add(o, "attach_latency_seconds",
+				       json_object_new_double((double)p->attach_latency_ns / 1e9));
 	/* Lost events or a bound hit make every figure a lower bound. */
 	json_object_object_add(o, "complete",
 			       json_object_new_boolean(!in->events_lost && process__complete(p)));
@@ -398,6 +411,8 @@ int report_json__write(FILE *f, const struct report_input *in)
 	put_u64(events, "received", in->events_received);
 	put_u64(events, "lost", in->events_lost);
 	json_object_object_add(root, "events", events);
+	if (in->daemon_mode)
+		put_u64(root, "targets_missed", in->targets_missed);
 	/* Written a process at a time, tasks one by one: memory does not grow with the report. */
 	ret = put_open(f, root);
 	json_object_put(root);

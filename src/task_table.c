@@ -21,9 +21,10 @@ struct task_table *task_table__new(size_t max_tasks, size_t max_types)
 		return NULL;
 	t->max_tasks = max_tasks;
 	t->max_types = max_types;
-	t->by_key_mask = 1023;
+	/* Small at first: daemon mode keeps a table per process it ever traced. */
+	t->by_key_mask = 63;
 	t->by_key = calloc(t->by_key_mask + 1, sizeof(*t->by_key));
-	t->cap = 1024;
+	t->cap = 16;
 	t->tasks = calloc(t->cap, sizeof(*t->tasks));
 	if (!t->by_key || !t->tasks) {
 		task_table__free(t);
@@ -160,12 +161,9 @@ struct task *task_table__find(struct task_table *t, uint64_t key)
 
 int task_table__set_max_retired(struct task_table *t, size_t n)
 {
-	uint32_t *ring = n ? calloc(n, sizeof(*ring)) : NULL;
-
-	if (n && !ring)
-		return -ENOMEM;
+	/* The ring comes with the first retired task: most processes never have one. */
 	free(t->retired);
-	t->retired = ring;
+	t->retired = NULL;
 	t->max_retired = n;
 	t->retired_head = t->retired_count = 0;
 	return 0;
@@ -194,6 +192,8 @@ static void retire(struct task_table *t, struct task *task)
 
 	if (!t->max_retired || task->retired || task->unused || task->stack_size ||
 	    task->state != TASK_DEALLOCATED || task->live_allocations)
+		return;
+	if (!t->retired && !(t->retired = calloc(t->max_retired, sizeof(*t->retired))))
 		return;
 	if (t->retired_count == t->max_retired) {
 		if (t->nfree == *slots_cap) {

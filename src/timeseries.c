@@ -16,10 +16,14 @@ struct slot {
 	uint64_t peak;
 };
 
+/* Points a series holds at first (daemon mode keeps one per process it ever traced). */
+#define SERIES_FIRST_CAP 16
+
 struct series {
 	uint32_t pid;
 	size_t n;
-	uint64_t *col[NCOLS]; /* each max_points long; COL_AT is ns since attach */
+	size_t cap;	      /* points each column holds now, up to max_points */
+	uint64_t *col[NCOLS]; /* each cap long; COL_AT is ns since attach */
 	struct slot slots[TIMESERIES_TYPES];
 	uint64_t stride;    /* due ticks per point: doubles each time the series is thinned */
 	uint64_t next_tick; /* the due tick of the next point */
@@ -87,7 +91,7 @@ static struct series *series_get(struct timeseries *ts, uint32_t pid)
 	if (!grown)
 		return NULL;
 	ts->series = grown;
-	block = calloc(NCOLS * ts->max_points, sizeof(*block));
+	block = calloc(NCOLS * SERIES_FIRST_CAP, sizeof(*block));
 	if (!block)
 		return NULL;
 	s = &ts->series[ts->nseries++];
@@ -95,9 +99,28 @@ static struct series *series_get(struct timeseries *ts, uint32_t pid)
 	s->pid = pid;
 	s->stride = 1;
 	s->next_tick = ts->ticks;
+	s->cap = SERIES_FIRST_CAP;
 	for (c = 0; c < NCOLS; c++)
-		s->col[c] = block + (size_t)c * ts->max_points;
+		s->col[c] = block + (size_t)c * s->cap;
 	return s;
+}
+
+/* Twice the points, at most max_points: a short-lived process's series stays small. */
+static int series_grow(const struct timeseries *ts, struct series *s)
+{
+	size_t cap = s->cap * 2 < ts->max_points ? s->cap * 2 : ts->max_points;
+	uint64_t *block = calloc(NCOLS * cap, sizeof(*block));
+	int c;
+
+	if (!block)
+		return -ENOMEM;
+	for (c = 0; c < NCOLS; c++)
+		memcpy(block + (size_t)c * cap, s->col[c], s->n * sizeof(*block));
+	free(s->col[0]);
+	for (c = 0; c < NCOLS; c++)
+		s->col[c] = block + (size_t)c * cap;
+	s->cap = cap;
+	return 0;
 }
 
 /* Full: keep every other point, from the first, and record half as often from now on. */
@@ -197,6 +220,8 @@ static int record(struct timeseries *ts, struct series *s, const struct process 
 		return -ENOMEM;
 	if (s->n == ts->max_points)
 		thin(s);
+	else if (s->n == s->cap && series_grow(ts, s))
+		return -ENOMEM;
 	if (tt)
 		assign_slots(s, ts->held, tt->ntypes);
 	n = s->n++;

@@ -20,6 +20,7 @@ enum ms_event_type {
 	MS_EV_CORO_UNMAP = 10,	 /* munmap(addr, size) entered: a coroutine stack may go */
 	MS_EV_EXEC = 11,	 /* the target exec'd a new program: its report ends here */
 	MS_EV_SAMPLE = 12,	 /* a sampled allocation's registers and stack: struct ms_sample */
+	MS_EV_FORK = 13,	 /* the target forked: addr = the child's pid, a target from now */
 };
 
 /* The coroutine function an event came from (ms_event.func); also its probe's BPF cookie. */
@@ -218,6 +219,24 @@ struct ms_heap_event {
 };
 
 #define MS_MAX_TARGETS 64
+/* Bound of the targets map by default (--max-targets); --pid takes at most MS_MAX_TARGETS. */
+#define MS_DEFAULT_MAX_TARGETS 256
+#define MS_PROC_RING_SIZE (256u << 10)
+
+/* What the selector helper is told (the proc_events ring). */
+enum ms_proc_event_type {
+	MS_PROC_EXEC = 1, /* pid exec'd (a target, or any process in daemon mode) */
+	MS_PROC_FORK = 2, /* a target's child pid was born, parent: the target; now a target */
+};
+
+struct ms_proc_event {
+	__u32 type; /* enum ms_proc_event_type */
+	__u32 pid;  /* tgid */
+	__u32 parent;
+	__u32 __pad;
+	__u64 ts;      /* CLOCK_MONOTONIC, ns: the same clock as ms_event.ts */
+	char comm[16]; /* at the exec: --comm matches without reading /proc */
+};
 #define MS_DEFAULT_RING_SIZE (8u << 20)
 
 #endif /* MEMSCOPED_EVENTS_H */

@@ -2,6 +2,7 @@
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -283,10 +284,11 @@ def freeze_phase(ms):
     return phase, held
 
 
-def start_checksum(steps):
-    """Starts safety_checksum; returns (process, its untraced malloc+free ns) once ready."""
-    p = subprocess.Popen([target_path("safety_checksum"), str(steps)], stdout=subprocess.PIPE,
-                         text=True)
+def start_checksum(steps, path=None):
+    """Starts safety_checksum (or a copy at path); returns (process, its untraced malloc+free
+    ns) once ready."""
+    p = subprocess.Popen([path or target_path("safety_checksum"), str(steps)],
+                         stdout=subprocess.PIPE, text=True)
     before = wait_line(p.stdout, "before_ns ", 30, p)
     wait_line(p.stdout, "ready", 10, p)
     return p, float(before.split()[1])
@@ -325,6 +327,18 @@ def run_checksum(steps):
 # best of the target's 50 rounds stays within tens of ns of its untraced figure under any load.
 TRAP_NS = 500
 LIBC_PROBED = {"malloc", "free", "calloc", "realloc"}
+
+
+def check_no_probe_left(pid, ms, what, tracefs, since):
+    """Once memscoped and its children are gone: the target's code equals its files, and no
+    tracefs or leaked kernel uprobe remains."""
+    diffs = text_diffs(pid)
+    check(not diffs, f"{what}: the target's code differs from its files after "
+          f"memscoped died: {describe(diffs)}")
+    check(not tracefs.added(), f"{what}: tracefs uprobes added: {tracefs.added()}")
+    # Unregistering can fail in the kernel, which then keeps the uprobe.
+    leaks = kernel_uprobe_leaks(ms.proc.pid, since)
+    check(not leaks, f"{what}: the kernel leaked uprobes: {leaks[:2]}")
 
 
 def test_sigkill_leaves_target_intact_and_no_probes():
@@ -378,13 +392,7 @@ def test_sigkill_leaves_target_intact_and_no_probes():
                       f"{helper_ms:.0f} ms: a helper it forked kept its links")
                 bpf.check_released(what)
                 t1 = time.monotonic()
-                diffs = text_diffs(target.pid)
-                check(not diffs, f"{what}: the target's code differs from its files after "
-                      f"memscoped died: {describe(diffs)}")
-                check(not tracefs.added(), f"{what}: tracefs uprobes added: {tracefs.added()}")
-                # Unregistering can fail in the kernel, which then keeps the uprobe.
-                leaks = kernel_uprobe_leaks(ms.proc.pid, since)
-                check(not leaks, f"{what}: the kernel leaked uprobes: {leaks[:2]}")
+                check_no_probe_left(target.pid, ms, what, tracefs, since)
                 out = finish_checksum(target)
             finally:
                 if target.poll() is None:
@@ -738,3 +746,51 @@ def test_max_allocations_bound_is_reported():
                                                     for t in truth["threads"]),
              "allocations_total")
     check("incomplete" in text, f"text report does not say incomplete: {text!r}")
+
+
+def test_sigkill_with_a_selector_leaves_the_selected_target_intact():
+    """Daemon mode: the target is chosen by --comm and attached by the helper, which holds its
+    links. SIGKILL of the daemon at random moments (the helper dies with it): every byte of the
+    target's code equals the file afterwards, no link, program or uprobe remains, and the
+    target's heap checksum is intact."""
+    steps = 150000
+    runs = max(2, int(os.environ.get("SAFETY_RUNS", 20)) // 2)
+    seed = int(os.environ.get("SAFETY_SEED", time.time()))
+    rng = random.Random(seed)
+    d = tempfile.TemporaryDirectory(prefix="memscoped-safety-")
+    # A name of its own: the selector must choose no other process on the machine.
+    comm = f"msk12s{os.getpid() % 1000000}"
+    exe = os.path.join(d.name, comm)
+    shutil.copy(target_path("safety_checksum"), exe)
+    checksum = run_checksum(steps)[0]
+    bpf, tracefs = BpfBaseline(), TraceFs()
+    since = uptime() - 1
+    for i in range(runs):
+        attached = bool(i % 2)
+        delay = rng.uniform(0, 0.3) if attached else rng.uniform(0, 0.08)
+        what = (f"run {i} (SAFETY_SEED={seed}, kill {delay * 1000:.0f} ms "
+                f"{'after attach' if attached else 'from start'})")
+        target, _ = start_checksum(steps, exe)
+        try:
+            ms = Memscoped([], "--comm", f"^{comm}$", wait_attached=False, new_session=True)
+            if attached:
+                deadline = time.monotonic() + 20
+                while f"probes to pid {target.pid} " not in ms.stderr():
+                    check(time.monotonic() < deadline, f"{what}: not attached: {ms.stderr()}")
+                    time.sleep(0.01)
+                seen = {symbolize(path, off).split(":")[1].split("+")[0]
+                        for path, off, got, _ in text_diffs(target.pid) if got == 0xcc}
+                check(LIBC_PROBED <= seen, f"{what}: attached, but int3s are only in {seen}")
+            os.kill(target.pid, signal.SIGUSR1)
+            time.sleep(delay)
+            ms.kill()
+            wait_session_gone(ms.proc.pid, what)
+            bpf.check_released(what)
+            check_no_probe_left(target.pid, ms, what, tracefs, since)
+            out = finish_checksum(target)
+        finally:
+            if target.poll() is None:
+                target.kill()
+                target.wait()
+        check_eq(target.returncode, 0, f"{what}: target exit status ({out})")
+        check_eq(out.get("checksum"), checksum, f"{what}: checksum")

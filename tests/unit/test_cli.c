@@ -219,6 +219,38 @@ static void test_cli_allocator(void **state)
 	assert_rejected("-p", "1", "--allocator", "JEMALLOC");
 }
 
+static void test_cli_daemon_mode(void **state)
+{
+	struct cli_options o;
+
+	(void)state;
+	assert_int_equal(parse(&o, "-p", "1"), 0);
+	assert_int_equal(o.max_targets, MS_DEFAULT_MAX_TARGETS);
+	assert_true(o.forget_after == 300);
+	assert_false(o.no_follow_forks);
+	/* A selector alone is a target; each is repeatable. */
+	assert_int_equal(parse(&o, "--comm", "^nginx$", "--comm=worker", "--exe", "/opt/*",
+			       "--cgroup", "/system.slice/a.service", "--max-targets", "1000",
+			       "--forget-after", "0", "--no-follow-forks"),
+			 0);
+	assert_int_equal(o.ncomms, 2);
+	assert_string_equal(o.comms[1], "worker");
+	assert_int_equal(o.nexes, 1);
+	assert_int_equal(o.ncgroups, 1);
+	assert_int_equal(o.max_targets, 1000);
+	assert_true(o.forget_after == 0);
+	assert_true(o.no_follow_forks);
+	assert_rejected("--comm", "(");
+	assert_rejected("--comm", "a{2");
+	assert_rejected("--exe", "");
+	assert_rejected("--cgroup", "relative/path");
+	assert_rejected("--comm", "x", "--max-targets", "0");
+	assert_rejected("--comm", "x", "--max-targets", "65537");
+	assert_rejected("--comm", "x", "--forget-after", "-1");
+	assert_rejected("-p", "1", "-p", "2", "--max-targets", "1");
+	assert_rejected("--max-targets", "10");
+}
+
 static void test_cli_parse_seconds(void **state)
 {
 	double v = -7;
@@ -302,6 +334,7 @@ int main(void)
 		cmocka_unit_test(test_cli_bad_syntax),
 		cmocka_unit_test(test_cli_mode),
 		cmocka_unit_test(test_cli_allocator),
+		cmocka_unit_test(test_cli_daemon_mode),
 		cmocka_unit_test(test_cli_parse_seconds),
 		cmocka_unit_test(test_cli_parse_u64),
 		cmocka_unit_test(test_cli_parse_pid),

@@ -1,0 +1,360 @@
+"""Daemon mode: selectors (--comm, --exe, --cgroup), restarts, forks, exec, namespaces.
+
+Every test selects only processes it started: their comm and paths are unique to the run."""
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from harness import (Memscoped, TestFailure, check, check_eq, run_memscoped, target_path,
+                     wait_line)
+from test_metrics import free_port, parse, scrape, values, wait_for
+
+FIELDS = ("live_bytes", "live_allocations", "allocated_bytes_total", "allocations_total",
+          "frees_total")
+
+
+def unique(tag):
+    """A comm of at most 15 characters that no other process on the machine has."""
+    return f"md12{tag}{os.getpid() % 100000:05d}{int(time.monotonic() * 1000) % 1000:03d}"[:15]
+
+
+def worker_copy(directory, name):
+    path = os.path.join(directory, name)
+    shutil.copy(target_path("daemon_worker"), path)
+    return path
+
+
+def wait_stderr(ms, text, timeout=10, count=1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        err = ms.stderr()
+        if err.count(text) >= count:
+            return err
+        if ms.proc.poll() is not None:
+            raise TestFailure(f"memscoped exited {ms.proc.returncode}: {err}")
+        time.sleep(0.01)
+    raise TestFailure(f"{text!r} not said {count} time(s) within {timeout}s: {ms.stderr()}")
+
+
+def attached(ms, pid, count=1):
+    wait_stderr(ms, f"probes to pid {pid} ", count=count)
+
+
+def read_truths(proc, n, timeout=20):
+    """Reads 'truth PID {json}' lines until n were seen; returns {pid: truth}."""
+    truths = {}
+    while len(truths) < n:
+        line = wait_line(proc.stdout, "truth ", timeout, proc)
+        pid, js = line[len("truth "):].split(" ", 1)
+        truths[int(pid)] = json.loads(js)
+    return truths
+
+
+def scraped(port, name, **match):
+    """(found, samples) of name whose labels include match, in one scrape."""
+    got = values(parse(scrape(port)), name, **match)
+    return bool(got), got
+
+
+def records(report, pid):
+    return [p for p in report["processes"] if p["pid"] == pid]
+
+
+def check_exact(proc, truth, what):
+    for f in FIELDS:
+        check_eq(proc["heap"][f], truth[f], f"{what} {f}")
+    check_eq(proc["complete"], True, f"{what} complete")
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_comm_attaches_every_restart_exactly_and_forgets_exited_series():
+    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
+    comm = unique("r")
+    exe = worker_copy(d.name, comm)
+    port = free_port()
+    ms = Memscoped([], "--comm", f"^{comm}$", "--forget-after", "2", "--listen",
+                   f"127.0.0.1:{port}")
+    truths = {}
+    try:
+        for i in range(5):
+            t = subprocess.Popen([exe, "once"], stdout=subprocess.PIPE, text=True)
+            try:
+                wait_line(t.stdout, "ready", 10, t)
+                attached(ms, t.pid)
+                if i == 0:
+                    # Labelled where it runs, while it runs.
+                    info = wait_for(lambda: scraped(port, "memscoped_target_info", pid=t.pid),
+                                    5, "memscoped_target_info")[1]
+                    check_eq(len(info), 1, "target_info samples")
+                    with open(f"/proc/{t.pid}/cgroup") as f:
+                        cgroup = [x for x in f.read().splitlines() if x.startswith("0::")][0][3:]
+                    check_eq((info[0][0]["comm"], info[0][0]["exe"], info[0][0]["cgroup"]),
+                             (comm, exe, cgroup), "target_info labels")
+                t.send_signal(signal.SIGUSR1)
+                truths.update(read_truths(t, 1))
+                wait_line(t.stdout, "done", 10, t)
+            finally:
+                stop(t)
+        check_eq(len(truths), 5, "instances")
+        # Each exited instance's series leave /metrics --forget-after (2 s) after its exit.
+        wait_for(lambda: (lambda left: (not left, left))(
+            scraped(port, "memscoped_heap_live_bytes", comm=comm)[1]), 8,
+            "no series of exited instances after --forget-after")
+        report, _, err = ms.stop()
+    finally:
+        ms.kill()
+    check_eq(report["targets_missed"], 0, "targets missed")
+    for pid, truth in truths.items():
+        recs = records(report, pid)
+        check_eq(len(recs), 1, f"records of pid {pid}")
+        check_eq(recs[0]["exited"], True, f"pid {pid} exited")
+        check_exact(recs[0], truth, f"pid {pid}")
+        check(0 < recs[0]["attach_latency_seconds"] < 5, f"latency {recs[0]}")
+
+
+def test_prefork_workers_are_followed_from_the_fork_exactly():
+    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
+    comm = unique("f")
+    exe = worker_copy(d.name, comm)
+    ms = Memscoped([], "--comm", f"^{comm}$")
+    parent = subprocess.Popen([exe, "prefork", "3"], stdout=subprocess.PIPE, text=True)
+    workers = []
+    try:
+        wait_line(parent.stdout, "ready", 10, parent)
+        attached(ms, parent.pid)
+        parent.send_signal(signal.SIGUSR1)
+        truths = {}
+        while len(workers) < 3:
+            line = wait_line(parent.stdout, "", 10, parent)
+            if line.startswith("worker "):
+                workers.append(int(line.split()[1]))
+            elif line.startswith("truth "):
+                pid, js = line[len("truth "):].split(" ", 1)
+                truths[int(pid)] = json.loads(js)
+        for w in workers:
+            attached(ms, w)
+            os.kill(w, signal.SIGUSR1)
+        while len([p for p in truths if p in workers]) < 3:
+            truths.update(read_truths(parent, 1))
+        report, _, err = ms.stop()
+    finally:
+        ms.kill()
+        for w in workers:
+            try:
+                os.kill(w, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        stop(parent)
+    check_eq(records(report, parent.pid)[0]["heap"]["live_bytes"], 3 * 5555, "parent live")
+    for w in workers:
+        recs = records(report, w)
+        check_eq(len(recs), 1, f"records of worker {w}")
+        check_eq(recs[0]["parent"], parent.pid, f"worker {w} parent")
+        check_exact(recs[0], truths[w], f"worker {w}")
+
+
+def test_exec_of_a_target_is_planned_again_and_stays_traced():
+    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
+    comm = unique("e")
+    exe = worker_copy(d.name, comm)
+    ms = Memscoped([], "--comm", f"^{comm}$")
+    t = subprocess.Popen([exe, "exec"], stdout=subprocess.PIPE, text=True)
+    try:
+        wait_line(t.stdout, "ready", 10, t)
+        attached(ms, t.pid)
+        t.send_signal(signal.SIGUSR1)
+        before = read_truths(t, 1)[t.pid]
+        check_eq(wait_line(t.stdout, "after ", 10, t), f"after {t.pid}", "same pid")
+        attached(ms, t.pid, count=2)
+        t.send_signal(signal.SIGUSR1)
+        after = read_truths(t, 1)[t.pid]
+        wait_line(t.stdout, "done", 10, t)
+        report, _, err = ms.stop()
+    finally:
+        ms.kill()
+        stop(t)
+    recs = records(report, t.pid)
+    check_eq([(r["exec"], r["exited"]) for r in recs], [(True, False), (False, False)],
+             "the two images")
+    check_exact(recs[0], before, "old image")
+    check_exact(recs[1], after, "new image")
+
+
+def test_cgroup_selects_a_chrooted_target_in_its_own_namespaces():
+    """Own mount and pid namespaces, its own root holding its own libc at another path, its
+    own cgroup: selected by --cgroup, its files opened through its mappings."""
+    mnt = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            if right.startswith("cgroup2 "):
+                mnt = left.split()[4]
+    check(mnt is not None, "no cgroup2 mount on this machine")
+    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
+    root = d.name
+    comm = unique("n")
+    os.makedirs(os.path.join(root, "bin"))
+    os.makedirs(os.path.join(root, "lib64"))
+    os.makedirs(os.path.join(root, "opt", "ownlibc"))
+    shutil.copy(target_path("daemon_worker"), os.path.join(root, "bin", comm))
+    shutil.copy("/lib64/ld-linux-x86-64.so.2", os.path.join(root, "lib64"))
+    libc = subprocess.run(["sh", "-c", f"ldd {target_path('daemon_worker')} | "
+                           "awk '/libc.so/ {print $3}'"], capture_output=True,
+                          text=True).stdout.strip()
+    shutil.copy(libc, os.path.join(root, "opt", "ownlibc", "libc.so.6"))
+    cg = f"/{comm}"
+    cgdir = mnt + cg
+    os.mkdir(cgdir)
+    ms = t = pid = None
+    try:
+        ms = Memscoped([], "--cgroup", cg)
+
+        def enter():
+            with open(os.path.join(cgdir, "cgroup.procs"), "w") as f:
+                f.write("0")
+
+        t = subprocess.Popen(["unshare", "--pid", "--mount", "--fork", "/usr/sbin/chroot", root,
+                              f"/bin/{comm}", "once"], stdout=subprocess.PIPE, text=True,
+                             env={"LD_LIBRARY_PATH": "/opt/ownlibc"}, preexec_fn=enter)
+        check_eq(wait_line(t.stdout, "ready", 10, t), "ready 1", "pid in its namespace")
+        with open(os.path.join(cgdir, "cgroup.procs")) as f:
+            pids = [int(x) for x in f.read().split()]
+        host = [p for p in pids if open(f"/proc/{p}/comm").read().strip() == comm]
+        check_eq(len(host), 1, "the target's host pid")
+        pid = host[0]
+        attached(ms, pid, count=1)
+        check("ownlibc/libc.so.6" in wait_stderr(ms, f"probes to pid {pid} "),
+              "its own libc probed")
+        os.kill(pid, signal.SIGUSR1)
+        truth = read_truths(t, 1)[1]
+        wait_line(t.stdout, "done", 10, t)
+        report, _, err = ms.stop()
+    finally:
+        if ms:
+            ms.kill()
+        # The namespace's init first: unshare does not pass SIGTERM on.
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if t:
+            stop(t)
+        for _ in range(50):
+            try:
+                os.rmdir(cgdir)
+                break
+            except OSError:
+                time.sleep(0.1)
+    rec = records(report, pid)[-1]
+    check_eq((rec["ns_pid"], rec["exe"], rec["cgroup"]), (1, f"/bin/{comm}", cg),
+             "namespace pid, exe as it sees it, cgroup")
+    check_exact(rec, truth, "chrooted target")
+
+
+def test_selector_errors_are_one_clear_line():
+    cases = [
+        (["--comm", "("], "memscoped: invalid --comm '('"),
+        (["--cgroup", "/no/such/md12cgroup"],
+         "memscoped: invalid --cgroup '/no/such/md12cgroup': no such cgroup"),
+        (["--cgroup", "relative"], "memscoped: invalid --cgroup 'relative'"),
+        (["--max-targets", "0", "--comm", "x"], "memscoped: invalid --max-targets '0'"),
+        (["--forget-after", "-1", "--comm", "x"], "memscoped: invalid --forget-after '-1'"),
+    ]
+    for args, first in cases:
+        rc, out, err = run_memscoped(*args)
+        check_eq(rc, 2, f"exit status of {args}")
+        check(err.startswith(first), f"{args}: {err!r}")
+
+
+def test_no_cgroup2_mount_is_a_clear_error():
+    # In a mount namespace of its own without the cgroup2 mount; the machine's stays.
+    script = ("for m in $(awk '$9 == \"cgroup2\" {print $5}' /proc/self/mountinfo); do "
+              "umount -l \"$m\"; done; exec \"$0\" --cgroup /x")
+    p = subprocess.run(["unshare", "--mount", "sh", "-c", script,
+                        os.environ.get("MEMSCOPED") or os.path.join(
+                            os.path.dirname(target_path("x")), "..", "memscoped")],
+                       capture_output=True, text=True, timeout=20)
+    check_eq(p.returncode, 2, f"exit status ({p.stderr!r})")
+    check_eq(p.stderr.strip(), "memscoped: --cgroup needs the cgroup v2 hierarchy: "
+             "no cgroup2 file system is mounted", "message")
+
+
+def test_exe_glob_selects_running_and_new_processes_and_nothing_else():
+    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
+    name = unique("x")
+    exe = worker_copy(d.name, name)
+    other = worker_copy(d.name, unique("o"))
+    procs = []
+    try:
+        # One running before memscoped starts, one started after; a sibling matching nothing.
+        early = subprocess.Popen([exe, "once"], stdout=subprocess.PIPE, text=True)
+        procs.append(early)
+        wait_line(early.stdout, "ready", 10, early)
+        ms = Memscoped([], "--exe", f"{d.name}/{name[:6]}*")
+        try:
+            attached(ms, early.pid)
+            late = subprocess.Popen([exe, "once"], stdout=subprocess.PIPE, text=True)
+            sibling = subprocess.Popen([other, "once"], stdout=subprocess.PIPE, text=True)
+            procs += [late, sibling]
+            wait_line(late.stdout, "ready", 10, late)
+            wait_line(sibling.stdout, "ready", 10, sibling)
+            attached(ms, late.pid)
+            truths = {}
+            for t in (early, late, sibling):
+                t.send_signal(signal.SIGUSR1)
+                truths.update(read_truths(t, 1))
+            report, _, err = ms.stop()
+        finally:
+            ms.kill()
+    finally:
+        for t in procs:
+            stop(t)
+    check_eq(records(report, sibling.pid), [], "records of the sibling matching nothing")
+    check(f"pid {sibling.pid}" not in err, f"the sibling was named: {err!r}")
+    for t in (early, late):
+        check_exact(records(report, t.pid)[0], truths[t.pid], f"pid {t.pid}")
+
+
+def test_max_targets_is_a_bound_counted_as_missed():
+    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
+    comm = unique("m")
+    exe = worker_copy(d.name, comm)
+    port = free_port()
+    ms = Memscoped([], "--comm", f"^{comm}$", "--max-targets", "1", "--listen",
+                   f"127.0.0.1:{port}")
+    first = second = None
+    try:
+        first = subprocess.Popen([exe, "once"], stdout=subprocess.PIPE, text=True)
+        wait_line(first.stdout, "ready", 10, first)
+        attached(ms, first.pid)
+        second = subprocess.Popen([exe, "once"], stdout=subprocess.PIPE, text=True)
+        wait_line(second.stdout, "ready", 10, second)
+        wait_stderr(ms, f"pid {second.pid}: not traced: --max-targets 1 reached")
+        wait_for(lambda: (lambda got: ([v for _, v in got] == [1.0], got))(
+            scraped(port, "memscoped_targets_missed_total")[1]), 5,
+            "memscoped_targets_missed_total == 1")
+        report, _, err = ms.stop()
+    finally:
+        ms.kill()
+        for t in (first, second):
+            if t:
+                t.kill()
+                t.wait()
+    check_eq(report["targets_missed"], 1, "targets_missed")
+    check_eq(records(report, second.pid), [], "records of the process past the bound")
+    check_eq(len(records(report, first.pid)), 1, "records of the first")
