@@ -197,6 +197,7 @@ static void test_cli_mode(void **state)
 	assert_rejected("-p", "1", "--leak-candidates");
 	assert_rejected("-p", "1", "--mode", "scan", "--pprof", "/tmp/x.pb.gz");
 	assert_rejected("-p", "1", "--mode", "scan", "--folded", "/tmp/x.folded");
+	assert_rejected("--comm", "x", "--mode", "scan");
 	assert_int_equal(parse(&o, "-p", "1", "--mode", "scan", "--leak-candidates"), 0);
 	assert_true(o.leak_candidates);
 }
