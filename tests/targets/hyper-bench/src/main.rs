@@ -4,8 +4,8 @@
 //! usage: hyper-bench PORT
 //!
 //! Binds 127.0.0.1:PORT (0: any free port), prints `ready PORT` with the port it got, and
-//! serves until killed. Every request gets a freshly built body of about 400 bytes: a header
-//! line naming the method, path and request number, then a few lines of fields, built with
+//! serves until killed. Every request gets a freshly built body of 336 to about 420 bytes: a
+//! JSON object naming the request number, method and path, then eight items, built with
 //! `format!` into a `String` the way a small JSON or HTML handler would, so each request
 //! allocates and frees on the heap besides what hyper itself does.
 
