@@ -220,13 +220,23 @@ $(BUILD)/tokio-bench-out/.built: $(TOKIO_BENCH_SRCS)
 	CARGO_TARGET_DIR=$(abspath $(BUILD))/tokio-bench tests/targets/tokio-bench/build.sh $(BUILD)/tokio-bench-out
 	touch $@
 
+# The HTTP benchmark target for scripts/bench/http.py (hyper 0.14 on tokio, driven by wrk),
+# offline from Debian's crates like tokio-bench.
+HYPER_BENCH_SRCS := $(wildcard tests/targets/hyper-bench/src/*.rs) \
+	tests/targets/hyper-bench/Cargo.toml tests/targets/hyper-bench/Cargo.lock \
+	tests/targets/hyper-bench/build.sh
+$(BUILD)/hyper-bench-out/.built: $(HYPER_BENCH_SRCS)
+	CARGO_TARGET_DIR=$(abspath $(BUILD))/hyper-bench tests/targets/hyper-bench/build.sh $(BUILD)/hyper-bench-out
+	touch $@
+
 bench: deps all $(BENCH_BINS) $(ALLOC_BENCH_BINS) $(BUILD)/tokio-bench-out/.built \
-	$(BUILD)/targets/daemon_worker
+	$(BUILD)/hyper-bench-out/.built $(BUILD)/targets/daemon_worker
 	BUILD=$(BUILD) scripts/bench/run.sh
 	BUILD=$(BUILD) scripts/bench/alloc.sh
 	BUILD=$(BUILD) scripts/bench/coro.sh
 	BUILD=$(BUILD) scripts/bench/stacks.py
 	BUILD=$(BUILD) scripts/bench/daemon.py
+	BUILD=$(BUILD) scripts/bench/http.py
 
 FUZZ_SECONDS ?= 60
 

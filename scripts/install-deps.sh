@@ -11,7 +11,7 @@ packages=(
 	libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev redis-tools
 	chromium fonts-dejavu-core python3-yaml
 	libncurses-dev libcurl4-openssl-dev tmux clang-format protobuf-compiler
-	golang-github-google-pprof-dev
+	golang-github-google-pprof-dev wrk librust-hyper-dev
 )
 
 # The Rust test targets build with any cargo: rustup's (PATH or ~/.cargo/bin), else Debian's.
