@@ -26,6 +26,9 @@
 
 /* The ring is drained on this period: events are submitted without wakeups. */
 #define DRAIN_PERIOD_NS 10000000L
+/* Scan mode has no ring: the loop wakes for snapshots, metrics and liveness only (signals cut
+ * the sleep short, so SIGUSR1 and SIGINT are not delayed). */
+#define SCAN_LOOP_PERIOD_NS 100000000L
 /* Targets are checked for exit this often. */
 #define ALIVE_CHECK_NS 100000000L
 /* Scrapes see metrics at most this old: rendering stays off the HTTP thread. */
@@ -407,7 +410,7 @@ void daemon__run(struct daemon *d, volatile sig_atomic_t *exiting,
 			fill_report(d, &r);
 			report_text__summary(stderr, &r);
 		}
-		sleep_ns(DRAIN_PERIOD_NS);
+		sleep_ns(d->rb ? DRAIN_PERIOD_NS : SCAN_LOOP_PERIOD_NS);
 	}
 }
 
