@@ -179,7 +179,7 @@ unit: $(UNIT_BINS) $(BUILD)/fixtures/fixture.so
 
 # Rust tokio targets, built offline against Debian's crate sources (librust-tokio-dev).
 TOKIO_SRCS := $(wildcard tests/targets/tokio/src/*.rs) tests/targets/tokio/host.c tests/targets/tokio/Cargo.toml \
-	tests/targets/tokio/Cargo.lock tests/targets/tokio/build.sh
+	tests/targets/tokio/Cargo.lock tests/targets/tokio/build.sh tests/targets/offline-cargo.sh
 $(BUILD)/tokio-out/.built: $(TOKIO_SRCS)
 	CARGO_TARGET_DIR=$(abspath $(BUILD))/tokio tests/targets/tokio/build.sh $(BUILD)/tokio-out
 	touch $@
@@ -188,7 +188,8 @@ tokio-targets: $(BUILD)/tokio-out/.built
 
 # async-task targets (async-std, smol), offline against Debian's crate sources.
 ASYNC_TASK_SRCS := $(wildcard tests/targets/async-task/src/*.rs) tests/targets/async-task/Cargo.toml \
-	tests/targets/async-task/Cargo.lock tests/targets/async-task/build.sh
+	tests/targets/async-task/Cargo.lock tests/targets/async-task/build.sh \
+	tests/targets/offline-cargo.sh
 $(BUILD)/async-task-out/.built: $(ASYNC_TASK_SRCS)
 	CARGO_TARGET_DIR=$(abspath $(BUILD))/async-task tests/targets/async-task/build.sh \
 		$(BUILD)/async-task-out
@@ -215,7 +216,7 @@ e2e: all $(TARGET_BINS) tokio-targets async-task-targets
 # the tokio test targets.
 TOKIO_BENCH_SRCS := $(wildcard tests/targets/tokio-bench/src/*.rs) \
 	tests/targets/tokio-bench/Cargo.toml tests/targets/tokio-bench/Cargo.lock \
-	tests/targets/tokio-bench/build.sh
+	tests/targets/tokio-bench/build.sh tests/targets/offline-cargo.sh
 $(BUILD)/tokio-bench-out/.built: $(TOKIO_BENCH_SRCS)
 	CARGO_TARGET_DIR=$(abspath $(BUILD))/tokio-bench tests/targets/tokio-bench/build.sh $(BUILD)/tokio-bench-out
 	touch $@
@@ -224,7 +225,7 @@ $(BUILD)/tokio-bench-out/.built: $(TOKIO_BENCH_SRCS)
 # offline from Debian's crates like tokio-bench.
 HYPER_BENCH_SRCS := $(wildcard tests/targets/hyper-bench/src/*.rs) \
 	tests/targets/hyper-bench/Cargo.toml tests/targets/hyper-bench/Cargo.lock \
-	tests/targets/hyper-bench/build.sh
+	tests/targets/hyper-bench/build.sh tests/targets/offline-cargo.sh
 $(BUILD)/hyper-bench-out/.built: $(HYPER_BENCH_SRCS)
 	CARGO_TARGET_DIR=$(abspath $(BUILD))/hyper-bench tests/targets/hyper-bench/build.sh $(BUILD)/hyper-bench-out
 	touch $@

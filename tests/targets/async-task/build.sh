@@ -27,23 +27,8 @@ TD=${CARGO_TARGET_DIR:-$REPO/build/async-task}
 mkdir -p "$OUTDIR" "$TD"
 OUTDIR=$(cd "$OUTDIR" && pwd)
 
-# cargo: rustup's where it is installed (sudo's PATH leaves it out; root in CI: /root/.cargo),
-# before a distribution's on PATH: the tests' type names assume a current rustc, and Debian
-# 12's 1.63 builds these targets too but names futures otherwise (GenFuture<...>).
-for d in "${CARGO_HOME:-$HOME/.cargo}/bin" /root/.cargo/bin; do
-    if [ -x "$d/cargo" ]; then
-        PATH=$d:$PATH
-        break
-    fi
-done
-export PATH
-command -v cargo >/dev/null || { echo "build.sh: cargo not found" >&2; exit 1; }
-for c in async-std-1.12.0 smol-1.3.0 async-task-4.3.0; do
-    [ -d /usr/share/cargo/registry/$c ] || {
-        echo "build.sh: /usr/share/cargo/registry/$c missing (apt-get install librust-async-std-dev librust-smol-dev)" >&2
-        exit 1
-    }
-done
+. "$HERE/../offline-cargo.sh"
+offline_cargo "librust-async-std-dev librust-smol-dev" async-std-1.12.0 smol-1.3.0 async-task-4.3.0
 
 cd "$HERE" # .cargo/config.toml here selects the offline Debian source
 unset CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS RUSTC_WRAPPER 2>/dev/null || true

@@ -21,20 +21,8 @@ TD=${CARGO_TARGET_DIR:-$REPO/build/hyper-bench}
 mkdir -p "$OUTDIR" "$TD"
 OUTDIR=$(cd "$OUTDIR" && pwd)
 
-# cargo: rustup's where it is installed (sudo's PATH leaves it out; root in CI: /root/.cargo),
-# before a distribution's on PATH, as tests/targets/tokio-bench/build.sh does.
-for d in "${CARGO_HOME:-$HOME/.cargo}/bin" /root/.cargo/bin; do
-    if [ -x "$d/cargo" ]; then
-        PATH=$d:$PATH
-        break
-    fi
-done
-export PATH
-command -v cargo >/dev/null || { echo "build.sh: cargo not found" >&2; exit 1; }
-[ -d /usr/share/cargo/registry/hyper-0.14.19 ] || {
-    echo "build.sh: /usr/share/cargo/registry/hyper-0.14.19 missing (apt-get install librust-hyper-dev librust-tokio-dev)" >&2
-    exit 1
-}
+. "$HERE/../offline-cargo.sh"
+offline_cargo "librust-hyper-dev librust-tokio-dev" hyper-0.14.19
 
 cd "$HERE" # .cargo/config.toml here selects the offline Debian source
 # Do not let a caller's environment change the build (RUSTFLAGS would replace the config's).

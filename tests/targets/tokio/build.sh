@@ -29,21 +29,8 @@ TD=${CARGO_TARGET_DIR:-$REPO/build/tokio}
 mkdir -p "$OUTDIR" "$TD"
 OUTDIR=$(cd "$OUTDIR" && pwd)
 
-# cargo: rustup's where it is installed (sudo's PATH leaves it out; root in CI: /root/.cargo),
-# before a distribution's on PATH: the tests' type names assume a current rustc, and Debian
-# 12's 1.63 builds these targets too but names futures otherwise (GenFuture<...>).
-for d in "${CARGO_HOME:-$HOME/.cargo}/bin" /root/.cargo/bin; do
-    if [ -x "$d/cargo" ]; then
-        PATH=$d:$PATH
-        break
-    fi
-done
-export PATH
-command -v cargo >/dev/null || { echo "build.sh: cargo not found" >&2; exit 1; }
-[ -d /usr/share/cargo/registry/tokio-1.24.2 ] || {
-    echo "build.sh: /usr/share/cargo/registry/tokio-1.24.2 missing (apt-get install librust-tokio-dev librust-libc-dev)" >&2
-    exit 1
-}
+. "$HERE/../offline-cargo.sh"
+offline_cargo "librust-tokio-dev librust-libc-dev" tokio-1.24.2
 
 cd "$HERE" # .cargo/config.toml here selects the offline Debian source
 # RUSTFLAGS (env) replaces config build.rustflags: always pass the full set.
