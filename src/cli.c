@@ -47,6 +47,7 @@ enum {
 	OPT_MAX_TARGETS,
 	OPT_FORGET_AFTER,
 	OPT_NO_FOLLOW_FORKS,
+	OPT_MAX_ENDED_TARGETS,
 };
 
 static const struct argp_option options[] = {
@@ -66,7 +67,13 @@ static const struct argp_option options[] = {
 	{ "max-targets", OPT_MAX_TARGETS, "N", 0,
 	  "Processes traced at once; more matching ones are counted as missed (default 256)", 0 },
 	{ "forget-after", OPT_FORGET_AFTER, "SECONDS", 0,
-	  "An exited target's series leave /metrics this long after its exit (default 300)", 0 },
+	  "An exited target's series leave /metrics this long after its exit, and the report keeps "
+	  "its final figures only (default 300; 0 = never)",
+	  0 },
+	{ "max-ended-targets", OPT_MAX_ENDED_TARGETS, "N", 0,
+	  "Forgotten targets listed in the report; older ones are counted and summed (default "
+	  "10000)",
+	  0 },
 	{ "no-follow-forks", OPT_NO_FOLLOW_FORKS, NULL, 0,
 	  "Do not trace the children of traced processes", 0 },
 	{ "duration", 'd', "SECONDS", 0,
@@ -263,6 +270,12 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		if (cli__parse_seconds(arg, &o->forget_after))
 			return fail(state, "invalid --forget-after '%s': expected seconds", arg);
 		break;
+	case OPT_MAX_ENDED_TARGETS:
+		if (cli__parse_u64(arg, &o->max_ended_targets) || o->max_ended_targets > 10000000)
+			return fail(state,
+				    "invalid --max-ended-targets '%s': expected 0 to 10000000",
+				    arg);
+		break;
 	case OPT_NO_FOLLOW_FORKS:
 		o->no_follow_forks = true;
 		break;
@@ -447,6 +460,7 @@ int cli__parse(int argc, char **argv, unsigned int flags, struct cli_options *re
 		.max_task_types = 50,
 		.max_targets = MS_DEFAULT_MAX_TARGETS,
 		.forget_after = 300,
+		.max_ended_targets = 10000,
 		.stuck_after = 30,
 		.runtime = "auto",
 		.allocator = "auto",

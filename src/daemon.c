@@ -11,6 +11,7 @@
 #include <bpf/libbpf.h>
 #include "memscoped/events.h"
 #include "daemon.h"
+#include "ended_table.h"
 #include "exporter_prometheus.h"
 #include "http_server.h"
 #include "log.h"
@@ -94,6 +95,38 @@ size_t daemon__update_alive(struct daemon *d)
 		alive += !p->exited && !p->execed;
 	}
 	return alive;
+}
+
+size_t daemon__compact(struct daemon *d, uint64_t now_ns)
+{
+	struct process_table *procs = d->decoder.procs;
+	uint64_t forget = (uint64_t)(d->opts.forget_after * 1e9);
+	struct process_summary sum;
+	struct tasks_totals tasks;
+	size_t i = 0, n = 0;
+
+	if (!d->ended)
+		return 0;
+	while (i < process_table__count(procs)) {
+		struct process *p = process_table__at(procs, i);
+
+		if (!process__forgotten(p, now_ns, forget)) {
+			i++;
+			continue;
+		}
+		/* Out of memory the summary is folded into the dropped totals: still counted. */
+		if (process_summary__of(p, (uint64_t)(d->opts.stuck_after * 1e9), &sum, &tasks)) {
+			i++;
+			continue;
+		}
+		ended_table__add(d->ended, &sum);
+		process_table__remove(procs, p);
+		n++;
+	}
+	/* Series are per pid: a newer record of the same pid keeps its series. */
+	if (n)
+		timeseries__keep_only(d->series, procs);
+	return n;
 }
 
 static void sleep_ns(long ns)
@@ -223,6 +256,8 @@ static void fill_report(struct daemon *d, struct report_input *r)
 	if (d->watcher)
 		d->targets_missed = watcher__missed(d->watcher);
 	r->targets_missed = d->targets_missed;
+	r->ended = d->ended;
+	r->forget_after_ns = d->ended ? (uint64_t)(d->opts.forget_after * 1e9) : 0;
 }
 
 /* Renders the metrics once for both the HTTP endpoint and the textfile. */
@@ -388,6 +423,7 @@ void daemon__run(struct daemon *d, volatile sig_atomic_t *exiting,
 			daemon__drain(d);
 			if (!daemon__update_alive(d) && !d->daemon_mode)
 				break;
+			daemon__compact(d, now);
 			if (d->rb)
 				warn_blind(d, now);
 		}

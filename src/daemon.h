@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "event_decoder.h"
 
+struct ended_table;
 struct http_server;
 struct prom_text;
 struct stacks;
@@ -35,8 +36,9 @@ struct daemon {
 	/* --mode scan: called every turn of the loop, and fresh before each report. */
 	void (*tick)(struct daemon *d, uint64_t now_ns, int fresh);
 	uint64_t next_scan_ns;
-	bool daemon_mode;	 /* selectors: targets come and go, the run goes on */
-	uint64_t targets_missed; /* the helper's count, kept once it stopped */
+	bool daemon_mode;	   /* selectors: targets come and go, the run goes on */
+	struct ended_table *ended; /* daemon mode: forgotten targets, compacted */
+	uint64_t targets_missed;   /* the helper's count, kept once it stopped */
 };
 
 uint64_t daemon__now(void);
@@ -46,6 +48,11 @@ void daemon__drain(struct daemon *d);
 int daemon__handle_event(void *ctx, void *data, size_t len);
 /* Marks targets that are gone and says once what a runtime or an exec broke; how many live. */
 size_t daemon__update_alive(struct daemon *d);
+/*
+ * Daemon mode: every ended target --forget-after past its end leaves the process table (and
+ * the time series) for its summary in d->ended. How many went.
+ */
+size_t daemon__compact(struct daemon *d, uint64_t now_ns);
 /* Tasks alive before attach that may never run again: found in memory, once. */
 void daemon__scan(struct daemon *d);
 /* Renders the metrics for the HTTP endpoint (and the textfile if asked). */

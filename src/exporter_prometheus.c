@@ -277,8 +277,7 @@ static bool forgotten(const struct exporter_input *in, struct process *p)
 		return false;
 	if (process_table__find(in->procs, p->pid) != p)
 		return true;
-	return p->ended_ns && in->forget_after_ns && in->now_ns > p->ended_ns &&
-	       in->now_ns - p->ended_ns >= in->forget_after_ns;
+	return process__forgotten(p, in->now_ns, in->forget_after_ns);
 }
 
 /* Where each target runs: its cgroup, container and systemd unit. */

@@ -17,6 +17,7 @@
 #include "attach.h"
 #include "cgroup.h"
 #include "cli.h"
+#include "ended_table.h"
 #include "daemon.h"
 #include "http_server.h"
 #include "log.h"
@@ -446,8 +447,12 @@ int main(int argc, char **argv)
 	/* One point a second, or one per --interval. */
 	if (o->report || o->html)
 		d.series = timeseries__new(o->interval > 0 ? o->interval : 1, TIMESERIES_POINTS);
+	/* Daemon mode runs for weeks: forgotten targets keep their final figures only. */
+	if (d.daemon_mode)
+		d.ended = ended_table__new(o->max_ended_targets);
 	if (!d.decoder.procs || ((o->listen || o->textfile) && !d.metrics) ||
-	    ((o->report || o->html) && !d.series) || add_targets(&d)) {
+	    (d.daemon_mode && !d.ended) || ((o->report || o->html) && !d.series) ||
+	    add_targets(&d)) {
 		log_err("out of memory");
 		goto cleanup;
 	}
@@ -577,6 +582,7 @@ cleanup:
 	timeseries__free(d.series);
 	stacks__free(d.stacks);
 	process_table__free(d.decoder.procs);
+	ended_table__free(d.ended);
 	selector__free(selector);
 	return err;
 }

@@ -158,6 +158,20 @@ struct process *process_table__fork(struct process_table *pt, const struct proce
 	return p;
 }
 
+void process_table__remove(struct process_table *pt, struct process *p)
+{
+	size_t i;
+
+	for (i = 0; i < pt->count; i++)
+		if (pt->procs[i] == p) {
+			memmove(&pt->procs[i], &pt->procs[i + 1],
+				(pt->count - i - 1) * sizeof(*pt->procs));
+			pt->count--;
+			process_free(p);
+			return;
+		}
+}
+
 size_t process_table__count(const struct process_table *pt)
 {
 	return pt->count;
@@ -461,6 +475,12 @@ bool process__claim_cell(struct process *p, uint64_t addr, uint32_t task,
 void process__alloc_failed(struct process *p)
 {
 	p->heap.allocation_failures_total++;
+}
+
+bool process__forgotten(const struct process *p, uint64_t now_ns, uint64_t forget_after_ns)
+{
+	return (p->exited || p->execed) && p->ended_ns && forget_after_ns && now_ns > p->ended_ns &&
+	       now_ns - p->ended_ns >= forget_after_ns;
 }
 
 bool process__complete(const struct process *p)

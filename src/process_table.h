@@ -119,6 +119,8 @@ struct process *process_table__fork(struct process_table *pt, const struct proce
 /* Sets the labels of p (copies); 0 or -ENOMEM. */
 int process__set_labels(struct process *p, const char *cgroup, const char *container_id,
 			const char *unit);
+/* Takes p out of the table and frees it (its figures kept elsewhere first, if wanted). */
+void process_table__remove(struct process_table *pt, struct process *p);
 size_t process_table__count(const struct process_table *pt);
 struct process *process_table__at(struct process_table *pt, size_t i);
 
@@ -147,6 +149,11 @@ int process__set_state(struct process *p, const void *key, void *state,
 		       void (*free_fn)(void *state));
 
 struct thread_stats *process__thread(struct process *p, uint32_t tid);
+/*
+ * An ended process (exit, or its old image at an exec) forget_after_ns past its end: its series
+ * left /metrics and the reports keep its final figures only. Never with forget_after_ns 0.
+ */
+bool process__forgotten(const struct process *p, uint64_t now_ns, uint64_t forget_after_ns);
 /* True when every figure is exact: no bound hit, no inconsistency seen. */
 bool process__complete(const struct process *p);
 

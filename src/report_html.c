@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "ended_table.h"
 #include "report.h"
 #include "report_html.h"
 #include "task_table.h"
@@ -381,7 +382,7 @@ static struct json_object *report_data(const struct report_input *in,
 				       const struct report_html_bounds *b)
 {
 	struct json_object *root = json_object_new_object(), *o, *procs;
-	size_t i, n = process_table__count(in->procs);
+	size_t i, n = process_table__count(in->procs), forgotten;
 	char buf[32];
 
 	put_u64(root, "report_version", 1);
@@ -404,7 +405,15 @@ static struct json_object *report_data(const struct report_input *in,
 	json_object_object_add(root, "bounds", o);
 	procs = json_object_new_array();
 	json_object_object_add(root, "processes", procs);
+	/* Forgotten targets (daemon mode) are in the JSON report: here they are counted. */
+	forgotten = ended_table__count(in->ended);
+	if (in->ended)
+		forgotten += ended_table__dropped(in->ended)->processes;
 	for (i = 0; i < n; i++) {
+		if (report__forgotten(process_table__at(in->procs, i), in)) {
+			forgotten++;
+			continue;
+		}
 		o = process_data(process_table__at(in->procs, i), in, b);
 		if (!o) {
 			json_object_put(root);
@@ -412,6 +421,8 @@ static struct json_object *report_data(const struct report_input *in,
 		}
 		json_object_array_add(procs, o);
 	}
+	if (in->ended)
+		put_u64(root, "forgotten_processes", forgotten);
 	return root;
 }
 

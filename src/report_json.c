@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "ended_table.h"
 #include "report.h"
 #include "report_stacks.h"
 #include "scan_report.h"
@@ -18,17 +19,17 @@ static void put_u64(struct json_object *o, const char *key, uint64_t v)
 	json_object_object_add(o, key, json_object_new_uint64(v));
 }
 
-static struct json_object *heap_json(const struct process *p)
+static struct json_object *heap_json(const struct heap_stats *heap)
 {
 	struct json_object *h = json_object_new_object();
 
-	put_u64(h, "live_bytes", p->heap.live_bytes);
-	put_u64(h, "live_allocations", p->heap.live_allocations);
-	put_u64(h, "allocated_bytes_total", p->heap.allocated_bytes_total);
-	put_u64(h, "allocations_total", p->heap.allocations_total);
-	put_u64(h, "frees_total", p->heap.frees_total);
-	put_u64(h, "frees_untracked_total", p->heap.frees_untracked_total);
-	put_u64(h, "allocation_failures_total", p->heap.allocation_failures_total);
+	put_u64(h, "live_bytes", heap->live_bytes);
+	put_u64(h, "live_allocations", heap->live_allocations);
+	put_u64(h, "allocated_bytes_total", heap->allocated_bytes_total);
+	put_u64(h, "allocations_total", heap->allocations_total);
+	put_u64(h, "frees_total", heap->frees_total);
+	put_u64(h, "frees_untracked_total", heap->frees_untracked_total);
+	put_u64(h, "allocation_failures_total", heap->allocation_failures_total);
 	return h;
 }
 
@@ -354,7 +355,7 @@ static struct json_object *process_json(const struct process *p, const struct re
 	/* Lost events or a bound hit make every figure a lower bound. */
 	json_object_object_add(o, "complete",
 			       json_object_new_boolean(!in->events_lost && process__complete(p)));
-	json_object_object_add(o, "heap", heap_json(p));
+	json_object_object_add(o, "heap", heap_json(&p->heap));
 	json_object_object_add(o, "threads", threads_json(p));
 	json_object_object_add(o, "limits", limits_json(p));
 	add_tasks(o, p, in);
@@ -365,10 +366,113 @@ static struct json_object *process_json(const struct process *p, const struct re
 	return o;
 }
 
+bool report__forgotten(const struct process *p, const struct report_input *in)
+{
+	return process__forgotten(p, in->now_ns, in->forget_after_ns);
+}
+
+/*
+ * A forgotten process: who it was, its allocator, its heap and task figures at its end, its
+ * bounds; no threads, task rows, series or stacks (ended_table.h). Keys in process_json's order.
+ */
+struct json_object *report_json__summary(const struct process_summary *s,
+					 const struct report_input *in)
+{
+	struct json_object *o = json_object_new_object(), *a, *sum;
+	const struct tasks_totals *t = s->tasks;
+	static const struct tasks_totals zero;
+	size_t i;
+
+	if (!t)
+		t = &zero;
+	put_u64(o, "pid", s->pid);
+	json_object_object_add(o, "comm", json_object_new_string(s->comm));
+	json_object_object_add(o, "exe", json_object_new_string(s->exe));
+	if (s->alloc_family) {
+		a = json_object_new_object();
+		json_object_object_add(a, "family", json_object_new_string(s->alloc_family));
+		json_object_object_add(
+			a, "object",
+			json_object_new_string(s->alloc_object ? s->alloc_object : ""));
+		put_u64(a, "functions", s->alloc_functions);
+		json_object_object_add(o, "allocator", a);
+	}
+	json_object_object_add(o, "exited", json_object_new_boolean(s->exited));
+	json_object_object_add(o, "exec", json_object_new_boolean(s->execed));
+	if (s->ns_pid)
+		put_u64(o, "ns_pid", s->ns_pid);
+	if (s->parent)
+		put_u64(o, "parent", s->parent);
+	if (s->cgroup) {
+		json_object_object_add(o, "cgroup", json_object_new_string(s->cgroup));
+		json_object_object_add(o, "container_id", json_object_new_string(s->container_id));
+		json_object_object_add(o, "unit", json_object_new_string(s->unit));
+	}
+	if (s->attach_latency_ns)
+		json_object_object_add(o, "attach_latency_seconds",
+				       json_object_new_double((double)s->attach_latency_ns / 1e9));
+	json_object_object_add(o, "complete",
+			       json_object_new_boolean(!in->events_lost && s->complete));
+	json_object_object_add(o, "forgotten", json_object_new_boolean(true));
+	json_object_object_add(o, "heap", heap_json(&s->heap));
+	a = json_object_new_object();
+	put_u64(a, "allocations_dropped", s->blocks_dropped);
+	put_u64(a, "thread_events_dropped", s->thread_events_dropped);
+	put_u64(a, "tasks_dropped", s->tasks_dropped);
+	put_u64(a, "task_types_dropped", s->types_dropped);
+	put_u64(a, "allocations_replaced", s->blocks_replaced);
+	json_object_object_add(o, "limits", a);
+	a = json_object_new_array();
+	for (i = 0; i < nruntimes && i < 32; i++)
+		if (s->runtimes & (1u << i))
+			json_object_array_add(a, json_object_new_string(runtimes[i]->name));
+	json_object_object_add(o, "runtimes", a);
+	sum = json_object_new_object();
+	put_u64(sum, "spawned", t->spawned);
+	put_u64(sum, "live", t->live);
+	put_u64(sum, "completed", t->completed);
+	put_u64(sum, "cancelled", t->cancelled);
+	put_u64(sum, "suspects", t->suspects);
+	put_u64(sum, "blocking_spawned", t->blocking_spawned);
+	put_u64(sum, "blocking_live", t->blocking_live);
+	put_u64(sum, "async_allocation_count", t->async_allocations);
+	put_u64(sum, "async_allocated_bytes_total", t->async_allocated_bytes);
+	put_u64(sum, "async_live_bytes", t->async_live_bytes);
+	put_u64(sum, "future_state_overhead_bytes", t->future_state_overhead_bytes);
+	put_u64(sum, "average_future_size_bytes", t->average_future_size_bytes);
+	put_u64(sum, "largest_future_size_bytes", t->largest_future_size_bytes);
+	put_u64(sum, "untasked_live_bytes", s->heap.untasked_live_bytes);
+	put_u64(sum, "untasked_allocated_bytes_total", s->heap.untasked_allocated_bytes_total);
+	put_u64(sum, "outlived_live_bytes", t->outlived_live_bytes);
+	put_u64(sum, "tasks_dropped", t->tasks_dropped);
+	put_u64(sum, "ended_tasks_recycled", t->tasks_recycled);
+	json_object_object_add(o, "tasks_summary", sum);
+	return o;
+}
+
+static int write_summary(FILE *f, const struct process_summary *s, const struct report_input *in)
+{
+	struct json_object *o = report_json__summary(s, in);
+	const char *text = o ? json_object_to_json_string_ext(o, JSON_FLAGS) : NULL;
+	int err = text && fputs(text, f) >= 0 ? 0 : -EIO;
+
+	json_object_put(o);
+	return err;
+}
+
 static int write_process(FILE *f, const struct process *p, const struct report_input *in)
 {
-	struct json_object *o = process_json(p, in), *stacks = report_stacks__json(p, in);
+	struct json_object *o, *stacks;
+	struct process_summary sum;
+	struct tasks_totals tasks;
 	int err;
+
+	if (report__forgotten(p, in)) {
+		err = process_summary__of(p, in->stuck_after_ns, &sum, &tasks);
+		return err ? err : write_summary(f, &sum, in);
+	}
+	o = process_json(p, in);
+	stacks = report_stacks__json(p, in);
 
 	if (o && stacks)
 		json_object_object_add(o, "stacks", stacks);
@@ -391,10 +495,30 @@ struct json_object *report_json__task(const struct process *p, uint32_t index,
 	return task_json(p, index, in);
 }
 
+/* How many forgotten processes are listed, their bytes, and those folded past the bound. */
+static struct json_object *forgotten_json(const struct ended_table *et)
+{
+	const struct ended_dropped *d = ended_table__dropped(et);
+	struct json_object *o = json_object_new_object(), *dr = json_object_new_object();
+
+	put_u64(o, "listed", ended_table__count(et));
+	put_u64(o, "max_listed", ended_table__max(et));
+	put_u64(o, "bytes", ended_table__bytes(et));
+	put_u64(dr, "processes", d->processes);
+	put_u64(dr, "live_bytes", d->live_bytes);
+	put_u64(dr, "live_allocations", d->live_allocations);
+	put_u64(dr, "allocated_bytes_total", d->allocated_bytes_total);
+	put_u64(dr, "allocations_total", d->allocations_total);
+	put_u64(dr, "frees_total", d->frees_total);
+	put_u64(dr, "allocation_failures_total", d->allocation_failures_total);
+	json_object_object_add(o, "dropped", dr);
+	return o;
+}
+
 int report_json__write(FILE *f, const struct report_input *in)
 {
 	struct json_object *root = json_object_new_object(), *events;
-	size_t i, n = process_table__count(in->procs);
+	size_t i, n = process_table__count(in->procs), nended = ended_table__count(in->ended);
 	char duration[32];
 	int ret;
 
@@ -413,16 +537,21 @@ int report_json__write(FILE *f, const struct report_input *in)
 	json_object_object_add(root, "events", events);
 	if (in->daemon_mode)
 		put_u64(root, "targets_missed", in->targets_missed);
+	if (in->ended)
+		json_object_object_add(root, "forgotten_targets", forgotten_json(in->ended));
 	/* Written a process at a time, tasks one by one: memory does not grow with the report. */
 	ret = put_open(f, root);
 	json_object_put(root);
 	if (!ret && fputs(",\n  \"processes\": [", f) < 0)
 		ret = -EIO;
-	for (i = 0; i < n && !ret; i++) {
+	/* The compacted forgotten processes first, oldest first; then the table. */
+	for (i = 0; i < nended + n && !ret; i++) {
 		if (i && fputs(",\n", f) < 0)
 			ret = -EIO;
-		if (!ret)
-			ret = write_process(f, process_table__at(in->procs, i), in);
+		if (!ret && i < nended)
+			ret = write_summary(f, ended_table__at(in->ended, i), in);
+		else if (!ret)
+			ret = write_process(f, process_table__at(in->procs, i - nended), in);
 	}
 	if (!ret && (fputs("]\n}\n", f) < 0 || fflush(f)))
 		ret = -EIO;

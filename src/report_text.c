@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include "ended_table.h"
 #include "report.h"
 #include "report_stacks.h"
 #include "scan_report.h"
@@ -90,17 +91,72 @@ static void tasks_text(FILE *f, const struct process *p, const struct report_inp
 		human(p->heap.untasked_live_bytes, b1), human(p->heap.cell_live_bytes, b2));
 }
 
+/* A forgotten process: its final heap figures; the JSON report has its task figures. */
+static void summary_text(FILE *f, const struct process_summary *s)
+{
+	char b1[32];
+
+	fprintf(f, "\nprocess %" PRIu32 " (%s) %s%s [forgotten: final figures only]\n", s->pid,
+		s->comm, s->exe, s->execed ? " [exec'd: figures stop at the exec]" : " [exited]");
+	fprintf(f, "  live heap      %s in %" PRIu64 " allocations\n",
+		human(s->heap.live_bytes, b1), s->heap.live_allocations);
+	fprintf(f,
+		"  allocated      %s in %" PRIu64 " allocations, %" PRIu64 " frees"
+		" (+%" PRIu64 " of blocks from before attach)\n",
+		human(s->heap.allocated_bytes_total, b1), s->heap.allocations_total,
+		s->heap.frees_total, s->heap.frees_untracked_total);
+	if (s->heap.allocation_failures_total)
+		fprintf(f, "  failed         %" PRIu64 " allocations returned NULL\n",
+			s->heap.allocation_failures_total);
+	if (!s->complete)
+		fprintf(f,
+			"  incomplete     %" PRIu64 " allocations over --max-allocations, %" PRIu64
+			" events of threads over --max-threads, %" PRIu64 " frees missed, %" PRIu64
+			" tasks over --max-tasks\n",
+			s->blocks_dropped, s->thread_events_dropped, s->blocks_replaced,
+			s->tasks_dropped);
+}
+
+static void forgotten_text(FILE *f, const struct report_input *in)
+{
+	const struct ended_dropped *d;
+	char b1[32], b2[32];
+	size_t i;
+
+	if (!in->ended)
+		return;
+	d = ended_table__dropped(in->ended);
+	if (d->processes)
+		fprintf(f,
+			"\n%" PRIu64 " older forgotten processes (past --max-ended-targets %zu): "
+			"%s allocated in %" PRIu64 " allocations, %" PRIu64 " frees, %s live at "
+			"their ends\n",
+			d->processes, ended_table__max(in->ended),
+			human(d->allocated_bytes_total, b1), d->allocations_total, d->frees_total,
+			human(d->live_bytes, b2));
+	for (i = 0; i < ended_table__count(in->ended); i++)
+		summary_text(f, ended_table__at(in->ended, i));
+}
+
 int report_text__write(FILE *f, const struct report_input *in)
 {
 	size_t i, j, n = process_table__count(in->procs);
+	struct process_summary sum;
+	struct tasks_totals tasks;
 	char b1[32], b2[32];
 
 	fprintf(f, "memscoped report: %.1f s, %" PRIu64 " events, %" PRIu64 " lost%s\n",
 		in->duration_seconds, in->events_received, in->events_lost,
 		in->events_lost ? " (figures below are lower bounds)" : "");
+	forgotten_text(f, in);
 	for (i = 0; i < n; i++) {
 		const struct process *p = process_table__at(in->procs, i);
 
+		if (report__forgotten(p, in)) {
+			if (!process_summary__of(p, in->stuck_after_ns, &sum, &tasks))
+				summary_text(f, &sum);
+			continue;
+		}
 		fprintf(f, "\nprocess %" PRIu32 " (%s) %s%s\n", p->pid, p->comm, p->exe,
 			p->execed ? " [exec'd: figures stop at the exec]" :
 			p->exited ? " [exited]" :

@@ -276,6 +276,22 @@ int timeseries__tick(struct timeseries *ts, struct process_table *procs, uint64_
 	return err;
 }
 
+void timeseries__keep_only(struct timeseries *ts, struct process_table *procs)
+{
+	size_t i, j = 0;
+
+	if (!ts)
+		return;
+	for (i = 0; i < ts->nseries; i++) {
+		if (!process_table__find(procs, ts->series[i].pid)) {
+			free(ts->series[i].col[0]);
+			continue;
+		}
+		ts->series[j++] = ts->series[i];
+	}
+	ts->nseries = j;
+}
+
 size_t timeseries__points(const struct timeseries *ts, const struct process *p)
 {
 	const struct series *s = ts ? series_find(ts, p->pid) : NULL;

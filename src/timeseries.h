@@ -27,6 +27,9 @@ void timeseries__free(struct timeseries *ts);
 int timeseries__tick(struct timeseries *ts, struct process_table *procs, uint64_t now_ns,
 		     bool force);
 
+/* Frees the series of every pid no process of procs has (they were forgotten). */
+void timeseries__keep_only(struct timeseries *ts, struct process_table *procs);
+
 /* Points recorded for p so far (0 if none). */
 size_t timeseries__points(const struct timeseries *ts, const struct process *p);
 
