@@ -33,7 +33,6 @@ int process_summary__of(const struct process *p, uint64_t stuck_after_ns,
 	/* Its figures at its end: nothing it left changes after. */
 	if (tt && task_figures__compute(tt, p->ended_ns, stuck_after_ns, &f))
 		return -ENOMEM;
-	task_figures__clear(&f);
 	*tasks_buf = (struct tasks_totals){
 		.spawned = f.spawned,
 		.live = f.live,
@@ -53,6 +52,7 @@ int process_summary__of(const struct process *p, uint64_t stuck_after_ns,
 		.tasks_dropped = tt ? tt->tasks_dropped : 0,
 		.tasks_recycled = tt ? tt->tasks_recycled : 0,
 	};
+	task_figures__clear(&f);
 	s.pid = p->pid;
 	s.ns_pid = p->ns_pid;
 	s.parent = p->parent;

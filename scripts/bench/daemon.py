@@ -6,8 +6,11 @@
    attach_latency_seconds (the exec tracepoint's time to the helper's last link) per instance:
    p50, p99, max.
 2. Churn: DAEMON_CHURN_RATE (default 100) matching short-lived processes a second for
-   DAEMON_CHURN_SECONDS (default 60); memscoped's VmRSS (daemon + helper) every 10 s, and how
-   many were attached or said missed (exited during attach, --max-targets).
+   DAEMON_CHURN_SECONDS (default 60) with --forget-after 5, so forgotten targets are compacted
+   during the run: memscoped's VmRSS (daemon + helper) every 10 s, its slope from 10 s to the
+   end, the bytes per compacted record (the report's forgotten_targets), and how many were
+   attached or said missed (exited during attach, --max-targets). Then DAEMON_CHURN_WHOLE_SECONDS
+   (default 20) with --forget-after 0 (every record kept whole): bytes per traced process.
 3. Non-matching execs: as many /bin/true as a shell loop runs in DAEMON_IDLE_SECONDS (default
    10); memscoped's CPU (daemon + helper) per second of it, and the exec rate reached.
 """
@@ -27,6 +30,7 @@ WORKER = os.path.join(BUILD, "targets", "daemon_worker")
 EXECS = int(os.environ.get("DAEMON_EXECS", "100"))
 RATE = int(os.environ.get("DAEMON_CHURN_RATE", "100"))
 CHURN = int(os.environ.get("DAEMON_CHURN_SECONDS", "60"))
+CHURN_WHOLE = int(os.environ.get("DAEMON_CHURN_WHOLE_SECONDS", "20"))
 IDLE = int(os.environ.get("DAEMON_IDLE_SECONDS", "10"))
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -100,25 +104,29 @@ def latency(d):
           f" p99 {p99:.1f} ms, max {lat[-1]:.1f} ms")
 
 
-def churn(d):
+def churn(d, seconds, forget):
+    """RATE matching processes a second for seconds; RSS every 10 s and the report's records."""
     name = f"mdchurn{os.getpid() % 100000}"
     # A short-lived matching process: sleep under another name.
     exe = os.path.join(d, name)
     shutil.copy(shutil.which("sleep"), exe)
-    ms, err, report = start(name, d, "--forget-after", "5")
-    pids = family(ms.pid)
-    samples = [rss_kib(pids)]
+    ms, err, report = start(name, d, "--forget-after", str(forget))
     base = rss_kib([ms.pid])
+    pids = family(ms.pid)
+    # Seconds -> (daemon, helper) VmRSS in KiB.
+    samples = {0: (base, rss_kib(pids[1:]))}
     started = 0
     t0 = time.monotonic()
     procs = []
-    while time.monotonic() - t0 < CHURN:
+    while time.monotonic() - t0 < seconds:
         procs.append(subprocess.Popen([exe, "0.05"]))
         started += 1
         procs = [p for p in procs if p.poll() is None]
         time.sleep(max(0, t0 + started / RATE - time.monotonic()))
-        if started % (RATE * 10) == 0:
-            samples.append(rss_kib(family(ms.pid)))
+        mark = (len(samples)) * 10
+        if time.monotonic() - t0 >= mark and mark <= seconds:
+            pids = family(ms.pid)
+            samples[mark] = (rss_kib(pids[:1]), rss_kib(pids[1:]))
     for p in procs:
         p.wait()
     time.sleep(2)
@@ -128,11 +136,39 @@ def churn(d):
     ms.send_signal(signal.SIGINT)
     ms.wait()
     with open(report) as f:
-        records = len(json.load(f)["processes"])
-    print(f"churn: {started} processes in {CHURN} s: {attached} attached, {missed} said missed;"
-          f" RSS (daemon + helper) every 10 s, KiB: {samples}; {records} records in the report,"
-          f" daemon {daemon_rss} KiB at the end: {(daemon_rss - base) / max(records, 1):.1f} KiB"
-          f" per record over its {base} KiB at start")
+        r = json.load(f)
+    return {"started": started, "attached": attached, "missed": missed, "samples": samples,
+            "base": base, "daemon_rss": daemon_rss, "records": len(r["processes"]),
+            "forgotten": r.get("forgotten_targets", {})}
+
+
+def churn_bounded(d):
+    """--forget-after 5: forgotten targets are compacted during the run; RSS stays flat."""
+    c = churn(d, CHURN, 5)
+    s = c["samples"]
+    at = [t for t in (10, 30, 60) if t in s]
+    f = c["forgotten"]
+    per = f.get("bytes", 0) / max(f.get("listed", 0), 1)
+
+    def slope(i):
+        return (s[at[-1]][i] - s[at[0]][i]) / (at[-1] - at[0]) if len(at) > 1 else float("nan")
+
+    print(f"churn (--forget-after 5): {c['started']} processes in {CHURN} s: {c['attached']}"
+          f" attached, {c['missed']} said missed; VmRSS KiB (daemon + helper): "
+          + ", ".join(f"{t} s {s[t][0]} + {s[t][1]}" for t in sorted(s))
+          + f"; slope {at[0]}-{at[-1]} s: daemon {slope(0):.1f} KiB/s, helper {slope(1):.1f}"
+          f" KiB/s; {c['records']} processes in the report, {f.get('listed', 0)} compacted"
+          f" ({f.get('bytes', 0)} bytes: {per:.0f} bytes each, strings shared),"
+          f" {f.get('dropped', {}).get('processes', 0)} folded")
+
+
+def churn_unbounded(d):
+    """--forget-after 0 (never): every record stays whole; bytes per traced process."""
+    c = churn(d, CHURN_WHOLE, 0)
+    print(f"churn (--forget-after 0): {c['records']} whole records in {CHURN_WHOLE} s, daemon"
+          f" RSS {c['base']} -> {c['daemon_rss']} KiB:"
+          f" {1024 * (c['daemon_rss'] - c['base']) / max(c['records'], 1):.0f} bytes per"
+          " traced process (live, or ended and not forgotten)")
 
 
 def idle(d):
@@ -156,12 +192,12 @@ def idle(d):
 def main():
     if os.geteuid() != 0:
         sys.exit("daemon.py needs root")
-    with tempfile.TemporaryDirectory(prefix="memscoped-bench-") as d:
-        latency(d)
-    with tempfile.TemporaryDirectory(prefix="memscoped-bench-") as d:
-        idle(d)
-    with tempfile.TemporaryDirectory(prefix="memscoped-bench-") as d:
-        churn(d)
+    # Arguments pick parts (latency, idle, churn, churn_whole); none: all of them.
+    parts = {"latency": latency, "idle": idle, "churn": churn_bounded,
+             "churn_whole": churn_unbounded}
+    for name in sys.argv[1:] or list(parts):
+        with tempfile.TemporaryDirectory(prefix="memscoped-bench-") as d:
+            parts[name](d)
 
 
 if __name__ == "__main__":

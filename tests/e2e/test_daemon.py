@@ -358,3 +358,111 @@ def test_max_targets_is_a_bound_counted_as_missed():
     check_eq(report["targets_missed"], 1, "targets_missed")
     check_eq(records(report, second.pid), [], "records of the process past the bound")
     check_eq(len(records(report, first.pid)), 1, "records of the first")
+
+
+def test_churned_targets_are_compacted_to_exact_final_figures_and_leave_metrics():
+    """N short-lived targets with --forget-after 1: each ends, its series leave /metrics, its
+    record is compacted to its final figures (the report's forgotten_targets counts them) and
+    the report lists every one, exited, with its exact heap figures."""
+    n = 30
+    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
+    comm = unique("c")
+    exe = worker_copy(d.name, comm)
+    port = free_port()
+    ms = Memscoped([], "--comm", f"^{comm}$", "--forget-after", "1", "--listen",
+                   f"127.0.0.1:{port}")
+    truths, workers = {}, []
+    try:
+        workers = [subprocess.Popen([exe, "once"], stdout=subprocess.PIPE, text=True)
+                   for _ in range(n)]
+        for t in workers:
+            wait_line(t.stdout, "ready", 10, t)
+            attached(ms, t.pid)
+        for t in workers:
+            t.send_signal(signal.SIGUSR1)
+        for t in workers:
+            truths.update(read_truths(t, 1))
+            wait_line(t.stdout, "done", 10, t)
+        for t in workers:
+            stop(t)
+        check_eq(len(truths), n, "instances")
+        # Their series leave /metrics --forget-after (1 s) after their exits.
+        wait_for(lambda: (lambda left: (not left, left))(
+            scraped(port, "memscoped_heap_live_bytes", comm=comm)[1]), 10,
+            "no series of exited targets after --forget-after")
+        check_eq(scraped(port, "memscoped_target_info", comm=comm)[1], [], "target_info left")
+
+        # Their records were compacted: a report asked for now (SIGUSR1) counts them.
+        def compacted():
+            ms.proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.2)
+            try:
+                with open(ms.report) as f:
+                    listed = json.load(f)["forgotten_targets"]["listed"]
+            except (FileNotFoundError, ValueError):
+                listed = None
+            return listed == n, listed
+        wait_for(compacted, 10, f"{n} compacted records")
+        report, _, _ = ms.stop()
+    finally:
+        for t in workers:
+            stop(t)
+        ms.kill()
+    check_eq(report["targets_missed"], 0, "targets missed")
+    f = report["forgotten_targets"]
+    check_eq((f["listed"], f["max_listed"], f["dropped"]["processes"]), (n, 10000, 0),
+             "forgotten_targets")
+    check(0 < f["bytes"] < n * 1024, f"compact records take {f['bytes']} bytes")
+    for pid, truth in truths.items():
+        recs = records(report, pid)
+        check_eq(len(recs), 1, f"records of pid {pid}")
+        check_eq((recs[0]["exited"], recs[0]["forgotten"]), (True, True), f"pid {pid} ended")
+        check_exact(recs[0], truth, f"pid {pid}")
+        check_eq(recs[0]["comm"], comm, f"pid {pid} comm")
+        check_eq(recs[0]["exe"], exe, f"pid {pid} exe")
+        check_eq(recs[0]["allocator"]["family"], "glibc", f"pid {pid} allocator")
+        check("threads" not in recs[0] and "tasks" not in recs[0], f"pid {pid}: summary only")
+
+
+def test_max_ended_targets_folds_the_oldest_into_counted_totals():
+    """--max-ended-targets 2 with five forgotten targets: the last two listed, three summed."""
+    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
+    comm = unique("b")
+    exe = worker_copy(d.name, comm)
+    ms = Memscoped([], "--comm", f"^{comm}$", "--forget-after", "1", "--max-ended-targets",
+                   "2")
+    truths, order = {}, []
+    try:
+        for _ in range(5):
+            t = subprocess.Popen([exe, "once"], stdout=subprocess.PIPE, text=True)
+            try:
+                wait_line(t.stdout, "ready", 10, t)
+                attached(ms, t.pid)
+                t.send_signal(signal.SIGUSR1)
+                truths.update(read_truths(t, 1))
+                wait_line(t.stdout, "done", 10, t)
+            finally:
+                stop(t)
+            # One after the other: the table, and so the compaction, is in this order.
+            order.append(t.pid)
+
+        def folded():
+            ms.proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.2)
+            try:
+                with open(ms.report) as f:
+                    n = json.load(f)["forgotten_targets"]["dropped"]["processes"]
+            except (FileNotFoundError, ValueError):
+                n = None
+            return n == 3, n
+        wait_for(folded, 10, "three folded")
+        report, _, _ = ms.stop()
+    finally:
+        ms.kill()
+    dropped = report["forgotten_targets"]["dropped"]
+    check_eq([p["pid"] for p in report["processes"]], order[3:], "listed: the last two")
+    for pid in order[3:]:
+        check_exact(records(report, pid)[0], truths[pid], f"pid {pid}")
+    for field in ("live_bytes", "live_allocations", "allocated_bytes_total",
+                  "allocations_total", "frees_total"):
+        check_eq(dropped[field], sum(truths[p][field] for p in order[:3]), f"dropped {field}")
