@@ -103,8 +103,12 @@ static void test_compaction_keeps_report(void **state)
 	struct process_table *pt = new_table();
 	struct ended_table *et = ended_table__new(10);
 	struct process *p = ended_target(pt, 100, 2 * SEC), *live;
-	struct report_input in = { .procs = pt, .now_ns = 5 * SEC, .stuck_after_ns = 30 * SEC,
-				   .daemon_mode = true, .forget_after_ns = 3 * SEC, .ended = et };
+	struct report_input in = { .procs = pt,
+				   .now_ns = 5 * SEC,
+				   .stuck_after_ns = 30 * SEC,
+				   .daemon_mode = true,
+				   .forget_after_ns = 3 * SEC,
+				   .ended = et };
 	char *json_before, *json_after, *text_before, *text_after;
 	struct json_object *root, *o;
 
@@ -220,8 +224,12 @@ static void test_report_counts_dropped(void **state)
 {
 	struct process_table *pt = new_table();
 	struct ended_table *et = ended_table__new(1);
-	struct report_input in = { .procs = pt, .now_ns = 10 * SEC, .stuck_after_ns = 30 * SEC,
-				   .daemon_mode = true, .forget_after_ns = SEC, .ended = et };
+	struct report_input in = { .procs = pt,
+				   .now_ns = 10 * SEC,
+				   .stuck_after_ns = 30 * SEC,
+				   .daemon_mode = true,
+				   .forget_after_ns = SEC,
+				   .ended = et };
 	struct json_object *root, *f, *d;
 	char *buf = NULL;
 	size_t len = 0;
@@ -247,11 +255,11 @@ static void test_report_counts_dropped(void **state)
 	assert_int_equal(json_object_get_int(json_object_object_get(d, "live_bytes")), 2222 + 3333);
 	assert_int_equal(json_object_get_int(json_object_object_get(d, "allocations_total")), 3);
 	assert_int_equal(json_object_array_length(json_object_object_get(root, "processes")), 1);
-	assert_int_equal(json_object_get_int(json_object_object_get(
-				 json_object_array_get_idx(json_object_object_get(root, "processes"),
-							   0),
-				 "pid")),
-			 101);
+	assert_int_equal(
+		json_object_get_int(json_object_object_get(
+			json_object_array_get_idx(json_object_object_get(root, "processes"), 0),
+			"pid")),
+		101);
 	json_object_put(root);
 	ended_table__free(et);
 	process_table__free(pt);
