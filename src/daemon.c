@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,8 @@
 #define ALIVE_CHECK_NS 100000000L
 /* Scrapes see metrics at most this old: rendering stays off the HTTP thread. */
 #define METRICS_PERIOD_NS 1000000000L
+/* Heap pages freed by compaction go back to the kernel at most this often. */
+#define TRIM_PERIOD_NS 1000000000ull
 /* The textfile is rewritten every --interval, or this often without one. */
 #define TEXTFILE_PERIOD_S 10
 
@@ -126,6 +129,14 @@ size_t daemon__compact(struct daemon *d, uint64_t now_ns)
 	/* Series are per pid: a newer record of the same pid keeps its series. */
 	if (n)
 		timeseries__keep_only(d->series, procs);
+	/*
+	 * The freed records were scattered through the heap: give their pages back, at most once
+	 * a second, so the RSS follows what is held rather than the peak.
+	 */
+	if (n && now_ns >= d->next_trim_ns) {
+		malloc_trim(0);
+		d->next_trim_ns = now_ns + TRIM_PERIOD_NS;
+	}
 	return n;
 }
 

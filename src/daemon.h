@@ -38,6 +38,7 @@ struct daemon {
 	uint64_t next_scan_ns;
 	bool daemon_mode;	   /* selectors: targets come and go, the run goes on */
 	struct ended_table *ended; /* daemon mode: forgotten targets, compacted */
+	uint64_t next_trim_ns;	   /* the next malloc_trim after a compaction */
 	uint64_t targets_missed;   /* the helper's count, kept once it stopped */
 };
 

@@ -234,6 +234,6 @@ size_t ended_table__max(const struct ended_table *et)
 
 size_t ended_table__bytes(const struct ended_table *et)
 {
-	return sizeof(*et) + et->cap * sizeof(*et->ring) +
-	       et->tasks_held * sizeof(struct tasks_totals) + strpool__bytes(et->strings);
+	return et->count * sizeof(*et->ring) + et->tasks_held * sizeof(struct tasks_totals) +
+	       strpool__bytes(et->strings);
 }

@@ -65,7 +65,7 @@ size_t ended_table__count(const struct ended_table *et);
 const struct process_summary *ended_table__at(const struct ended_table *et, size_t i);
 const struct ended_dropped *ended_table__dropped(const struct ended_table *et);
 size_t ended_table__max(const struct ended_table *et);
-/* Bytes held: the list, its task figures and its strings. */
+/* Bytes the listed records hold: each, its task figures, the strings they share. */
 size_t ended_table__bytes(const struct ended_table *et);
 
 #endif

@@ -228,11 +228,13 @@ static void test_cli_daemon_mode(void **state)
 	assert_int_equal(parse(&o, "-p", "1"), 0);
 	assert_int_equal(o.max_targets, MS_DEFAULT_MAX_TARGETS);
 	assert_true(o.forget_after == 300);
+	assert_int_equal(o.max_ended_targets, 10000);
 	assert_false(o.no_follow_forks);
 	/* A selector alone is a target; each is repeatable. */
 	assert_int_equal(parse(&o, "--comm", "^nginx$", "--comm=worker", "--exe", "/opt/*",
 			       "--cgroup", "/system.slice/a.service", "--max-targets", "1000",
-			       "--forget-after", "0", "--no-follow-forks"),
+			       "--forget-after", "0", "--no-follow-forks", "--max-ended-targets",
+			       "0"),
 			 0);
 	assert_int_equal(o.ncomms, 2);
 	assert_string_equal(o.comms[1], "worker");
@@ -240,6 +242,7 @@ static void test_cli_daemon_mode(void **state)
 	assert_int_equal(o.ncgroups, 1);
 	assert_int_equal(o.max_targets, 1000);
 	assert_true(o.forget_after == 0);
+	assert_int_equal(o.max_ended_targets, 0);
 	assert_true(o.no_follow_forks);
 	assert_rejected("--comm", "(");
 	assert_rejected("--comm", "a{2");
@@ -248,6 +251,8 @@ static void test_cli_daemon_mode(void **state)
 	assert_rejected("--comm", "x", "--max-targets", "0");
 	assert_rejected("--comm", "x", "--max-targets", "65537");
 	assert_rejected("--comm", "x", "--forget-after", "-1");
+	assert_rejected("--comm", "x", "--max-ended-targets", "10000001");
+	assert_rejected("--comm", "x", "--max-ended-targets", "-1");
 	assert_rejected("-p", "1", "-p", "2", "--max-targets", "1");
 	assert_rejected("--max-targets", "10");
 }
