@@ -242,8 +242,8 @@ int freeze__stop(struct freeze *f, int pid, bool regs, unsigned int timeout_ms)
 {
 	uint64_t deadline = now_ms() + timeout_ms;
 	bool fresh = true;
+	int err = 0, werr;
 	size_t i;
-	int err = 0;
 
 	freeze__tidy(f);
 	f->pid = pid;
@@ -256,8 +256,10 @@ int freeze__stop(struct freeze *f, int pid, bool regs, unsigned int timeout_ms)
 	 */
 	while (!err && fresh) {
 		err = seize_new(f, &fresh);
+		/* Even after a failure: what was seized must stop before it can be let go. */
+		werr = wait_stopped(f, deadline);
 		if (!err)
-			err = wait_stopped(f, deadline);
+			err = werr;
 	}
 	if (!err && regs)
 		err = read_regs(f);
