@@ -147,6 +147,7 @@ static struct json_object *freeze_json(const struct scan_process *s)
 	json_object_object_add(o, "frozen", json_object_new_boolean(s->last_frozen));
 	put_u64(o, "frozen_snapshots", s->frozen_snapshots);
 	put_u64(o, "unfrozen_snapshots", s->unfrozen_snapshots);
+	put_u64(o, "refreezes", s->refreezes);
 	put_u64(o, "frozen_threads", s->frozen_threads);
 	put_u64(o, "group_stopped_threads", s->group_stopped_threads);
 	put_double(o, "last_freeze_seconds", (double)s->last_freeze_ns / 1e9);

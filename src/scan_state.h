@@ -65,6 +65,7 @@ struct scan_process {
 	int freeze_tracer; /* -EPERM: who traces the target */
 	uint32_t frozen_threads, group_stopped_threads;
 	uint64_t frozen_snapshots, unfrozen_snapshots;
+	uint64_t refreezes; /* a heap caught mid-update by a stopped thread: frozen again */
 	uint64_t last_freeze_ns, max_freeze_ns, last_freeze_bytes;
 	uint64_t register_words; /* leak roots from the stopped threads' registers, last */
 };
