@@ -324,3 +324,32 @@ def test_freeze_a_tracer_arriving_later_gives_unfrozen_snapshots():
     check_eq(again["freeze"]["frozen"], True, "frozen once strace left")
     check_eq(again["freeze"]["error"], None, "error once strace left")
     check("snapshots are taken unfrozen" in err and "frozen again" in err, f"stderr {err!r}")
+
+
+def test_freeze_tokio_tasks_and_retained_heap_as_unfrozen():
+    """A multi-thread tokio runtime (workers parked in epoll_wait and futex waits) freezes whole,
+    and the frozen snapshot finds the same tasks and retained bytes as the unfrozen one."""
+    from test_tokio import TokioTarget, tasks_by_id
+    target = TokioTarget("release", "hold", "multi")
+    try:
+        records, _, _ = target.go()
+        threads = len(os.listdir(f"/proc/{target.pid}/task"))
+        ms = Memscoped([target.pid], "--mode", "scan", "--freeze")
+        frozen, _, _ = ms.stop()
+        ms = Memscoped([target.pid], "--mode", "scan")
+        unfrozen, _, _ = ms.stop()
+        for tid, (state, tracer) in thread_status(target.pid).items():
+            check(state != "t" and tracer == 0, f"thread {tid} after: {state} {tracer}")
+    finally:
+        target.stop()
+    fr = process_of(frozen, target.pid)["freeze"]
+    check_eq(fr["frozen"], True, "frozen")
+    check_eq(fr["frozen_threads"], threads, "frozen threads: the runtime's")
+    a, b = tasks_by_id(process_of(frozen, target.pid)), tasks_by_id(process_of(unfrozen, target.pid))
+    check_eq(sorted(a), sorted(b), "tasks, frozen vs unfrozen")
+    check_eq(len(records), 4, "hold tasks")
+    for rec in records:
+        what = f"tokio:{rec['id']}"
+        check_eq(a[what]["retained_exclusive_bytes"], b[what]["retained_exclusive_bytes"],
+                 f"{what} retained, frozen vs unfrozen")
+        check(4000 <= a[what]["retained_exclusive_bytes"] <= 4024, f"{what} {a[what]}")
