@@ -105,6 +105,8 @@ static int seize_new(struct freeze *f, bool *ret_new)
 {
 	char path[64];
 	struct dirent *e;
+	bool kthread;
+	char state;
 	DIR *dir;
 	int tid, err = 0;
 
@@ -118,10 +120,17 @@ static int seize_new(struct freeze *f, bool *ret_new)
 		if (tid <= 0 || known(f, tid))
 			continue;
 		if (ptrace(PTRACE_SEIZE, tid, 0, 0)) {
-			/* A thread that exited since the listing is no thread to stop. */
-			if (errno == ESRCH)
-				continue;
 			err = -errno;
+			/*
+			 * A thread that exited since the listing is no thread to stop, nor is a
+			 * leader that exited before its other threads (a zombie: EPERM).
+			 */
+			if (err == -ESRCH ||
+			    (err == -EPERM && !proc__state(tid, &state, &kthread) &&
+			     (state == 'Z' || state == 'X'))) {
+				err = 0;
+				continue;
+			}
 			if (err == -EPERM)
 				f->tracer = tracer_of(tid);
 			break;

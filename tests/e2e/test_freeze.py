@@ -180,6 +180,10 @@ def test_freeze_census_of_a_heap_changing_at_full_speed():
             check_eq(c["damaged_heaps"], 0, f"{what} damaged heaps")
             check_eq(c["inuse_bytes"] + c["free_bytes"], c["arena_bytes"] + c["mmapped_bytes"],
                      f"{what}: in use + free = arenas + mmapped")
+        # It froze 16 times holding one capability: CAP_SYS_PTRACE (19), nothing else.
+        caps = status_once(ms.proc.pid, lambda s: True)
+        for name in ("CapEff", "CapPrm", "CapBnd"):
+            check_eq(int(caps[name], 16), 1 << 19, f"memscoped's {name}")
         report, _, _ = ms.stop()
         untraced_and_running(target.pid, truth, "after 16 freezes")
     finally:
