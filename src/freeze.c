@@ -55,20 +55,20 @@ static bool known(const struct freeze *f, int tid)
 	return false;
 }
 
-static int add(struct freeze *f, int tid)
+/* Room for one more thread, before it is seized: a seized thread must be remembered. */
+static int reserve(struct freeze *f)
 {
 	struct freeze_thread *v;
 	size_t cap;
 
-	if (f->n == f->cap) {
-		cap = f->cap ? f->cap * 2 : 16;
-		v = realloc(f->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		f->v = v;
-		f->cap = cap;
-	}
-	f->v[f->n++] = (struct freeze_thread){ .tid = tid, .state = FREEZE_RUNNING };
+	if (f->n < f->cap)
+		return 0;
+	cap = f->cap ? f->cap * 2 : 16;
+	v = realloc(f->v, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	f->v = v;
+	f->cap = cap;
 	return 0;
 }
 
@@ -119,6 +119,9 @@ static int seize_new(struct freeze *f, bool *ret_new)
 		tid = atoi(e->d_name);
 		if (tid <= 0 || known(f, tid))
 			continue;
+		err = reserve(f);
+		if (err)
+			break;
 		if (ptrace(PTRACE_SEIZE, tid, 0, 0)) {
 			err = -errno;
 			/*
@@ -135,12 +138,7 @@ static int seize_new(struct freeze *f, bool *ret_new)
 				f->tracer = tracer_of(tid);
 			break;
 		}
-		err = add(f, tid);
-		if (err) {
-			/* Seized and not stopped: it is let go at its first stop (freeze__tidy). */
-			ptrace(PTRACE_INTERRUPT, tid, 0, 0);
-			break;
-		}
+		f->v[f->n++] = (struct freeze_thread){ .tid = tid, .state = FREEZE_RUNNING };
 		/* ESRCH: exiting; waitpid reports its end. */
 		ptrace(PTRACE_INTERRUPT, tid, 0, 0);
 		*ret_new = true;
