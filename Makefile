@@ -238,6 +238,7 @@ bench: deps all $(BENCH_BINS) $(ALLOC_BENCH_BINS) $(BUILD)/tokio-bench-out/.buil
 	BUILD=$(BUILD) scripts/bench/stacks.py
 	BUILD=$(BUILD) scripts/bench/daemon.py
 	BUILD=$(BUILD) scripts/bench/http.py
+	BUILD=$(BUILD) scripts/bench/freeze.py
 
 FUZZ_SECONDS ?= 60
 

@@ -41,6 +41,7 @@ enum {
 	OPT_MODE,
 	OPT_SCAN_INTERVAL,
 	OPT_LEAK_CANDIDATES,
+	OPT_FREEZE,
 	OPT_COMM,
 	OPT_EXE,
 	OPT_CGROUP,
@@ -147,6 +148,10 @@ static const struct argp_option options[] = {
 	{ "leak-candidates", OPT_LEAK_CANDIDATES, NULL, 0,
 	  "In scan mode, also list the heap chunks no pointer in the process's writable memory "
 	  "reaches (a second walk of the heap each snapshot)",
+	  0 },
+	{ "freeze", OPT_FREEZE, NULL, 0,
+	  "In scan mode, hold every thread of the target in a ptrace stop for the length of each "
+	  "snapshot: a consistent view, and registers as leak roots",
 	  0 },
 	{ "verbose", 'v', NULL, 0, "Explain probe placement; show libbpf's messages", 0 },
 	{ 0 },
@@ -411,6 +416,9 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_LEAK_CANDIDATES:
 		o->leak_candidates = true;
 		break;
+	case OPT_FREEZE:
+		o->freeze = true;
+		break;
 	case 'v':
 		o->verbose++;
 		break;
@@ -427,6 +435,8 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 				    (unsigned long long)o->max_targets);
 		if (o->leak_candidates && !o->scan)
 			return fail(state, "--leak-candidates needs --mode scan");
+		if (o->freeze && !o->scan)
+			return fail(state, "--freeze needs --mode scan");
 		/* A uid change takes CAP_SYS_PTRACE away, and every snapshot needs it. */
 		if (o->scan && o->user)
 			return fail(state, "--user cannot be used with --mode scan");

@@ -53,6 +53,7 @@ struct cli_options {
 	bool scan;		    /* --mode scan: memory snapshots, no probe on the target */
 	double scan_interval;	    /* seconds between snapshots in scan mode */
 	bool leak_candidates;	    /* scan mode: chunks reachable from no root */
+	bool freeze;		    /* scan mode: every thread in a ptrace stop during a snapshot */
 	int verbose;
 };
 

@@ -137,6 +137,33 @@ static struct json_object *leaks_json(const struct scan_process *s)
 	return o;
 }
 
+/* --freeze: how the last snapshots were frozen, and for how long. */
+static struct json_object *freeze_json(const struct scan_process *s)
+{
+	struct json_object *o = json_object_new_object();
+	double gib = (double)s->last_freeze_bytes / (1ull << 30);
+	char buf[128];
+
+	json_object_object_add(o, "frozen", json_object_new_boolean(s->last_frozen));
+	put_u64(o, "frozen_snapshots", s->frozen_snapshots);
+	put_u64(o, "unfrozen_snapshots", s->unfrozen_snapshots);
+	put_u64(o, "refreezes", s->refreezes);
+	put_u64(o, "frozen_threads", s->frozen_threads);
+	put_u64(o, "group_stopped_threads", s->group_stopped_threads);
+	put_double(o, "last_freeze_seconds", (double)s->last_freeze_ns / 1e9);
+	put_double(o, "max_freeze_seconds", (double)s->max_freeze_ns / 1e9);
+	put_u64(o, "last_freeze_bytes_read", s->last_freeze_bytes);
+	put_double(o, "freeze_seconds_per_gib",
+		   gib > 0 ? (double)s->last_freeze_ns / 1e9 / gib : 0);
+	put_u64(o, "signals_reinjected", s->freeze.signals_reinjected);
+	put_u64(o, "register_words", s->register_words);
+	json_object_object_add(o, "error",
+			       s->freeze_error ? json_object_new_string(scan_process__freeze_error(
+							 s, buf, sizeof(buf))) :
+						 NULL);
+	return o;
+}
+
 void scan_report__process_json(struct json_object *o, const struct process *p)
 {
 	const struct scan_process *s = scan_process__of(p);
@@ -155,6 +182,8 @@ void scan_report__process_json(struct json_object *o, const struct process *p)
 	json_object_object_add(o, "retained", retained_json(p, s));
 	if (s->leaks_valid)
 		json_object_object_add(o, "leak_candidates", leaks_json(s));
+	if (s->frozen_snapshots || s->unfrozen_snapshots)
+		json_object_object_add(o, "freeze", freeze_json(s));
 }
 
 void scan_report__task_json(struct json_object *o, const struct process *p, uint32_t index)
@@ -199,6 +228,13 @@ void scan_report__text(FILE *f, const struct process *p)
 	fprintf(f, "  scan mode      %" PRIu64 " snapshots, last %.1f ms, %.1f MiB read\n",
 		s->snapshots, (double)s->last_duration_ns / 1e6,
 		(double)s->last_bytes_read / (1 << 20));
+	if (s->frozen_snapshots || s->unfrozen_snapshots)
+		fprintf(f,
+			"  freeze         %" PRIu32
+			" threads stopped, last %.1f ms, max %.1f ms; %" PRIu64
+			" snapshots frozen, %" PRIu64 " unfrozen\n",
+			s->frozen_threads, (double)s->last_freeze_ns / 1e6,
+			(double)s->max_freeze_ns / 1e6, s->frozen_snapshots, s->unfrozen_snapshots);
 	if (!s->census_supported || !s->census_valid) {
 		fprintf(f, "  heap census    none: %s\n",
 			s->census_note ? s->census_note : "no snapshot yet");
@@ -260,6 +296,24 @@ int scan_report__metrics(struct prom_text *out, struct process_table *procs, siz
 				out, name, labels, 2,
 				(double)(k ? s->census.free_bytes : s->census.inuse_bytes));
 		}
+	}
+	for (i = 0, k = 0; i < n && !err; i++) {
+		const struct process *p = process_table__at(procs, i);
+		const struct scan_process *s = scan_process__of(p);
+
+		if (!s || !s->frozen_snapshots)
+			continue;
+		if (!k++)
+			err = prom_text__family(
+				out, "memscoped_scan_freeze_seconds", "gauge",
+				"How long the last frozen snapshot held every thread "
+				"of the process stopped (scan mode, --freeze)");
+		snprintf(pid, sizeof(pid), "%u", p->pid);
+		labels[0].value = pid;
+		labels[1].value = p->comm;
+		if (!err)
+			err = prom_text__sample(out, "memscoped_scan_freeze_seconds", labels, 2,
+						(double)s->last_freeze_ns / 1e9);
 	}
 	if (!err)
 		err = prom_text__family(out, "memscoped_tasks_retained_bytes", "gauge",

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "process_table.h"
@@ -13,6 +15,7 @@ static void scan_state_free(void *state)
 
 	if (!s)
 		return;
+	freeze__clear(&s->freeze);
 	free(s->tasks);
 	free(s);
 }
@@ -64,4 +67,16 @@ const struct scan_task *scan_process__find_task(const struct scan_process *s, ui
 	if (!s || index >= s->ntasks || s->tasks[index].key != key || !key)
 		return NULL;
 	return &s->tasks[index];
+}
+
+const char *scan_process__freeze_error(const struct scan_process *s, char *buf, size_t len)
+{
+	if (s->freeze_error == -EPERM && s->freeze_tracer > 0)
+		snprintf(buf, len, "it is already traced by pid %d (a debugger or strace?)",
+			 s->freeze_tracer);
+	else if (s->freeze_error == -ETIMEDOUT)
+		snprintf(buf, len, "a thread did not stop within %d ms", SCAN_FREEZE_TIMEOUT_MS);
+	else
+		snprintf(buf, len, "cannot stop its threads: %s", strerror(-s->freeze_error));
+	return buf;
 }

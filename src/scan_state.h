@@ -9,11 +9,17 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "freeze.h"
 #include "heap_census.h"
 
 struct process;
 
 #define SCAN_LEAKS_LISTED 20
+/*
+ * --freeze: a thread still running 1 s after its PTRACE_INTERRUPT (in an uninterruptible wait)
+ * ends the attempt; that snapshot is taken unfrozen.
+ */
+#define SCAN_FREEZE_TIMEOUT_MS 1000
 
 /* One task, by task index; key tells a recycled index from the task it was. */
 struct scan_task {
@@ -52,6 +58,16 @@ struct scan_process {
 		uint64_t addr, size;
 	} leaks[SCAN_LEAKS_LISTED];
 	size_t nleaks;
+	/* --freeze: the threads held during the snapshot, and for how long. */
+	struct freeze freeze;
+	bool last_frozen;  /* the last snapshot was taken with every thread stopped */
+	int freeze_error;  /* why the last one was not, -errno; 0 */
+	int freeze_tracer; /* -EPERM: who traces the target */
+	uint32_t frozen_threads, group_stopped_threads;
+	uint64_t frozen_snapshots, unfrozen_snapshots;
+	uint64_t refreezes; /* a heap caught mid-update by a stopped thread: frozen again */
+	uint64_t last_freeze_ns, max_freeze_ns, last_freeze_bytes;
+	uint64_t register_words; /* leak roots from the stopped threads' registers, last */
 };
 
 /* p's scan state, or NULL (trace mode). */
@@ -63,5 +79,7 @@ struct scan_task *scan_process__task(struct scan_process *s, uint32_t index, uin
 /* The slot of task index if it is that task's, else NULL. */
 const struct scan_task *scan_process__find_task(const struct scan_process *s, uint32_t index,
 						uint64_t key);
+/* Why --freeze could not stop the process, one line into buf; returns buf. */
+const char *scan_process__freeze_error(const struct scan_process *s, char *buf, size_t len);
 
 #endif

@@ -200,6 +200,11 @@ static void test_cli_mode(void **state)
 	assert_rejected("--comm", "x", "--mode", "scan");
 	assert_int_equal(parse(&o, "-p", "1", "--mode", "scan", "--leak-candidates"), 0);
 	assert_true(o.leak_candidates);
+	assert_false(o.freeze);
+	assert_rejected("-p", "1", "--freeze");
+	assert_rejected("-p", "1", "--mode", "trace", "--freeze");
+	assert_int_equal(parse(&o, "-p", "1", "--mode", "scan", "--freeze"), 0);
+	assert_true(o.freeze);
 }
 
 static void test_cli_allocator(void **state)
