@@ -466,5 +466,6 @@ void process__alloc_failed(struct process *p)
 bool process__complete(const struct process *p)
 {
 	return !p->blocks_dropped && !p->thread_events_dropped && !p->blocks_replaced &&
+	       !p->fork_window_missed && !p->fork_window_uncounted &&
 	       !(p->tasks && (p->tasks->tasks_dropped || p->tasks->types_dropped));
 }

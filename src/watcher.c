@@ -22,6 +22,7 @@
 #include "array.h"
 #include "attach.h"
 #include "fd_pass.h"
+#include "fork_window.h"
 #include "privilege.h"
 #include "proc.h"
 #include "process_table.h"
@@ -64,7 +65,7 @@ struct watch_msg {
 	uint64_t exec_ns; /* BEGIN, ATTACHED: the exec (fork) event's time */
 	uint64_t live_ns; /* ATTACHED: its probes are live */
 	uint32_t functions;
-	uint32_t __pad;
+	uint32_t window_lost; /* ATTACHED: a forked child lost a breakpoint before its probe */
 	char family[32];
 	char object[PATH_MAX];
 	char text[1536];	 /* ATTACHED: the allocator's description; FAILED: why */
@@ -238,6 +239,12 @@ static int attach_allocator(struct watcher *w, struct helper_target *t, struct w
 		err = -errno;
 		snprintf(m->text, sizeof(m->text), "failed to add target: %s", strerror(-err));
 	}
+	/*
+	 * A breakpoint taken out of a forked child before now: its calls since were neither seen
+	 * nor counted. Its own probes (return probes first) put it back and keep it.
+	 */
+	if (!err && m->parent && fork_window__intact((int)t->pid, plan) != 1)
+		m->window_lost = 1;
 	for (k = 0; !err && k < plan->n; k++)
 		err = attach__plan(w->ctx.obj, (int)t->pid, &plan->objects[k], w->ctx.multi,
 				   &t->links, m->text, sizeof(m->text));
@@ -549,6 +556,10 @@ static void attached_record(struct watcher *w, const struct watch_msg *m)
 		return;
 	p->probes_attached = (uint32_t)m->nprobes;
 	p->attach_latency_ns = m->live_ns > m->exec_ns ? m->live_ns - m->exec_ns : 0;
+	if (m->parent) {
+		p->fork_window_live_ns = m->live_ns;
+		p->fork_window_uncounted |= m->window_lost != 0;
+	}
 	p->allocator.family = f ? f->name : NULL;
 	free(p->allocator.object);
 	p->allocator.object = strdup(m->object);
