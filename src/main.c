@@ -582,6 +582,9 @@ int main(int argc, char **argv)
 
 	/* Detach first so a flood of events cannot delay the exit, then take what is left. */
 	watcher__receive(d.watcher, &d.links);
+	/* Forked children's last messages wait for their fork events. */
+	daemon__drain(&d);
+	watcher__receive(d.watcher, &d.links);
 	d.targets_missed = watcher__missed(d.watcher);
 	watcher__stop(d.watcher);
 	d.watcher = NULL;
