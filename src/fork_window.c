@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include "alloc_plan.h"
@@ -40,11 +42,32 @@ static int check_mapping(const struct proc_mapping *m, void *ctx)
 	return c->result == 1 ? 0 : 1;
 }
 
+/* With user shadow stacks the kernel's return trampoline traps instead of calling uretprobe. */
+static bool shadow_stack(int pid)
+{
+	char path[64], line[256];
+	bool on = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "x86_Thread_features:", 20))
+			on = strstr(line, "shstk") != NULL;
+	fclose(f);
+	return on;
+}
+
 int fork_window__intact(int child, const struct alloc_plan *plan)
 {
 	struct probe_check c = { .pid = child, .result = 1 };
 	size_t k;
 	int err = 0;
+
+	if (shadow_stack(child))
+		return -EOPNOTSUPP;
 
 	for (k = 0; !err && k < plan->n && c.result == 1; k++) {
 		c.plan = &plan->objects[k];

@@ -15,7 +15,8 @@ struct alloc_plan;
 
 /*
  * Just before child's probes (plan) are attached: 1 if it still has a breakpoint at each (the
- * first byte there is not the object's own), 0 if one was taken out, -errno if unknown.
+ * first byte there is not the object's own), 0 if one was taken out, -errno if unknown or not
+ * countable (-EOPNOTSUPP: user shadow stacks, whose returns do not call uretprobe).
  */
 int fork_window__intact(int child, const struct alloc_plan *plan);
 
