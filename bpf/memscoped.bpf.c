@@ -637,7 +637,7 @@ int BPF_PROG(window_return, struct pt_regs *regs, long id)
 	return 0;
 }
 
-/* The fork window is counted (daemon mode: window_consumer and window_hit_end attached). */
+/* The fork window is counted (daemon mode: window_return is attached). */
 const volatile bool count_fork_window = false;
 
 /*

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "memscoped.skel.h"
 #include "alloc_plan.h"
@@ -245,15 +246,31 @@ static bool daemon_mode(const struct cli_options *o)
 	return o->ncomms || o->nexes || o->ncgroups;
 }
 
+/* The kernel's BTF has a struct of this name. */
+static bool kernel_has_struct(const char *name)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool has;
+
+	if (!btf)
+		return false;
+	has = btf__find_by_name_kind(btf, name, BTF_KIND_STRUCT) > 0;
+	btf__free(btf);
+	return has;
+}
+
 /*
  * The fork window is counted from the uretprobe syscall (bpf/memscoped.bpf.c window_return):
- * only with fork following and uprobe_multi links, and where the kernel has that syscall.
- * Elsewhere nothing is loaded for it.
+ * only with fork following and uprobe_multi links, and where the kernel has that syscall and
+ * the uprobe structures window_return reads (6.13's: struct hprobe in a return instance, a
+ * list of consumers). Elsewhere nothing is loaded for it and children say so.
  */
 static bool count_fork_window(const struct cli_options *o, bool multi)
 {
 	return daemon_mode(o) && !o->no_follow_forks && multi &&
-	       libbpf_find_vmlinux_btf_id("__x64_sys_uretprobe", BPF_TRACE_FENTRY) > 0;
+	       libbpf_find_vmlinux_btf_id("__x64_sys_uretprobe", BPF_TRACE_FENTRY) > 0 &&
+	       libbpf_find_vmlinux_btf_id("uprobe_multi_link_ret_handler", BPF_TRACE_FENTRY) > 0 &&
+	       kernel_has_struct("hprobe");
 }
 
 /* Opens the BPF object and sets what must be set before load. */
