@@ -552,12 +552,103 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	return 0;
 }
 
-/* A target's child is a target from the fork on; the helper attaches its probes. */
+/*
+ * The fork window: a child's calls between the fork and its own probes being live. Its copied
+ * pages keep the parent's breakpoints, so it traps, but the kernel runs a uprobe_multi link's
+ * program for the link's own process only: no allocator program sees these calls. Each such
+ * call to a function with a return probe (every allocation function; not free) does leave a
+ * trace in the child's own context: the parent's return probe made the kernel hijack its
+ * return, which goes through the uretprobe syscall. window_return counts those returns for the
+ * children in fork_pending (on_fork adds them; the daemon takes the count and removes them
+ * once their probes are live): a return of an allocator whose entry the child's own program
+ * did not see (its thread is not inside a seen call) is a call missed. Attached in daemon mode
+ * with fork following only: --pid mode's hits are unchanged.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MS_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, __u64); /* calls missed */
+} fork_pending SEC(".maps");
+
+/* alloc_return's id, set by the daemon after load. */
+__u32 alloc_return_id = 0;
+extern const void uprobe_multi_link_ret_handler __ksym __weak;
+
+#define MS_NR_URETPROBE 335 /* x86_64 */
+#define MS_WINDOW_CONSUMERS 64
+#define MS_WINDOW_CHAIN 4
+
+/* One of u's consumers is an alloc_return link: u is an allocator function's. */
+static __always_inline bool alloc_return_probe(struct uprobe *u)
+{
+	struct list_head *head = &u->consumers, *pos = BPF_CORE_READ(u, consumers.next);
+	__u64 cons_off = bpf_core_field_offset(struct uprobe_consumer, cons_node);
+	__u64 bu_off = bpf_core_field_offset(struct bpf_uprobe, consumer);
+	struct uprobe_consumer *uc;
+	struct bpf_uprobe *bu;
+	int i;
+
+	for (i = 0; i < MS_WINDOW_CONSUMERS && pos && pos != head; i++) {
+		uc = (void *)((__u64)pos - cons_off);
+		if ((__u64)BPF_CORE_READ(uc, ret_handler) ==
+		    (__u64)&uprobe_multi_link_ret_handler) {
+			bu = (void *)((__u64)uc - bu_off);
+			if (BPF_CORE_READ(bu, link, link.prog, aux, id) == alloc_return_id)
+				return true;
+		}
+		pos = BPF_CORE_READ(pos, next);
+	}
+	return false;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(window_return, struct pt_regs *regs, long id)
+{
+	struct task_struct *task;
+	struct thread_state *ts;
+	struct return_instance *ri;
+	struct uprobe *u;
+	__u64 *missed;
+	__u32 tgid;
+	int i;
+
+	if (id != MS_NR_URETPROBE)
+		return 0;
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	missed = bpf_map_lookup_elem(&fork_pending, &tgid);
+	if (!missed || !bpf_core_field_exists(struct return_instance, hprobe))
+		return 0;
+	task = bpf_get_current_task_btf();
+	/* Inside a call its own program saw: this return is that call's, or one within it. */
+	ts = bpf_task_storage_get(&thread_states, task, NULL, 0);
+	if (ts && ts->depth > 0)
+		return 0;
+	/* The returning call, and those it tail-called (chained: one return for all). */
+	ri = BPF_CORE_READ(task, utask, return_instances);
+	for (i = 0; i < MS_WINDOW_CHAIN && ri; i++) {
+		u = BPF_CORE_READ(ri, hprobe.uprobe);
+		if (u && alloc_return_probe(u))
+			__sync_fetch_and_add(missed, 1);
+		if (!BPF_CORE_READ(ri, chained))
+			break;
+		ri = BPF_CORE_READ(ri, next);
+	}
+	return 0;
+}
+
+/* The fork window is counted (daemon mode: window_return is attached). */
+const volatile bool count_fork_window = false;
+
+/*
+ * A target's child is a target from the fork on; the helper attaches its probes. The child
+ * has not run yet: its calls until then are counted from the first (fork_pending).
+ */
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
 	__u32 ptgid = parent->tgid, ctgid = child->tgid, zero = 0;
-	__u64 ts;
+	__u64 ts, none = 0, uncounted = 1;
 
 	/* A new thread is no new process. */
 	if (!follow_forks || ptgid == ctgid || !bpf_map_lookup_elem(&targets, &ptgid))
@@ -565,9 +656,12 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	/* A full map (--max-targets) leaves the child untraced. */
 	if (bpf_map_update_elem(&targets, &ctgid, &zero, BPF_NOEXIST))
 		return 0;
+	/* size 1: its fork window is not counted (the programs are off, or the map is full). */
+	if (count_fork_window && !bpf_map_update_elem(&fork_pending, &ctgid, &none, BPF_ANY))
+		uncounted = 0;
 	ts = bpf_ktime_get_ns();
 	/* In the parent's order on the events ring: the child's heap is the parent's now. */
-	emit(MS_EV_FORK, 0, ctgid, 0, 0, 0, 0);
+	emit(MS_EV_FORK, 0, ctgid, 0, uncounted, 0, 0);
 	emit_proc(MS_PROC_FORK, ctgid, ptgid, ts);
 	return 0;
 }

@@ -33,6 +33,11 @@
 #define SCAN_LOOP_PERIOD_NS 100000000L
 /* Targets are checked for exit this often. */
 #define ALIVE_CHECK_NS 100000000L
+/*
+ * A child's fork window is closed this long after its probes are live: a hit that began
+ * before its last link was attached has ended by then (a hit takes microseconds).
+ */
+#define FORK_WINDOW_SETTLE_NS 100000000ull
 /* Scrapes see metrics at most this old: rendering stays off the HTTP thread. */
 #define METRICS_PERIOD_NS 1000000000L
 /* Heap pages freed by compaction go back to the kernel at most this often. */
@@ -66,6 +71,30 @@ static uint64_t lost_events(const struct daemon *d)
 	return sum;
 }
 
+/*
+ * A forked child's calls missed before its probes were live: read while they may grow, then
+ * its entry leaves the map once they cannot (probes live and settled, or the child gone).
+ */
+static void update_fork_window(const struct daemon *d, struct process *p, uint64_t now)
+{
+	uint64_t missed;
+
+	if (!p->fork_window_open)
+		return;
+	if (d->fork_pending_fd < 0) {
+		p->fork_window_open = false;
+		p->fork_window_uncounted = true;
+		return;
+	}
+	if (!bpf_map_lookup_elem(d->fork_pending_fd, &p->pid, &missed))
+		p->fork_window_missed = missed;
+	if (p->exited || p->execed ||
+	    (p->fork_window_live_ns && now >= p->fork_window_live_ns + FORK_WINDOW_SETTLE_NS)) {
+		bpf_map_delete_elem(d->fork_pending_fd, &p->pid);
+		p->fork_window_open = false;
+	}
+}
+
 size_t daemon__update_alive(struct daemon *d)
 {
 	struct process_table *procs = d->decoder.procs;
@@ -95,6 +124,7 @@ size_t daemon__update_alive(struct daemon *d)
 			if (d->daemon_mode)
 				log_err("pid %u: exited", p->pid);
 		}
+		update_fork_window(d, p, daemon__now());
 		alive += !p->exited && !p->execed;
 	}
 	return alive;

@@ -32,6 +32,7 @@ struct daemon {
 	struct stacks *stacks;	   /* sampled allocation stacks, or NULL (--sample-bytes 0) */
 	int lost_fd;		   /* BPF maps: failed ring reserves, per CPU */
 	int targets_fd;		   /* and the traced pids; -1 before load */
+	int fork_pending_fd;	   /* and the forked children's calls missed, or -1 */
 	uint64_t start;		   /* CLOCK_MONOTONIC */
 	/* --mode scan: called every turn of the loop, and fresh before each report. */
 	void (*tick)(struct daemon *d, uint64_t now_ns, int fresh);

@@ -10,7 +10,7 @@ _Static_assert(sizeof(struct ms_event) == 64, "struct ms_event is shared with BP
 int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 {
 	struct ms_event e;
-	struct process *p;
+	struct process *p, *child;
 	uint32_t task;
 	unsigned int kind;
 
@@ -67,8 +67,14 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 		return 0;
 	case MS_EV_FORK:
 		/* In the parent's event order: its live blocks now are the child's at the fork. */
-		if (!process_table__fork(d->procs, p, (uint32_t)e.addr, e.ts))
+		child = process_table__fork(d->procs, p, (uint32_t)e.addr, e.ts);
+		if (!child) {
 			d->stats.malformed++;
+			return 0;
+		}
+		/* size 1: its calls before its probes are live cannot be counted. */
+		child->fork_window_uncounted = e.size == 1;
+		child->fork_window_open = e.size != 1;
 		return 0;
 	default:
 		/* The rest are the runtimes' (runtime.h), each to the rows that handle its type. */

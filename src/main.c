@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "memscoped.skel.h"
 #include "alloc_plan.h"
@@ -246,6 +247,33 @@ static bool daemon_mode(const struct cli_options *o)
 	return o->ncomms || o->nexes || o->ncgroups;
 }
 
+/* The kernel's BTF has a struct of this name. */
+static bool kernel_has_struct(const char *name)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool has;
+
+	if (!btf)
+		return false;
+	has = btf__find_by_name_kind(btf, name, BTF_KIND_STRUCT) > 0;
+	btf__free(btf);
+	return has;
+}
+
+/*
+ * The fork window is counted from the uretprobe syscall (bpf/memscoped.bpf.c window_return):
+ * only with fork following and uprobe_multi links, and where the kernel has that syscall and
+ * the uprobe structures window_return reads (6.13's: struct hprobe in a return instance, a
+ * list of consumers). Elsewhere nothing is loaded for it and children say so.
+ */
+static bool count_fork_window(const struct cli_options *o, bool multi)
+{
+	return daemon_mode(o) && !o->no_follow_forks && multi &&
+	       libbpf_find_vmlinux_btf_id("__x64_sys_uretprobe", BPF_TRACE_FENTRY) > 0 &&
+	       libbpf_find_vmlinux_btf_id("uprobe_multi_link_ret_handler", BPF_TRACE_FENTRY) > 0 &&
+	       kernel_has_struct("hprobe");
+}
+
 /* Opens the BPF object and sets what must be set before load. */
 static struct memscoped_bpf *open_bpf(const struct cli_options *o, bool multi)
 {
@@ -264,6 +292,9 @@ static struct memscoped_bpf *open_bpf(const struct cli_options *o, bool multi)
 	stack_profile__gaps((uint32_t *)skel->rodata->sample_gaps, MS_SAMPLE_GAPS);
 	skel->rodata->select_execs = daemon_mode(o);
 	skel->rodata->follow_forks = daemon_mode(o) && !o->no_follow_forks;
+	skel->rodata->count_fork_window = count_fork_window(o, multi);
+	bpf_program__set_autoload(skel->progs.window_return, skel->rodata->count_fork_window);
+	bpf_map__set_max_entries(skel->maps.fork_pending, (uint32_t)o->max_targets);
 	/* Every uprobe program may be attached by uprobe_multi links. */
 	bpf_object__for_each_program(prog, skel->obj)
 		if (multi && bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE)
@@ -389,14 +420,15 @@ static int load_and_attach(struct daemon *d, bool multi, struct memscoped_bpf **
 
 int main(int argc, char **argv)
 {
-	struct daemon d = { .lost_fd = -1, .targets_fd = -1 };
+	struct daemon d = { .lost_fd = -1, .targets_fd = -1, .fork_pending_fd = -1 };
 	struct cli_options *o = &d.opts;
 	const struct passwd *user;
 	struct passwd user_buf;
 	struct memscoped_bpf *skel = NULL;
-	struct bpf_link *exec_link = NULL; /* a target's exec ends its report */
-	struct bpf_link *fork_link = NULL; /* a target's children are targets */
-	struct bpf_link *exit_link = NULL; /* a dead target leaves the map */
+	struct bpf_link *exec_link = NULL;   /* a target's exec ends its report */
+	struct bpf_link *fork_link = NULL;   /* a target's children are targets */
+	struct bpf_link *exit_link = NULL;   /* a dead target leaves the map */
+	struct bpf_link *window_link = NULL; /* a child's calls before its probes are live */
 	struct process_limits limits;
 	struct selector *selector = NULL;
 	bool multi;
@@ -503,6 +535,21 @@ int main(int argc, char **argv)
 			log_err("cannot watch for forks: %s, ignoring (children are not traced)",
 				strerror(errno));
 	}
+	if (skel->rodata->count_fork_window) {
+		struct bpf_prog_info info = { 0 };
+		uint32_t len = sizeof(info);
+
+		if (!bpf_obj_get_info_by_fd(bpf_program__fd(skel->progs.alloc_return), &info, &len))
+			skel->bss->alloc_return_id = info.id;
+		window_link = bpf_program__attach(skel->progs.window_return);
+		/* Without it a child's calls before its probes are live are not counted. */
+		if (window_link && skel->bss->alloc_return_id)
+			d.fork_pending_fd = bpf_map__fd(skel->maps.fork_pending);
+		else
+			log_err("cannot count the calls of a child before its probes are live: %s, "
+				"ignoring (its report says so)",
+				strerror(errno));
+	}
 	/* Daemon mode: a dead target's pid is no target once it can be given again. */
 	if (d.daemon_mode) {
 		exit_link = bpf_program__attach(skel->progs.on_exit);
@@ -557,6 +604,9 @@ int main(int argc, char **argv)
 
 	/* Detach first so a flood of events cannot delay the exit, then take what is left. */
 	watcher__receive(d.watcher, &d.links);
+	/* Forked children's last messages wait for their fork events. */
+	daemon__drain(&d);
+	watcher__receive(d.watcher, &d.links);
 	d.targets_missed = watcher__missed(d.watcher);
 	watcher__stop(d.watcher);
 	d.watcher = NULL;
@@ -574,6 +624,7 @@ cleanup:
 	bpf_link__destroy(exec_link);
 	bpf_link__destroy(fork_link);
 	bpf_link__destroy(exit_link);
+	bpf_link__destroy(window_link);
 	http_server__stop(d.http);
 	attach__destroy(&d.links);
 	ring_buffer__free(d.rb);

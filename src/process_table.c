@@ -486,5 +486,6 @@ bool process__forgotten(const struct process *p, uint64_t now_ns, uint64_t forge
 bool process__complete(const struct process *p)
 {
 	return !p->blocks_dropped && !p->thread_events_dropped && !p->blocks_replaced &&
+	       !p->fork_window_missed && !p->fork_window_uncounted &&
 	       !(p->tasks && (p->tasks->tasks_dropped || p->tasks->types_dropped));
 }

@@ -66,6 +66,11 @@ struct process {
 	uint64_t exec_ns;	    /* the exec (or fork) this record begins at; 0: at start */
 	uint64_t ended_ns;	    /* exit or exec seen, CLOCK_MONOTONIC */
 	uint64_t attach_latency_ns; /* exec (fork) to probes live */
+	/* A forked child's calls before its probes were live (bpf/memscoped.bpf.c fork_pending). */
+	uint64_t fork_window_missed;
+	bool fork_window_uncounted;   /* they could not be counted */
+	bool fork_window_open;	      /* the count may still grow */
+	uint64_t fork_window_live_ns; /* its probes are live (the helper said), 0 before */
 	uint32_t probes_attached;
 	/* The allocator that serves malloc (src/alloc_plan.c); family NULL before attach. */
 	struct {

@@ -352,6 +352,12 @@ static struct json_object *process_json(const struct process *p, const struct re
 	if (p->attach_latency_ns)
 		json_object_object_add(o, "attach_latency_seconds",
 				       json_object_new_double((double)p->attach_latency_ns / 1e9));
+	/* A forked child's allocator calls before its probes were live: not in its figures. */
+	if (p->parent) {
+		put_u64(o, "fork_window_calls_missed", p->fork_window_missed);
+		json_object_object_add(o, "fork_window_counted",
+				       json_object_new_boolean(!p->fork_window_uncounted));
+	}
 	/* Lost events or a bound hit make every figure a lower bound. */
 	json_object_object_add(o, "complete",
 			       json_object_new_boolean(!in->events_lost && process__complete(p)));

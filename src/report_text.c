@@ -177,6 +177,16 @@ int report_text__write(FILE *f, const struct report_input *in)
 				" allocations over --max-allocations, %" PRIu64
 				" events of threads over --max-threads, %" PRIu64 " frees missed\n",
 				p->blocks_dropped, p->thread_events_dropped, p->blocks_replaced);
+			if (p->fork_window_uncounted)
+				fprintf(f,
+					"  incomplete     allocator calls after the fork, before its "
+					"probes were live, were not counted\n");
+			else if (p->fork_window_missed)
+				fprintf(f,
+					"  incomplete     %" PRIu64
+					" allocator calls missed after the "
+					"fork, before its probes were live\n",
+					p->fork_window_missed);
 			if (p->tasks->tasks_dropped || p->tasks->types_dropped)
 				fprintf(f,
 					"  incomplete     %" PRIu64

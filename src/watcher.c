@@ -22,6 +22,7 @@
 #include "array.h"
 #include "attach.h"
 #include "fd_pass.h"
+#include "fork_window.h"
 #include "privilege.h"
 #include "proc.h"
 #include "process_table.h"
@@ -40,6 +41,8 @@
 #endif
 
 #define WATCH_PERIOD_MS 1000
+/* Forked children's messages kept until the daemon drained their fork events. */
+#define WATCH_LATE_MAX 32
 /* What attaching needs; CAP_SYS_ADMIN stands in for CAP_BPF/CAP_PERFMON on older kernels,
  * CAP_CHECKPOINT_RESTORE opens /proc/PID/map_files. */
 #define WATCH_CAPS                                                              \
@@ -64,7 +67,7 @@ struct watch_msg {
 	uint64_t exec_ns; /* BEGIN, ATTACHED: the exec (fork) event's time */
 	uint64_t live_ns; /* ATTACHED: its probes are live */
 	uint32_t functions;
-	uint32_t __pad;
+	uint32_t window_lost; /* ATTACHED: a forked child lost a breakpoint before its probe */
 	char family[32];
 	char object[PATH_MAX];
 	char text[1536];	 /* ATTACHED: the allocator's description; FAILED: why */
@@ -92,6 +95,9 @@ struct watcher {
 	size_t ntargets, targets_cap;
 	uint64_t missed;	 /* selected processes not attached: --max-targets, or gone */
 	uint64_t gone_unmatched; /* processes gone before the selectors could see them */
+	/* In the daemon: ATTACHED messages of forked children whose fork event is not drained. */
+	struct watch_msg *late[WATCH_LATE_MAX];
+	size_t nlate;
 };
 
 /* Watched: a runtime whose library may be loaded later (dlopen). */
@@ -238,6 +244,12 @@ static int attach_allocator(struct watcher *w, struct helper_target *t, struct w
 		err = -errno;
 		snprintf(m->text, sizeof(m->text), "failed to add target: %s", strerror(-err));
 	}
+	/*
+	 * A breakpoint taken out of a forked child before now: its calls since were neither seen
+	 * nor counted. Its own probes (return probes first) put it back and keep it.
+	 */
+	if (!err && m->parent && fork_window__intact((int)t->pid, plan) != 1)
+		m->window_lost = 1;
 	for (k = 0; !err && k < plan->n; k++)
 		err = attach__plan(w->ctx.obj, (int)t->pid, &plan->objects[k], w->ctx.multi,
 				   &t->links, m->text, sizeof(m->text));
@@ -537,15 +549,23 @@ static void begin_record(struct watcher *w, const struct watch_msg *m)
 	p->start_ns = m->exec_ns;
 }
 
-static void attached_record(struct watcher *w, const struct watch_msg *m)
+/* The child of m: its record begins at its parent's fork event. */
+static struct process *forked_record(struct watcher *w, const struct watch_msg *m)
 {
 	struct process *p = process_table__find(w->procs, m->pid);
+
+	return p && p->parent == m->parent && !p->fork_window_live_ns ? p : NULL;
+}
+
+static void apply_attached(struct process *p, const struct watch_msg *m)
+{
 	const struct alloc_family *f = alloc_family__find(m->family);
 
-	w->ctx.log("pid %u: allocator %s", m->pid, m->text);
-	w->ctx.log("attached %" PRIu64 " probes to pid %u (allocator in '%s')%s", m->nprobes,
-		   m->pid, m->object, m->parent ? " (forked)" : "");
-	if (!p || p->exited || p->execed)
+	if (m->parent) {
+		p->fork_window_live_ns = m->live_ns;
+		p->fork_window_uncounted |= m->window_lost != 0;
+	}
+	if (p->exited || p->execed)
 		return;
 	p->probes_attached = (uint32_t)m->nprobes;
 	p->attach_latency_ns = m->live_ns > m->exec_ns ? m->live_ns - m->exec_ns : 0;
@@ -557,6 +577,48 @@ static void attached_record(struct watcher *w, const struct watch_msg *m)
 	p->allocator.probed = strdup(m->text);
 	if (proc__cpu_seconds((int)p->pid, &p->allocator.cpu_at_attach))
 		p->allocator.cpu_at_attach = 0;
+}
+
+static void attached_record(struct watcher *w, const struct watch_msg *m)
+{
+	struct process *p = m->parent ? forked_record(w, m) : process_table__find(w->procs, m->pid);
+
+	w->ctx.log("pid %u: allocator %s", m->pid, m->text);
+	w->ctx.log("attached %" PRIu64 " probes to pid %u (allocator in '%s')%s", m->nprobes,
+		   m->pid, m->object, m->parent ? " (forked)" : "");
+	if (p) {
+		apply_attached(p, m);
+		return;
+	}
+	/* Its fork event is still in the ring: kept until drained (the oldest goes if full). */
+	if (!m->parent)
+		return;
+	if (w->nlate == WATCH_LATE_MAX) {
+		free(w->late[0]);
+		memmove(w->late, w->late + 1, (WATCH_LATE_MAX - 1) * sizeof(w->late[0]));
+		w->nlate--;
+	}
+	w->late[w->nlate] = malloc(sizeof(*m));
+	if (w->late[w->nlate])
+		memcpy(w->late[w->nlate++], m, sizeof(*m));
+}
+
+/* The kept messages whose children's records exist now. */
+static void apply_late(struct watcher *w)
+{
+	struct process *p;
+	size_t i, j;
+
+	for (i = j = 0; i < w->nlate; i++) {
+		p = forked_record(w, w->late[i]);
+		if (p) {
+			apply_attached(p, w->late[i]);
+			free(w->late[i]);
+		} else {
+			w->late[j++] = w->late[i];
+		}
+	}
+	w->nlate = j;
 }
 
 static void library_attached(struct watcher *w, struct attachment *links, const struct watch_msg *m,
@@ -585,7 +647,10 @@ void watcher__receive(struct watcher *w, struct attachment *links)
 	struct process *p;
 	int fds[FD_PASS_MAX], n;
 
-	if (!w || w->fd < 0)
+	if (!w)
+		return;
+	apply_late(w);
+	if (w->fd < 0)
 		return;
 	m = malloc(sizeof(*m));
 	while (m && w->fd >= 0) {
@@ -661,5 +726,7 @@ void watcher__stop(struct watcher *w)
 	if (w->pid > 0)
 		while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
 			;
+	while (w->nlate > 0)
+		free(w->late[--w->nlate]);
 	free(w);
 }

@@ -13,6 +13,13 @@
    (default 20) with --forget-after 0 (every record kept whole): bytes per traced process.
 3. Non-matching execs: as many /bin/true as a shell loop runs in DAEMON_IDLE_SECONDS (default
    10); memscoped's CPU (daemon + helper) per second of it, and the exec rate reached.
+4. Fork window: DAEMON_FORKS (default 50) targets that each fork a child mallocing 1000 blocks
+   at once; the children's attach_latency_seconds (fork to probes live): p50, p99, max, and
+   their fork_window_calls_missed (of the 1000).
+5. The fork window's cost (its sys_enter program): a getppid loop (every system call on the
+   machine passes it) and a traced malloc_bench (each allocation returns through the uretprobe
+   syscall), in daemon mode with fork following and with --no-follow-forks, interleaved
+   DAEMON_COST_REPS (default 3) times: medians.
 """
 import json
 import os
@@ -32,6 +39,8 @@ RATE = int(os.environ.get("DAEMON_CHURN_RATE", "100"))
 CHURN = int(os.environ.get("DAEMON_CHURN_SECONDS", "60"))
 CHURN_WHOLE = int(os.environ.get("DAEMON_CHURN_WHOLE_SECONDS", "20"))
 IDLE = int(os.environ.get("DAEMON_IDLE_SECONDS", "10"))
+FORKS = int(os.environ.get("DAEMON_FORKS", "50"))
+COST_REPS = int(os.environ.get("DAEMON_COST_REPS", "3"))
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -189,11 +198,92 @@ def idle(d):
           f"{elapsed:.0f} s; memscoped CPU {100 * cpu / elapsed:.2f}% of a core")
 
 
+def fork_window(d):
+    name = f"mdfork{os.getpid() % 100000}"
+    exe = os.path.join(d, name)
+    shutil.copy(WORKER, exe)
+    ms, err, report = start(name, d)
+    children, parents = [], []
+    for _ in range(FORKS):
+        t = subprocess.Popen([exe, "window", "1000", "0"], stdout=subprocess.PIPE, text=True)
+        t.stdout.readline()
+        deadline = time.monotonic() + 5
+        while said(err, f"probes to pid {t.pid} ") == 0 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        t.send_signal(signal.SIGUSR1)
+        line = t.stdout.readline()
+        while line and not line.startswith("child "):
+            line = t.stdout.readline()
+        child = int(line.split()[1])
+        children.append(child)
+        while said(err, f"probes to pid {child} ") == 0 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        parents.append(t)
+    # Alive until the report: an exit before the helper's message leaves no latency.
+    time.sleep(0.5)
+    ms.send_signal(signal.SIGINT)
+    ms.wait()
+    for child in children:
+        os.kill(child, signal.SIGKILL)
+    for t in parents:
+        t.kill()
+        t.wait()
+    with open(report) as f:
+        recs = [p for p in json.load(f)["processes"] if p["pid"] in children]
+    lat = sorted(p["attach_latency_seconds"] * 1e3 for p in recs if "attach_latency_seconds" in p)
+    missed = sorted(p["fork_window_calls_missed"] for p in recs)
+    counted = sum(1 for p in recs if p["fork_window_counted"])
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    print(f"fork -> child's probes live: {len(lat)}/{FORKS} children, p50 "
+          f"{statistics.median(lat):.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms; calls "
+          f"missed of 1000 at once: p50 {statistics.median(missed):.0f}, max {missed[-1]}; "
+          f"{counted}/{len(recs)} windows countable")
+
+
+def run_out(argv, prefix):
+    out = subprocess.run(argv, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith(prefix):
+            return line
+    return ""
+
+
+def fork_window_cost(d):
+    name = f"mdcost{os.getpid() % 100000}"
+    exe = os.path.join(d, name)
+    shutil.copy(os.path.join(BUILD, "bench", "malloc_bench"), exe)
+    syscall = os.path.join(BUILD, "bench", "syscall_bench")
+    figures = {"follow": ([], []), "no-follow": ([], [])}
+    for _ in range(COST_REPS):
+        for mode, args in (("follow", []), ("no-follow", ["--no-follow-forks"])):
+            ms, err, _ = start(name, d, *args)
+            calls = float(run_out([syscall, "3000000"], "ns_per_call").split()[1])
+            t = subprocess.Popen([exe, "1", "2000000", "1"], stdout=subprocess.PIPE, text=True)
+            pid = int(t.stdout.readline().split()[1])
+            deadline = time.monotonic() + 5
+            while said(err, f"probes to pid {pid} ") == 0 and time.monotonic() < deadline:
+                time.sleep(0.002)
+            t.send_signal(signal.SIGUSR1)
+            line = t.stdout.readline()
+            t.wait()
+            pair = float(line.split()[line.split().index("cpu_ns_per_pair") + 1])
+            ms.send_signal(signal.SIGINT)
+            ms.wait()
+            figures[mode][0].append(calls)
+            figures[mode][1].append(pair)
+    med = {m: (statistics.median(c), statistics.median(p)) for m, (c, p) in figures.items()}
+    print(f"fork window cost: getppid {med['no-follow'][0]:.0f} -> {med['follow'][0]:.0f} ns"
+          f" per call; traced malloc+free pair {med['no-follow'][1]:.0f} ->"
+          f" {med['follow'][1]:.0f} ns (daemon mode, --no-follow-forks -> following forks)")
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("daemon.py needs root")
-    # Arguments pick parts (latency, idle, churn, churn_whole); none: all of them.
-    parts = {"latency": latency, "idle": idle, "churn": churn_bounded,
+    # Arguments pick parts (latency, fork_window, fork_window_cost, idle, churn, churn_whole);
+    # none: all of them.
+    parts = {"latency": latency, "fork_window": fork_window,
+             "fork_window_cost": fork_window_cost, "idle": idle, "churn": churn_bounded,
              "churn_whole": churn_unbounded}
     for name in sys.argv[1:] or list(parts):
         with tempfile.TemporaryDirectory(prefix="memscoped-bench-") as d:

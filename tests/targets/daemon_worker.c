@@ -14,6 +14,11 @@
  *   daemon_worker exec     keeps three 3333-byte blocks, churns 100 pairs, prints "exec" and
  *                          execs itself as "daemon_worker after", which prints "after PID",
  *                          waits for SIGUSR1, keeps five 2222-byte blocks and churns 1000 pairs.
+ *   daemon_worker window K F
+ *                          forks a child that at once (in its fork window) mallocs K blocks of
+ *                          100 + i bytes, prints "child PID" (write(2): no allocation), waits
+ *                          for SIGUSR1, frees the first F of them, prints "freed PID" and waits
+ *                          for SIGTERM: K + F allocator calls in all.
  */
 #include <signal.h>
 #include <stdint.h>
@@ -85,6 +90,33 @@ static void wait_for(int want)
 		_exit(0);
 }
 
+static void say(const char *what)
+{
+	char line[64];
+	int n = snprintf(line, sizeof(line), "%s %d\n", what, (int)getpid());
+
+	if (write(STDOUT_FILENO, line, (size_t)n) != n)
+		_exit(1);
+}
+
+static void window_child(int k, int f)
+{
+	void *blocks[4096];
+	int i;
+
+	if (k > 4096 || f > k)
+		_exit(2);
+	for (i = 0; i < k; i++)
+		blocks[i] = malloc(100 + (size_t)i);
+	say("child");
+	wait_for(SIGUSR1);
+	for (i = 0; i < f; i++)
+		free(blocks[i]);
+	say("freed");
+	wait_for(SIGTERM);
+	_exit(0);
+}
+
 static void worker(int k, void **parent_blocks)
 {
 	struct truth t = { 0 };
@@ -138,6 +170,13 @@ int main(int argc, char **argv)
 			if (pid == 0)
 				worker(i, blocks);
 		}
+	} else if (!strcmp(argv[1], "window") && argc > 3) {
+		pid_t pid = fork();
+
+		if (pid < 0)
+			return 1;
+		if (pid == 0)
+			window_child(atoi(argv[2]), atoi(argv[3]));
 	} else if (!strcmp(argv[1], "exec")) {
 		for (i = 0; i < 3; i++)
 			keep(&t, 3333);

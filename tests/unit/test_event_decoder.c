@@ -244,10 +244,35 @@ static void test_event_decoder_realloc_interleaved_with_malloc(void **state)
 	assert_int_equal(p->heap.frees_untracked_total, 0);
 }
 
+/* A fork: the child's record has the parent's live blocks, and says whether its window counts. */
+static void test_event_decoder_fork_window(void **state)
+{
+	struct fixture *f = *state;
+	struct process *c;
+
+	alloc(f, MS_FN_MALLOC, PID, X, 0, 100);
+	assert_int_equal(feed(f, MS_EV_FORK, 0, PID, PID + 1, 0, 0), 0);
+	c = process_table__find(f->procs, PID + 1);
+	assert_non_null(c);
+	assert_int_equal(c->parent, PID);
+	assert_int_equal(c->heap.live_bytes, 100);
+	assert_true(c->fork_window_open);
+	assert_false(c->fork_window_uncounted);
+	assert_true(process__complete(c));
+	/* size 1: the fork window could not be counted (no program, or a full map). */
+	assert_int_equal(feed(f, MS_EV_FORK, 0, PID, PID + 2, 0, 1), 0);
+	c = process_table__find(f->procs, PID + 2);
+	assert_non_null(c);
+	assert_false(c->fork_window_open);
+	assert_true(c->fork_window_uncounted);
+	assert_false(process__complete(c));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_event_decoder_wrong_length, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_decoder_fork_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_decoder_unknown_type, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_decoder_unknown_pid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_decoder_sequence, setup, teardown),

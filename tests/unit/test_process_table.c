@@ -437,6 +437,15 @@ static void test_process_complete(void **state)
 	p->blocks_dropped = 0;
 	p->blocks_replaced = 1;
 	assert_false(process__complete(p));
+	p->blocks_replaced = 0;
+	/* A forked child's calls before its probes: counted missed, or not countable. */
+	p->fork_window_missed = 3;
+	assert_false(process__complete(p));
+	p->fork_window_missed = 0;
+	p->fork_window_uncounted = true;
+	assert_false(process__complete(p));
+	p->fork_window_uncounted = false;
+	assert_true(process__complete(p));
 }
 
 int main(void)
