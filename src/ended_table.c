@@ -71,6 +71,8 @@ int process_summary__of(const struct process *p, uint64_t stuck_after_ns,
 	s.execed = p->execed;
 	s.complete = process__complete(p);
 	s.attach_latency_ns = p->attach_latency_ns;
+	s.fork_window_missed = p->fork_window_missed;
+	s.fork_window_uncounted = p->fork_window_uncounted;
 	s.heap = p->heap;
 	s.blocks_dropped = p->blocks_dropped;
 	s.thread_events_dropped = p->thread_events_dropped;

@@ -32,6 +32,8 @@ struct process_summary {
 	uint32_t runtimes; /* bit i: runtimes[i] listed it */
 	bool exited, execed, complete;
 	uint64_t attach_latency_ns;
+	uint64_t fork_window_missed; /* a forked child's (parent != 0) */
+	bool fork_window_uncounted;
 	struct heap_stats heap;
 	uint64_t blocks_dropped, thread_events_dropped, tasks_dropped, types_dropped;
 	uint64_t blocks_replaced;

@@ -417,6 +417,11 @@ struct json_object *report_json__summary(const struct process_summary *s,
 	if (s->attach_latency_ns)
 		json_object_object_add(o, "attach_latency_seconds",
 				       json_object_new_double((double)s->attach_latency_ns / 1e9));
+	if (s->parent) {
+		put_u64(o, "fork_window_calls_missed", s->fork_window_missed);
+		json_object_object_add(o, "fork_window_counted",
+				       json_object_new_boolean(!s->fork_window_uncounted));
+	}
 	json_object_object_add(o, "complete",
 			       json_object_new_boolean(!in->events_lost && s->complete));
 	json_object_object_add(o, "forgotten", json_object_new_boolean(true));
