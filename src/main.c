@@ -352,6 +352,48 @@ static int attach_plan(const struct runtime_ctx *ctx, int pid, const struct prob
 	return attach__plan(ctx->obj, pid, plan, ctx->multi, ctx->links, err, errlen);
 }
 
+/* The helper attached it already (watcher.c): the daemon only reads what the runtimes need. */
+static int attached_by_helper(const struct runtime_ctx *ctx, int pid, const struct probe_plan *plan,
+			      char *err, size_t errlen)
+{
+	(void)ctx;
+	(void)pid;
+	(void)plan;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+/*
+ * A process the helper attached after start (selectors, exec, fork), read here through the
+ * descriptors it passed (proc__use_grant is in force): the runtimes it attached, as for a
+ * --pid target (task types, the attach scan), and its objects for the sampled stacks.
+ */
+static void helper_attached(void *ctx, struct process *p, uint32_t mask)
+{
+	struct daemon *d = ctx;
+	struct runtime_ctx rc = {
+		.links = &d->links,
+		.attach_plan = attached_by_helper,
+		.multi = true,
+		.verbose = verbose,
+		.debug_dir = d->opts.debug_dir,
+		.log = log_err,
+	};
+	int err;
+
+	if (mask && runtime__attach_some(&rc, p, d->opts.runtime, mask) == -ESRCH)
+		return;
+	if (mask)
+		daemon__scan_process(p);
+	if (!d->stacks)
+		return;
+	err = stacks__add_process(d->stacks, p->pid);
+	if (err)
+		log_err("pid %u: cannot read its objects for stacks: %s, ignoring", p->pid,
+			strerror(-err));
+}
+
 /* Loads the BPF programs and attaches them to every target; logs what fails. */
 static int load_and_attach(struct daemon *d, bool multi, struct memscoped_bpf **ret_skel)
 {
@@ -525,7 +567,11 @@ int main(int argc, char **argv)
 					d.daemon_mode ? bpf_map__fd(skel->maps.proc_events) : -1,
 				.targets_fd = d.targets_fd,
 				.allocator = o->allocator,
+				.runtime = o->runtime,
 				.max_targets = o->max_targets,
+				.grant = d.stacks != NULL,
+				.attached = helper_attached,
+				.attached_ctx = &d,
 			},
 			&exiting);
 	if (d.daemon_mode && !d.watcher) {

@@ -67,6 +67,7 @@ struct process {
 	uint64_t ended_ns;	    /* exit or exec seen, CLOCK_MONOTONIC */
 	uint64_t attach_latency_ns; /* exec (fork) to probes live */
 	uint32_t probes_attached;
+	bool attach_pending; /* begun by the helper (exec, fork), its word not yet taken */
 	/* The allocator that serves malloc (src/alloc_plan.c); family NULL before attach. */
 	struct {
 		const char *family;   /* static: the family's name */

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <linux/capability.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -52,12 +53,14 @@ enum watch_kind {
 	WATCH_BEGIN,	/* a selected process: tracing begins at its exec */
 	WATCH_ATTACHED, /* a process's allocator probes are live */
 	WATCH_FAILED,	/* a selected process could not be attached: text says why */
+	WATCH_GRANT,	/* before ATTACHED: its maps, mem and root; object: its executable */
+	WATCH_OBJECTS, /* before ATTACHED: its mapped objects; object: their paths, NUL-separated */
 };
 
 struct watch_msg {
 	uint32_t kind;
 	uint32_t pid;
-	uint32_t runtime; /* LIBRARY: index in runtimes[] */
+	uint32_t runtime; /* LIBRARY: index in runtimes[]; ATTACHED: the runtimes, 1 << index */
 	uint32_t parent;  /* ATTACHED: the target it was forked from, 0 for an exec */
 	uint64_t data[2]; /* LIBRARY: what the runtime's late_export said */
 	uint64_t nprobes;
@@ -92,7 +95,22 @@ struct watcher {
 	size_t ntargets, targets_cap;
 	uint64_t missed;	 /* selected processes not attached: --max-targets, or gone */
 	uint64_t gone_unmatched; /* processes gone before the selectors could see them */
+	/* In the daemon only. */
+	struct proc_grant *incoming; /* the descriptors of the process being attached */
+	struct deferred *deferred;   /* the helper's word on forks not decoded yet */
+	size_t ndeferred;
+	uint64_t waits_given_up;
 };
+
+/* The helper's word on a child whose fork the daemon has not decoded yet. */
+struct deferred {
+	struct watch_msg *m;
+	struct proc_grant *grant;
+};
+
+#define MAX_DEFERRED 16
+/* How long the daemon waits for the helper's word on a process whose events it holds. */
+#define AWAIT_MS 2000
 
 /* Watched: a runtime whose library may be loaded later (dlopen). */
 static bool watched(const struct runtime *r)
@@ -216,6 +234,133 @@ static void wait_loaded(int pid)
 	}
 }
 
+/* The last thing a runtime said while the helper attached it: said once, by the daemon. */
+static char runtime_said[512];
+
+static void keep_runtime_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(runtime_said, sizeof(runtime_said), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * The runtimes --runtime asks for, into t->links, from a record of the helper's own; the
+ * daemon repeats the reading, not the attach (watcher__receive). m->runtime: those attached.
+ */
+static void attach_runtimes(struct watcher *w, struct helper_target *t, struct watch_msg *m)
+{
+	struct process_limits limits = { 0 };
+	struct runtime_ctx ctx = w->ctx;
+	struct process_table *pt;
+	struct process *p = NULL;
+	char *exe = NULL;
+	size_t i;
+
+	if (!w->cfg.runtime || !strcmp(w->cfg.runtime, "none"))
+		return;
+	pt = process_table__new(&limits, NULL);
+	if (pt && !proc__exe((int)t->pid, &exe))
+		p = process_table__add(pt, t->pid, "", exe);
+	free(exe);
+	if (p) {
+		ctx.links = &t->links;
+		ctx.log = keep_runtime_msg;
+		runtime_said[0] = '\0';
+		if (runtime__attach_all(&ctx, p, w->cfg.runtime) && runtime_said[0] &&
+		    proc__alive((int)t->pid))
+			w->ctx.log("%s, ignoring (allocator only)", runtime_said);
+		for (i = 0; i < nruntimes; i++)
+			if (runtimes[i]->attached(p))
+				m->runtime |= 1u << i;
+	}
+	process_table__free(pt);
+}
+
+struct grant_objects {
+	struct proc_objects o;
+	size_t more; /* past PROC_OBJECTS_MAX */
+};
+
+static int executable_object(const struct proc_mapping *m, void *ctx)
+{
+	struct grant_objects *g = ctx;
+	size_t i;
+
+	if (m->perms[2] != 'x')
+		return 0;
+	for (i = 0; i < g->o.n; i++)
+		if (!strcmp(g->o.paths[i], m->path))
+			return 0;
+	if (g->o.n == PROC_OBJECTS_MAX)
+		g->more++;
+	proc_objects__add(&g->o, m->path);
+	return 0;
+}
+
+/*
+ * The descriptors the daemon reads the target through (proc.h): its maps, mem and root, and
+ * its executable objects, opened here where the kernel's access checks are made. Only for a
+ * target the helper attached; objects past PROC_OBJECTS_MAX are read through the root.
+ */
+static int send_grant(struct watcher *w, uint32_t pid)
+{
+	struct grant_objects *g = calloc(1, sizeof(*g));
+	struct watch_msg *m = calloc(1, sizeof(*m));
+	char path[PATH_MAX], *exe = NULL;
+	int fds[FD_PASS_MAX], n = 0, err = 0;
+	size_t i, off = 0, len;
+
+	if (!g || !m) {
+		free(g);
+		free(m);
+		return -ENOMEM;
+	}
+	m->pid = pid;
+	snprintf(path, sizeof(path), "/proc/%u/maps", pid);
+	fds[n++] = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%u/mem", pid);
+	fds[n++] = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%u/root", pid);
+	fds[n++] = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || proc__exe((int)pid, &exe) ||
+	    proc__mappings((int)pid, executable_object, g) < 0)
+		err = -ESRCH;
+	m->kind = WATCH_GRANT;
+	snprintf(m->object, sizeof(m->object), "%s", exe ? exe : "");
+	if (!err && fd_pass__send(w->fd, m, sizeof(*m), fds, 3) < 0)
+		err = -EPIPE;
+	for (i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	m->kind = WATCH_OBJECTS;
+	for (i = 0, n = 0; !err && i <= g->o.n; i++) {
+		len = i < g->o.n ? strlen(g->o.paths[i]) + 1 : 0;
+		/* Full, or the last: send what is gathered. */
+		if (n && (i == g->o.n || n == FD_PASS_MAX || off + len > sizeof(m->object))) {
+			if (fd_pass__send(w->fd, m, sizeof(*m), fds, (size_t)n) < 0)
+				err = -EPIPE;
+			while (n)
+				close(fds[--n]);
+			off = 0;
+		}
+		if (i == g->o.n || err)
+			break;
+		if (proc__root_path((int)pid, g->o.paths[i], path, sizeof(path)) ||
+		    (fds[n] = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		memcpy(m->object + off, g->o.paths[i], len);
+		off += len;
+		n++;
+	}
+	free(exe);
+	free(g);
+	free(m);
+	return err;
+}
+
 /* The allocator probes of one new target, into t->links; msg says what failed. */
 static int attach_allocator(struct watcher *w, struct helper_target *t, struct watch_msg *m)
 {
@@ -238,6 +383,12 @@ static int attach_allocator(struct watcher *w, struct helper_target *t, struct w
 		err = -errno;
 		snprintf(m->text, sizeof(m->text), "failed to add target: %s", strerror(-err));
 	}
+	/*
+	 * Runtimes first: reading their objects is the long part, and the daemon holds the
+	 * target's events from the first probe live until ATTACHED (watcher__before_event).
+	 */
+	if (!err)
+		attach_runtimes(w, t, m);
 	for (k = 0; !err && k < plan->n; k++)
 		err = attach__plan(w->ctx.obj, (int)t->pid, &plan->objects[k], w->ctx.multi,
 				   &t->links, m->text, sizeof(m->text));
@@ -267,6 +418,8 @@ static void begin_target(struct watcher *w, uint32_t pid, uint32_t parent, uint6
 
 	if (!m)
 		return;
+	m->parent = parent;
+	m->exec_ns = ts;
 	t = helper_target(w, pid);
 	if (t)
 		drop_target(w, t, true); /* its old image's probes go before the new image's */
@@ -310,6 +463,12 @@ static void begin_target(struct watcher *w, uint32_t pid, uint32_t parent, uint6
 	err = attach_allocator(w, t, m);
 	if (!err && !proc__alive((int)pid))
 		err = -ESRCH;
+	if (!err && (m->runtime || w->cfg.grant)) {
+		m->nprobes = t->links.nprobes;
+		err = send_grant(w, pid);
+		if (err == -ESRCH)
+			err = 0; /* exited: ATTACHED without descriptors, the daemon reads none */
+	}
 	if (err) {
 		if (err == -ESRCH || !proc__alive((int)pid))
 			snprintf(m->text, sizeof(m->text), "exited during attach");
@@ -535,28 +694,194 @@ static void begin_record(struct watcher *w, const struct watch_msg *m)
 	p->ns_pid = m->id.ns_pid;
 	p->exec_ns = m->exec_ns;
 	p->start_ns = m->exec_ns;
+	p->attach_pending = true;
 }
 
-static void attached_record(struct watcher *w, const struct watch_msg *m)
+static void grant_free(struct proc_grant *g)
+{
+	size_t i;
+
+	if (!g)
+		return;
+	if (g->maps_fd >= 0)
+		close(g->maps_fd);
+	if (g->mem_fd >= 0)
+		close(g->mem_fd);
+	if (g->root_fd >= 0)
+		close(g->root_fd);
+	for (i = 0; i < g->nobjects; i++) {
+		close(g->fds[i]);
+		free(g->paths[i]);
+	}
+	free(g->paths);
+	free(g->fds);
+	free((char *)g->exe);
+	free(g);
+}
+
+/* GRANT: a new set of descriptors, for the process the next ATTACHED names. */
+static void grant_begin(struct watcher *w, const struct watch_msg *m, int *fds, int n)
+{
+	struct proc_grant *g = calloc(1, sizeof(*g));
+	int i;
+
+	grant_free(w->incoming);
+	w->incoming = NULL;
+	if (!g || n != 3 || !(g->exe = strdup(m->object))) {
+		for (i = 0; i < n; i++)
+			close(fds[i]);
+		free(g);
+		return;
+	}
+	g->pid = (int)m->pid;
+	g->maps_fd = fds[0];
+	g->mem_fd = fds[1];
+	g->root_fd = fds[2];
+	w->incoming = g;
+}
+
+/* OBJECTS: descriptors of the mapped objects, their paths in m->object. */
+static void grant_objects(struct watcher *w, const struct watch_msg *m, int *fds, int n)
+{
+	struct proc_grant *g = w->incoming;
+	size_t off = 0, len;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		len = strnlen(m->object + off, sizeof(m->object) - off);
+		if (!g || g->pid != (int)m->pid || off + len >= sizeof(m->object) ||
+		    array__grow((void **)&g->fds, &(size_t){ g->nobjects }, g->nobjects,
+				sizeof(*g->fds), 1) ||
+		    array__grow((void **)&g->paths, &(size_t){ g->nobjects }, g->nobjects,
+				sizeof(*g->paths), 1) ||
+		    !(g->paths[g->nobjects] = strndup(m->object + off, len))) {
+			close(fds[i]);
+			continue;
+		}
+		g->fds[g->nobjects++] = fds[i];
+		off += len + 1;
+	}
+}
+
+/* The record ATTACHED or FAILED is about: the process the helper began, not an older one. */
+static struct process *awaiting(struct watcher *w, const struct watch_msg *m)
 {
 	struct process *p = process_table__find(w->procs, m->pid);
+
+	if (!p || p->exited || p->execed || !p->attach_pending)
+		return NULL;
+	return !m->parent || p->parent == m->parent ? p : NULL;
+}
+
+static void attached_record(struct watcher *w, const struct watch_msg *m, struct proc_grant *g)
+{
+	struct process *p = awaiting(w, m);
 	const struct alloc_family *f = alloc_family__find(m->family);
+	char rt[PATH_MAX + 32], found[2 * PATH_MAX] = "";
+	size_t i;
 
 	w->ctx.log("pid %u: allocator %s", m->pid, m->text);
-	w->ctx.log("attached %" PRIu64 " probes to pid %u (allocator in '%s')%s", m->nprobes,
-		   m->pid, m->object, m->parent ? " (forked)" : "");
-	if (!p || p->exited || p->execed)
-		return;
-	p->probes_attached = (uint32_t)m->nprobes;
-	p->attach_latency_ns = m->live_ns > m->exec_ns ? m->live_ns - m->exec_ns : 0;
-	p->allocator.family = f ? f->name : NULL;
-	free(p->allocator.object);
-	p->allocator.object = strdup(m->object);
-	p->allocator.functions = m->functions;
-	free(p->allocator.probed);
-	p->allocator.probed = strdup(m->text);
-	if (proc__cpu_seconds((int)p->pid, &p->allocator.cpu_at_attach))
-		p->allocator.cpu_at_attach = 0;
+	if (p) {
+		p->attach_pending = false;
+		p->probes_attached = (uint32_t)m->nprobes;
+		p->attach_latency_ns = m->live_ns > m->exec_ns ? m->live_ns - m->exec_ns : 0;
+		p->allocator.family = f ? f->name : NULL;
+		free(p->allocator.object);
+		p->allocator.object = strdup(m->object);
+		p->allocator.functions = m->functions;
+		free(p->allocator.probed);
+		p->allocator.probed = strdup(m->text);
+		if (proc__cpu_seconds((int)p->pid, &p->allocator.cpu_at_attach))
+			p->allocator.cpu_at_attach = 0;
+		/* Its runtimes and the rest, read through the helper's descriptors. */
+		if (g && g->pid == (int)p->pid && w->cfg.attached) {
+			proc__use_grant(g);
+			w->cfg.attached(w->cfg.attached_ctx, p, m->runtime);
+			proc__use_grant(NULL);
+		}
+		for (i = 0; i < nruntimes; i++)
+			if (runtimes[i]->describe && !runtimes[i]->describe(p, rt, sizeof(rt)))
+				snprintf(found + strlen(found), sizeof(found) - strlen(found),
+					 ", %s", rt);
+	}
+	w->ctx.log("attached %" PRIu64 " probes to pid %u (allocator in '%s'%s)%s", m->nprobes,
+		   m->pid, m->object, found, m->parent ? " (forked)" : "");
+}
+
+static void failed_record(struct watcher *w, const struct watch_msg *m)
+{
+	struct process *p = awaiting(w, m);
+
+	w->missed++;
+	w->ctx.log("pid %u: %s", m->pid, m->text);
+	if (!p)
+		p = process_table__find(w->procs, m->pid);
+	if (p && p->attach_pending)
+		p->attach_pending = false;
+	if (p && !p->exited && !p->execed && p->exec_ns) {
+		p->exited = true;
+		p->ended_ns = m->exec_ns;
+	}
+}
+
+static void deferred_drop(struct watcher *w, size_t i)
+{
+	free(w->deferred[i].m);
+	grant_free(w->deferred[i].grant);
+	w->deferred[i] = w->deferred[--w->ndeferred];
+}
+
+/*
+ * ATTACHED or FAILED: applied now, or kept for a child whose fork the daemon has not decoded
+ * yet (the fork is in the parent's events, the word on the child may come first).
+ */
+static void helper_word(struct watcher *w, const struct watch_msg *m)
+{
+	struct proc_grant *g = w->incoming && w->incoming->pid == (int)m->pid ? w->incoming : NULL;
+	struct deferred *d;
+
+	if (g)
+		w->incoming = NULL;
+	if (m->parent && !awaiting(w, m)) {
+		if (w->ndeferred == MAX_DEFERRED)
+			deferred_drop(w, 0);
+		d = w->deferred ? w->deferred : calloc(MAX_DEFERRED, sizeof(*d));
+		w->deferred = d;
+		if (d && (d[w->ndeferred].m = malloc(sizeof(*m)))) {
+			d += w->ndeferred;
+			memcpy(d->m, m, sizeof(*m));
+			d->grant = g;
+			w->ndeferred++;
+			return;
+		}
+	}
+	if (m->kind == WATCH_ATTACHED)
+		attached_record(w, m, g);
+	else
+		failed_record(w, m);
+	grant_free(g);
+}
+
+/* The word kept for p's fork, if it came: applied. */
+static bool take_deferred(struct watcher *w, struct process *p)
+{
+	struct deferred d;
+	size_t i;
+
+	for (i = 0; i < w->ndeferred; i++) {
+		if (w->deferred[i].m->pid != p->pid || w->deferred[i].m->parent != p->parent)
+			continue;
+		d = w->deferred[i];
+		w->deferred[i] = w->deferred[--w->ndeferred];
+		if (d.m->kind == WATCH_ATTACHED)
+			attached_record(w, d.m, d.grant);
+		else
+			failed_record(w, d.m);
+		free(d.m);
+		grant_free(d.grant);
+		return true;
+	}
+	return false;
 }
 
 static void library_attached(struct watcher *w, struct attachment *links, const struct watch_msg *m,
@@ -582,7 +907,6 @@ static void library_attached(struct watcher *w, struct attachment *links, const 
 void watcher__receive(struct watcher *w, struct attachment *links)
 {
 	struct watch_msg *m;
-	struct process *p;
 	int fds[FD_PASS_MAX], n;
 
 	if (!w || w->fd < 0)
@@ -609,20 +933,43 @@ void watcher__receive(struct watcher *w, struct attachment *links)
 			begin_record(w, m);
 			break;
 		case WATCH_ATTACHED:
-			attached_record(w, m);
-			break;
 		case WATCH_FAILED:
-			w->missed++;
-			w->ctx.log("pid %u: %s", m->pid, m->text);
-			p = process_table__find(w->procs, m->pid);
-			if (p && !p->exited && !p->execed && p->exec_ns) {
-				p->exited = true;
-				p->ended_ns = m->exec_ns;
-			}
+			helper_word(w, m);
+			break;
+		case WATCH_GRANT:
+			grant_begin(w, m, fds, n);
+			break;
+		case WATCH_OBJECTS:
+			grant_objects(w, m, fds, n);
+			break;
+		default:
+			while (n > 0)
+				close(fds[--n]);
 			break;
 		}
 	}
 	free(m);
+}
+
+/*
+ * An event of a process the helper is attaching: its probes are live, so its word (and its
+ * runtimes) is on the way. Waits for it, so that no event of the process is decoded before
+ * the daemon has its runtimes and its attach scan; the helper sends it within its attach.
+ */
+static void await_attached(struct watcher *w, struct attachment *links, struct process *p)
+{
+	struct pollfd pfd = { .fd = w->fd, .events = POLLIN };
+
+	while (p->attach_pending && !take_deferred(w, p)) {
+		pfd.fd = w->fd;
+		if (w->fd < 0 || poll(&pfd, 1, AWAIT_MS) <= 0) {
+			/* No word (the helper lost the process event): its runtimes are not read. */
+			p->attach_pending = false;
+			w->waits_given_up++;
+			break;
+		}
+		watcher__receive(w, links);
+	}
 }
 
 void watcher__before_event(struct watcher *w, struct attachment *links, const struct ms_event *e)
@@ -636,15 +983,23 @@ void watcher__before_event(struct watcher *w, struct attachment *links, const st
 	/* A process the helper began to trace: its record is waiting. */
 	if (!p || p->execed || p->exited) {
 		watcher__receive(w, links);
-		return;
+		p = process_table__find(w->procs, e->pid);
+	} else {
+		for (i = 0; i < nruntimes; i++) {
+			if (!watched(runtimes[i]) || !runtimes[i]->owns || !runtimes[i]->owns(e))
+				continue;
+			if (!runtimes[i]->attached(p))
+				watcher__receive(w, links);
+			break;
+		}
 	}
-	for (i = 0; i < nruntimes; i++) {
-		if (!watched(runtimes[i]) || !runtimes[i]->owns || !runtimes[i]->owns(e))
-			continue;
-		if (!runtimes[i]->attached(p))
-			watcher__receive(w, links);
-		return;
-	}
+	if (p && p->attach_pending && !p->execed && !p->exited)
+		await_attached(w, links, p);
+}
+
+uint64_t watcher__waits_given_up(const struct watcher *w)
+{
+	return w ? w->waits_given_up : 0;
 }
 
 uint64_t watcher__missed(const struct watcher *w)
@@ -661,5 +1016,9 @@ void watcher__stop(struct watcher *w)
 	if (w->pid > 0)
 		while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
 			;
+	while (w->ndeferred)
+		deferred_drop(w, 0);
+	free(w->deferred);
+	grant_free(w->incoming);
 	free(w);
 }
