@@ -159,3 +159,29 @@ def test_daemon_exec_of_a_target_into_tokio_is_planned_again_with_its_runtime():
     check_eq(procs[0]["runtimes"], [], "the shell's runtimes")
     check_all_records(procs[1], recs)
     check_summary(procs[1], recs, summaries, "current")
+
+
+def test_daemon_stacks_of_a_process_selected_at_exec_exact():
+    """--sample-bytes 1: every allocation's stack of a process the helper attached, exact,
+    its objects opened by the daemon through the helper's descriptors."""
+    from test_stacks import PATHS, START
+    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
+    comm = unique("k")
+    exe = os.path.join(d.name, comm)
+    os.symlink(target_path("stacks_c"), exe)
+    ms = Memscoped([], "--comm", f"^{comm}$", "--sample-bytes", "1")
+    target = None
+    try:
+        target = Target([exe, "exact"])
+        attached(ms, target.pid)
+        truth = target.go()
+        report, _, _ = ms.stop(timeout=60)
+    finally:
+        ms.kill()
+        if target:
+            target.stop()
+    check_eq(report["events"]["lost"], 0, "lost events")
+    top = records(report, target.pid)[0]["stacks"]["top"]
+    check_eq([(t["frames"], t["live_bytes"], t["allocations"]) for t in top[:3]],
+             [(START + PATHS[n], truth[n]["live_bytes"], truth[n]["live_count"])
+              for n in ("gamma", "beta", "alpha")], "JSON stacks.top")
