@@ -380,18 +380,21 @@ static void helper_attached(void *ctx, struct process *p, uint32_t mask)
 		.debug_dir = d->opts.debug_dir,
 		.log = log_err,
 	};
+	uint64_t t0 = daemon__now();
 	int err;
 
 	if (mask && runtime__attach_some(&rc, p, d->opts.runtime, mask) == -ESRCH)
 		return;
 	if (mask)
 		daemon__scan_process(p);
-	if (!d->stacks)
-		return;
-	err = stacks__add_process(d->stacks, p->pid);
+	err = d->stacks ? stacks__add_process(d->stacks, p->pid) : 0;
 	if (err)
 		log_err("pid %u: cannot read its objects for stacks: %s, ignoring", p->pid,
 			strerror(-err));
+	/* The daemon's loop waits meanwhile: what it costs per process the helper attaches. */
+	if (verbose)
+		log_err("pid %u: runtimes%s read in %.1f ms", p->pid,
+			d->stacks ? " and stacks" : "", (double)(daemon__now() - t0) / 1e6);
 }
 
 /* Loads the BPF programs and attaches them to every target; logs what fails. */

@@ -99,7 +99,6 @@ struct watcher {
 	struct proc_grant *incoming; /* the descriptors of the process being attached */
 	struct deferred *deferred;   /* the helper's word on forks not decoded yet */
 	size_t ndeferred;
-	uint64_t waits_given_up;
 };
 
 /* The helper's word on a child whose fork the daemon has not decoded yet. */
@@ -768,7 +767,8 @@ static struct process *awaiting(struct watcher *w, const struct watch_msg *m)
 {
 	struct process *p = process_table__find(w->procs, m->pid);
 
-	if (!p || p->exited || p->execed || !p->attach_pending)
+	/* Begun by the helper (exec, fork) and not attached yet, even if the daemon gave up. */
+	if (!p || p->exited || p->execed || !p->exec_ns || p->probes_attached)
 		return NULL;
 	return !m->parent || p->parent == m->parent ? p : NULL;
 }
@@ -963,9 +963,12 @@ static void await_attached(struct watcher *w, struct attachment *links, struct p
 	while (p->attach_pending && !take_deferred(w, p)) {
 		pfd.fd = w->fd;
 		if (w->fd < 0 || poll(&pfd, 1, AWAIT_MS) <= 0) {
-			/* No word (the helper lost the process event): its runtimes are not read. */
+			/* No word yet (a lost process event, or a slow helper): said, not waited on. */
 			p->attach_pending = false;
-			w->waits_given_up++;
+			w->ctx.log(
+				"pid %u: no word from the attach helper within %d ms: its events "
+				"are decoded without its runtimes until it comes",
+				p->pid, AWAIT_MS);
 			break;
 		}
 		watcher__receive(w, links);
@@ -995,11 +998,6 @@ void watcher__before_event(struct watcher *w, struct attachment *links, const st
 	}
 	if (p && p->attach_pending && !p->execed && !p->exited)
 		await_attached(w, links, p);
-}
-
-uint64_t watcher__waits_given_up(const struct watcher *w)
-{
-	return w ? w->waits_given_up : 0;
 }
 
 uint64_t watcher__missed(const struct watcher *w)

@@ -54,8 +54,6 @@ void watcher__receive(struct watcher *w, struct attachment *links);
  * runtime not yet attached means its message is waiting: takes it first.
  */
 void watcher__before_event(struct watcher *w, struct attachment *links, const struct ms_event *e);
-/* Waits for the helper's word on processes it was attaching that took too long (0 for NULL). */
-uint64_t watcher__waits_given_up(const struct watcher *w);
 /* Selected processes the helper said it could not attach (0 for NULL). */
 uint64_t watcher__missed(const struct watcher *w);
 /* Ends the watcher and waits for it; accepts NULL. */
