@@ -278,31 +278,37 @@ static void attach_runtimes(struct watcher *w, struct helper_target *t, struct w
 	process_table__free(pt);
 }
 
+/* Objects a grant passes at most (each a descriptor the daemon holds while it reads). */
+#define GRANT_OBJECTS_MAX 256
+
 struct grant_objects {
-	struct proc_objects o;
-	size_t more; /* past PROC_OBJECTS_MAX */
+	char **paths;
+	size_t n;
 };
 
 static int executable_object(const struct proc_mapping *m, void *ctx)
 {
 	struct grant_objects *g = ctx;
+	char **paths;
 	size_t i;
 
-	if (m->perms[2] != 'x')
+	if (m->perms[2] != 'x' || g->n == GRANT_OBJECTS_MAX)
 		return 0;
-	for (i = 0; i < g->o.n; i++)
-		if (!strcmp(g->o.paths[i], m->path))
+	for (i = 0; i < g->n; i++)
+		if (!strcmp(g->paths[i], m->path))
 			return 0;
-	if (g->o.n == PROC_OBJECTS_MAX)
-		g->more++;
-	proc_objects__add(&g->o, m->path);
-	return 0;
+	paths = realloc(g->paths, (g->n + 1) * sizeof(*paths));
+	if (!paths)
+		return -ENOMEM;
+	g->paths = paths;
+	g->paths[g->n] = strdup(m->path);
+	return g->paths[g->n++] ? 0 : -ENOMEM;
 }
 
 /*
  * The descriptors the daemon reads the target through (proc.h): its maps, mem and root, and
  * its executable objects, opened here where the kernel's access checks are made. Only for a
- * target the helper attached; objects past PROC_OBJECTS_MAX are read through the root.
+ * target the helper attached; objects past GRANT_OBJECTS_MAX are read through its root.
  */
 static int send_grant(struct watcher *w, uint32_t pid)
 {
@@ -335,25 +341,29 @@ static int send_grant(struct watcher *w, uint32_t pid)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	m->kind = WATCH_OBJECTS;
-	for (i = 0, n = 0; !err && i <= g->o.n; i++) {
-		len = i < g->o.n ? strlen(g->o.paths[i]) + 1 : 0;
+	for (i = 0, n = 0; !err && i <= g->n; i++) {
+		len = i < g->n ? strlen(g->paths[i]) + 1 : 0;
 		/* Full, or the last: send what is gathered. */
-		if (n && (i == g->o.n || n == FD_PASS_MAX || off + len > sizeof(m->object))) {
+		if (n && (i == g->n || n == FD_PASS_MAX || off + len > sizeof(m->object))) {
 			if (fd_pass__send(w->fd, m, sizeof(*m), fds, (size_t)n) < 0)
 				err = -EPIPE;
 			while (n)
 				close(fds[--n]);
 			off = 0;
 		}
-		if (i == g->o.n || err)
+		if (i == g->n || err)
 			break;
-		if (proc__root_path((int)pid, g->o.paths[i], path, sizeof(path)) ||
+		if (len > sizeof(m->object) ||
+		    proc__root_path((int)pid, g->paths[i], path, sizeof(path)) ||
 		    (fds[n] = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 			continue;
-		memcpy(m->object + off, g->o.paths[i], len);
+		memcpy(m->object + off, g->paths[i], len);
 		off += len;
 		n++;
 	}
+	for (i = 0; i < g->n; i++)
+		free(g->paths[i]);
+	free(g->paths);
 	free(exe);
 	free(g);
 	free(m);
