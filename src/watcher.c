@@ -74,6 +74,14 @@ struct watch_msg {
 	struct proc_identity id; /* BEGIN */
 };
 
+/* Images whose runtimes the helper found (image_runtimes). */
+#define IMAGE_CACHE 64
+
+struct image {
+	uint64_t key;
+	uint32_t runtimes;
+};
+
 /* A target the helper attached: its links are the helper's, closed at its exit or exec. */
 struct helper_target {
 	uint32_t pid;
@@ -95,6 +103,8 @@ struct watcher {
 	size_t ntargets, targets_cap;
 	uint64_t missed;	 /* selected processes not attached: --max-targets, or gone */
 	uint64_t gone_unmatched; /* processes gone before the selectors could see them */
+	struct image images[IMAGE_CACHE];
+	size_t next_image;
 	/* In the daemon only. */
 	struct proc_grant *incoming; /* the descriptors of the process being attached */
 	struct deferred *deferred;   /* the helper's word on forks not decoded yet */
@@ -245,6 +255,57 @@ static void keep_runtime_msg(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* FNV-1a of the device and inode of each executable file mapping, in address order. */
+static int image_line(const char *line, void *ctx)
+{
+	unsigned long long inode;
+	char perms[5], dev[16];
+	uint64_t *h = ctx;
+	const char *s;
+
+	if (sscanf(line, "%*s %4s %*s %15s %llu", perms, dev, &inode) != 3 || perms[2] != 'x' ||
+	    !inode)
+		return 0;
+	for (s = dev; *s; s++)
+		*h = (*h ^ (uint8_t)*s) * 0x100000001b3ull;
+	*h = (*h ^ inode) * 0x100000001b3ull;
+	return 0;
+}
+
+/*
+ * The runtimes found last time in a process of the same image (the same executable files
+ * mapped): the others are not looked for again. Planning reads every object, which costs more
+ * than attaching (8 ms against 3 for a C program here), and a restarting or forking service
+ * is the same image each time. The objects decide; a library loaded later changes the key.
+ */
+static uint32_t image_runtimes(struct watcher *w, uint32_t pid, uint64_t *ret_key)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t i;
+
+	*ret_key = 0;
+	if (proc__maps_lines((int)pid, image_line, &h))
+		return ~0u;
+	*ret_key = h;
+	for (i = 0; i < IMAGE_CACHE; i++)
+		if (w->images[i].key == h)
+			return w->images[i].runtimes;
+	return ~0u;
+}
+
+static void image_remember(struct watcher *w, uint64_t key, uint32_t found)
+{
+	size_t i;
+
+	if (!key)
+		return;
+	for (i = 0; i < IMAGE_CACHE; i++)
+		if (w->images[i].key == key)
+			return;
+	w->images[w->next_image] = (struct image){ key, found };
+	w->next_image = (w->next_image + 1) % IMAGE_CACHE;
+}
+
 /*
  * The runtimes --runtime asks for, into t->links, from a record of the helper's own; the
  * daemon repeats the reading, not the attach (watcher__receive). m->runtime: those attached.
@@ -255,11 +316,15 @@ static void attach_runtimes(struct watcher *w, struct helper_target *t, struct w
 	struct runtime_ctx ctx = w->ctx;
 	struct process_table *pt;
 	struct process *p = NULL;
+	uint32_t known;
+	uint64_t key;
 	char *exe = NULL;
 	size_t i;
+	int err;
 
 	if (!w->cfg.runtime || !strcmp(w->cfg.runtime, "none"))
 		return;
+	known = image_runtimes(w, t->pid, &key);
 	pt = process_table__new(&limits, NULL);
 	if (pt && !proc__exe((int)t->pid, &exe))
 		p = process_table__add(pt, t->pid, "", exe);
@@ -268,12 +333,15 @@ static void attach_runtimes(struct watcher *w, struct helper_target *t, struct w
 		ctx.links = &t->links;
 		ctx.log = keep_runtime_msg;
 		runtime_said[0] = '\0';
-		if (runtime__attach_all(&ctx, p, w->cfg.runtime) && runtime_said[0] &&
-		    proc__alive((int)t->pid))
+		err = runtime__attach_some(&ctx, p, w->cfg.runtime, known);
+		if (err && runtime_said[0] && proc__alive((int)t->pid))
 			w->ctx.log("%s, ignoring (allocator only)", runtime_said);
 		for (i = 0; i < nruntimes; i++)
 			if (runtimes[i]->attached(p))
 				m->runtime |= 1u << i;
+		/* Found or not (-EINVAL: a runtime --runtime names is absent), it is the image's. */
+		if (!err || err == -EINVAL)
+			image_remember(w, key, m->runtime);
 	}
 	process_table__free(pt);
 }
