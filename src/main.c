@@ -364,6 +364,22 @@ static int attached_by_helper(const struct runtime_ctx *ctx, int pid, const stru
 	return 0;
 }
 
+/* The pid helper_attached reads: a line about it is dropped once it has exited. */
+static int reading_pid;
+
+__attribute__((format(printf, 1, 2))) static void reading_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!proc__alive(reading_pid))
+		return; /* it exited after the helper attached it: its record says so */
+	va_start(ap, fmt);
+	fputs("memscoped: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
 /*
  * A process the helper attached after start (selectors, exec, fork), read here through the
  * descriptors it passed (proc__use_grant is in force): the runtimes it attached, as for a
@@ -378,11 +394,12 @@ static void helper_attached(void *ctx, struct process *p, uint32_t mask)
 		.multi = true,
 		.verbose = verbose,
 		.debug_dir = d->opts.debug_dir,
-		.log = log_err,
+		.log = reading_log,
 	};
 	uint64_t t0 = daemon__now();
 	int err;
 
+	reading_pid = (int)p->pid;
 	if (mask && runtime__attach_some(&rc, p, d->opts.runtime, mask) == -ESRCH)
 		return;
 	if (mask)
