@@ -243,7 +243,10 @@ static void wait_loaded(int pid)
 	}
 }
 
-/* The last thing a runtime said while the helper attached it: said once, by the daemon. */
+/*
+ * The last thing a runtime said while the helper attached it: the helper says it on failure
+ * only (the daemon, reading the runtimes again, says the rest).
+ */
 static char runtime_said[512];
 
 static void keep_runtime_msg(const char *fmt, ...)
