@@ -4,7 +4,6 @@
 #include <inttypes.h>
 #include <linux/capability.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -29,6 +28,8 @@
 #include "runtime.h"
 #include "selector.h"
 #include "watcher.h"
+#include "watcher_grant.h"
+#include "watcher_msg.h"
 
 #ifndef CAP_PERFMON
 #define CAP_PERFMON 38
@@ -47,40 +48,6 @@
 	((1ull << CAP_BPF) | (1ull << CAP_PERFMON) | (1ull << CAP_SYS_PTRACE) | \
 	 (1ull << CAP_SYS_ADMIN) | (1ull << CAP_DAC_READ_SEARCH) |              \
 	 (1ull << CAP_CHECKPOINT_RESTORE))
-
-enum watch_kind {
-	WATCH_LIBRARY,	/* a runtime's library loaded later: links attached */
-	WATCH_BEGIN,	/* a selected process: tracing begins at its exec */
-	WATCH_ATTACHED, /* a process's allocator probes are live */
-	WATCH_FAILED,	/* a selected process could not be attached: text says why */
-	WATCH_GRANT,	/* before ATTACHED: its maps, mem and root; object: its executable */
-	WATCH_OBJECTS, /* before ATTACHED: its mapped objects; object: their paths, NUL-separated */
-};
-
-struct watch_msg {
-	uint32_t kind;
-	uint32_t pid;
-	uint32_t runtime; /* LIBRARY: index in runtimes[]; ATTACHED: the runtimes, 1 << index */
-	uint32_t parent;  /* ATTACHED: the target it was forked from, 0 for an exec */
-	uint64_t data[2]; /* LIBRARY: what the runtime's late_export said */
-	uint64_t nprobes;
-	uint64_t exec_ns; /* BEGIN, ATTACHED: the exec (fork) event's time */
-	uint64_t live_ns; /* ATTACHED: its probes are live */
-	uint32_t functions;
-	uint32_t __pad;
-	char family[32];
-	char object[PATH_MAX];
-	char text[1536];	 /* ATTACHED: the allocator's description; FAILED: why */
-	struct proc_identity id; /* BEGIN */
-};
-
-/* Images whose runtimes the helper found (image_runtimes). */
-#define IMAGE_CACHE 64
-
-struct image {
-	uint64_t key;
-	uint32_t runtimes;
-};
 
 /* A target the helper attached: its links are the helper's, closed at its exit or exec. */
 struct helper_target {
@@ -103,8 +70,7 @@ struct watcher {
 	size_t ntargets, targets_cap;
 	uint64_t missed;	 /* selected processes not attached: --max-targets, or gone */
 	uint64_t gone_unmatched; /* processes gone before the selectors could see them */
-	struct image images[IMAGE_CACHE];
-	size_t next_image;
+	struct watcher_images images;
 	/* In the daemon only. */
 	struct proc_grant *incoming; /* the descriptors of the process being attached */
 	struct deferred *deferred;   /* the helper's word on forks not decoded yet */
@@ -243,204 +209,6 @@ static void wait_loaded(int pid)
 	}
 }
 
-/*
- * The last thing a runtime said while the helper attached it: the helper says it on failure
- * only (the daemon, reading the runtimes again, says the rest).
- */
-static char runtime_said[512];
-
-static void keep_runtime_msg(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(runtime_said, sizeof(runtime_said), fmt, ap);
-	va_end(ap);
-}
-
-/* FNV-1a of the device and inode of each executable file mapping, in address order. */
-static int image_line(const char *line, void *ctx)
-{
-	unsigned long long inode;
-	char perms[5], dev[16];
-	uint64_t *h = ctx;
-	const char *s;
-
-	if (sscanf(line, "%*s %4s %*s %15s %llu", perms, dev, &inode) != 3 || perms[2] != 'x' ||
-	    !inode)
-		return 0;
-	for (s = dev; *s; s++)
-		*h = (*h ^ (uint8_t)*s) * 0x100000001b3ull;
-	*h = (*h ^ inode) * 0x100000001b3ull;
-	return 0;
-}
-
-/*
- * The runtimes found last time in a process of the same image (the same executable files
- * mapped): the others are not looked for again. Planning reads every object, which costs more
- * than attaching (8 ms against 3 for a C program here), and a restarting or forking service
- * is the same image each time. The objects decide; a library loaded later changes the key.
- */
-static uint32_t image_runtimes(struct watcher *w, uint32_t pid, uint64_t *ret_key)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	size_t i;
-
-	*ret_key = 0;
-	if (proc__maps_lines((int)pid, image_line, &h))
-		return ~0u;
-	*ret_key = h;
-	for (i = 0; i < IMAGE_CACHE; i++)
-		if (w->images[i].key == h)
-			return w->images[i].runtimes;
-	return ~0u;
-}
-
-static void image_remember(struct watcher *w, uint64_t key, uint32_t found)
-{
-	size_t i;
-
-	if (!key)
-		return;
-	for (i = 0; i < IMAGE_CACHE; i++)
-		if (w->images[i].key == key)
-			return;
-	w->images[w->next_image] = (struct image){ key, found };
-	w->next_image = (w->next_image + 1) % IMAGE_CACHE;
-}
-
-/*
- * The runtimes --runtime asks for, into t->links, from a record of the helper's own; the
- * daemon repeats the reading, not the attach (watcher__receive). m->runtime: those attached.
- */
-static void attach_runtimes(struct watcher *w, struct helper_target *t, struct watch_msg *m)
-{
-	struct process_limits limits = { 0 };
-	struct runtime_ctx ctx = w->ctx;
-	struct process_table *pt;
-	struct process *p = NULL;
-	uint32_t known;
-	uint64_t key;
-	char *exe = NULL;
-	size_t i;
-	int err;
-
-	if (!w->cfg.runtime || !strcmp(w->cfg.runtime, "none"))
-		return;
-	known = image_runtimes(w, t->pid, &key);
-	pt = process_table__new(&limits, NULL);
-	if (pt && !proc__exe((int)t->pid, &exe))
-		p = process_table__add(pt, t->pid, "", exe);
-	free(exe);
-	if (p) {
-		ctx.links = &t->links;
-		ctx.log = keep_runtime_msg;
-		runtime_said[0] = '\0';
-		err = runtime__attach_some(&ctx, p, w->cfg.runtime, known);
-		if (err && runtime_said[0] && proc__alive((int)t->pid))
-			w->ctx.log("%s, ignoring (allocator only)", runtime_said);
-		for (i = 0; i < nruntimes; i++)
-			if (runtimes[i]->attached(p))
-				m->runtime |= 1u << i;
-		/* Found or not (-EINVAL: a runtime --runtime names is absent), it is the image's. */
-		if (!err || err == -EINVAL)
-			image_remember(w, key, m->runtime);
-	}
-	process_table__free(pt);
-}
-
-/* Objects a grant passes at most (each a descriptor the daemon holds while it reads). */
-#define GRANT_OBJECTS_MAX 256
-
-struct grant_objects {
-	char **paths;
-	size_t n;
-};
-
-static int executable_object(const struct proc_mapping *m, void *ctx)
-{
-	struct grant_objects *g = ctx;
-	char **paths;
-	size_t i;
-
-	if (m->perms[2] != 'x' || g->n == GRANT_OBJECTS_MAX)
-		return 0;
-	for (i = 0; i < g->n; i++)
-		if (!strcmp(g->paths[i], m->path))
-			return 0;
-	paths = realloc(g->paths, (g->n + 1) * sizeof(*paths));
-	if (!paths)
-		return -ENOMEM;
-	g->paths = paths;
-	g->paths[g->n] = strdup(m->path);
-	return g->paths[g->n++] ? 0 : -ENOMEM;
-}
-
-/*
- * The descriptors the daemon reads the target through (proc.h): its maps, mem and root, and
- * its executable objects, opened here where the kernel's access checks are made. Only for a
- * target the helper attached; objects past GRANT_OBJECTS_MAX are read through its root.
- */
-static int send_grant(struct watcher *w, uint32_t pid)
-{
-	struct grant_objects *g = calloc(1, sizeof(*g));
-	struct watch_msg *m = calloc(1, sizeof(*m));
-	char path[PATH_MAX], *exe = NULL;
-	int fds[FD_PASS_MAX], n = 0, err = 0;
-	size_t i, off = 0, len;
-
-	if (!g || !m) {
-		free(g);
-		free(m);
-		return -ENOMEM;
-	}
-	m->pid = pid;
-	snprintf(path, sizeof(path), "/proc/%u/maps", pid);
-	fds[n++] = open(path, O_RDONLY | O_CLOEXEC);
-	snprintf(path, sizeof(path), "/proc/%u/mem", pid);
-	fds[n++] = open(path, O_RDONLY | O_CLOEXEC);
-	snprintf(path, sizeof(path), "/proc/%u/root", pid);
-	fds[n++] = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || proc__exe((int)pid, &exe) ||
-	    proc__mappings((int)pid, executable_object, g) < 0)
-		err = -ESRCH;
-	m->kind = WATCH_GRANT;
-	snprintf(m->object, sizeof(m->object), "%s", exe ? exe : "");
-	if (!err && fd_pass__send(w->fd, m, sizeof(*m), fds, 3) < 0)
-		err = -EPIPE;
-	for (i = 0; i < 3; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	m->kind = WATCH_OBJECTS;
-	for (i = 0, n = 0; !err && i <= g->n; i++) {
-		len = i < g->n ? strlen(g->paths[i]) + 1 : 0;
-		/* Full, or the last: send what is gathered. */
-		if (n && (i == g->n || n == FD_PASS_MAX || off + len > sizeof(m->object))) {
-			if (fd_pass__send(w->fd, m, sizeof(*m), fds, (size_t)n) < 0)
-				err = -EPIPE;
-			while (n)
-				close(fds[--n]);
-			off = 0;
-		}
-		if (i == g->n || err)
-			break;
-		if (len > sizeof(m->object) ||
-		    proc__root_path((int)pid, g->paths[i], path, sizeof(path)) ||
-		    (fds[n] = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-			continue;
-		memcpy(m->object + off, g->paths[i], len);
-		off += len;
-		n++;
-	}
-	for (i = 0; i < g->n; i++)
-		free(g->paths[i]);
-	free(g->paths);
-	free(exe);
-	free(g);
-	free(m);
-	return err;
-}
-
 /* The allocator probes of one new target, into t->links; msg says what failed. */
 static int attach_allocator(struct watcher *w, struct helper_target *t, struct watch_msg *m)
 {
@@ -468,7 +236,8 @@ static int attach_allocator(struct watcher *w, struct helper_target *t, struct w
 	 * target's events from the first probe live until ATTACHED (watcher__before_event).
 	 */
 	if (!err)
-		attach_runtimes(w, t, m);
+		m->runtime = watcher_grant__runtimes(&w->images, &w->ctx, w->cfg.runtime, t->pid,
+						     &t->links);
 	for (k = 0; !err && k < plan->n; k++)
 		err = attach__plan(w->ctx.obj, (int)t->pid, &plan->objects[k], w->ctx.multi,
 				   &t->links, m->text, sizeof(m->text));
@@ -545,7 +314,7 @@ static void begin_target(struct watcher *w, uint32_t pid, uint32_t parent, uint6
 		err = -ESRCH;
 	if (!err && (m->runtime || w->cfg.grant)) {
 		m->nprobes = t->links.nprobes;
-		err = send_grant(w, pid);
+		err = watcher_grant__send(w->fd, pid);
 		if (err == -ESRCH)
 			err = 0; /* exited: ATTACHED without descriptors, the daemon reads none */
 	}
@@ -777,72 +546,6 @@ static void begin_record(struct watcher *w, const struct watch_msg *m)
 	p->attach_pending = true;
 }
 
-static void grant_free(struct proc_grant *g)
-{
-	size_t i;
-
-	if (!g)
-		return;
-	if (g->maps_fd >= 0)
-		close(g->maps_fd);
-	if (g->mem_fd >= 0)
-		close(g->mem_fd);
-	if (g->root_fd >= 0)
-		close(g->root_fd);
-	for (i = 0; i < g->nobjects; i++) {
-		close(g->fds[i]);
-		free(g->paths[i]);
-	}
-	free(g->paths);
-	free(g->fds);
-	free((char *)g->exe);
-	free(g);
-}
-
-/* GRANT: a new set of descriptors, for the process the next ATTACHED names. */
-static void grant_begin(struct watcher *w, const struct watch_msg *m, int *fds, int n)
-{
-	struct proc_grant *g = calloc(1, sizeof(*g));
-	int i;
-
-	grant_free(w->incoming);
-	w->incoming = NULL;
-	if (!g || n != 3 || !(g->exe = strdup(m->object))) {
-		for (i = 0; i < n; i++)
-			close(fds[i]);
-		free(g);
-		return;
-	}
-	g->pid = (int)m->pid;
-	g->maps_fd = fds[0];
-	g->mem_fd = fds[1];
-	g->root_fd = fds[2];
-	w->incoming = g;
-}
-
-/* OBJECTS: descriptors of the mapped objects, their paths in m->object. */
-static void grant_objects(struct watcher *w, const struct watch_msg *m, int *fds, int n)
-{
-	struct proc_grant *g = w->incoming;
-	size_t off = 0, len;
-	int i;
-
-	for (i = 0; i < n; i++) {
-		len = strnlen(m->object + off, sizeof(m->object) - off);
-		if (!g || g->pid != (int)m->pid || off + len >= sizeof(m->object) ||
-		    array__grow((void **)&g->fds, &(size_t){ g->nobjects }, g->nobjects,
-				sizeof(*g->fds), 1) ||
-		    array__grow((void **)&g->paths, &(size_t){ g->nobjects }, g->nobjects,
-				sizeof(*g->paths), 1) ||
-		    !(g->paths[g->nobjects] = strndup(m->object + off, len))) {
-			close(fds[i]);
-			continue;
-		}
-		g->fds[g->nobjects++] = fds[i];
-		off += len + 1;
-	}
-}
-
 /* The record ATTACHED or FAILED is about: the process the helper began, not an older one. */
 static struct process *awaiting(struct watcher *w, const struct watch_msg *m)
 {
@@ -908,7 +611,7 @@ static void failed_record(struct watcher *w, const struct watch_msg *m)
 static void deferred_drop(struct watcher *w, size_t i)
 {
 	free(w->deferred[i].m);
-	grant_free(w->deferred[i].grant);
+	watcher_grant__free(w->deferred[i].grant);
 	w->deferred[i] = w->deferred[--w->ndeferred];
 }
 
@@ -940,7 +643,7 @@ static void helper_word(struct watcher *w, const struct watch_msg *m)
 		attached_record(w, m, g);
 	else
 		failed_record(w, m);
-	grant_free(g);
+	watcher_grant__free(g);
 }
 
 /* The word kept for p's fork, if it came: applied. */
@@ -959,7 +662,7 @@ static bool take_deferred(struct watcher *w, struct process *p)
 		else
 			failed_record(w, d.m);
 		free(d.m);
-		grant_free(d.grant);
+		watcher_grant__free(d.grant);
 		return true;
 	}
 	return false;
@@ -1018,10 +721,11 @@ void watcher__receive(struct watcher *w, struct attachment *links)
 			helper_word(w, m);
 			break;
 		case WATCH_GRANT:
-			grant_begin(w, m, fds, n);
+			watcher_grant__free(w->incoming);
+			w->incoming = watcher_grant__begin(m, fds, n);
 			break;
 		case WATCH_OBJECTS:
-			grant_objects(w, m, fds, n);
+			watcher_grant__objects(w->incoming, m, fds, n);
 			break;
 		default:
 			while (n > 0)
@@ -1098,6 +802,6 @@ void watcher__stop(struct watcher *w)
 	while (w->ndeferred)
 		deferred_drop(w, 0);
 	free(w->deferred);
-	grant_free(w->incoming);
+	watcher_grant__free(w->incoming);
 	free(w);
 }
