@@ -231,7 +231,7 @@ $(BUILD)/hyper-bench-out/.built: $(HYPER_BENCH_SRCS)
 	touch $@
 
 bench: deps all $(BENCH_BINS) $(ALLOC_BENCH_BINS) $(BUILD)/tokio-bench-out/.built \
-	$(BUILD)/hyper-bench-out/.built $(BUILD)/targets/daemon_worker
+	$(BUILD)/hyper-bench-out/.built $(BUILD)/targets/daemon_worker $(BUILD)/tokio-out/.built
 	BUILD=$(BUILD) scripts/bench/run.sh
 	BUILD=$(BUILD) scripts/bench/alloc.sh
 	BUILD=$(BUILD) scripts/bench/coro.sh

@@ -262,14 +262,12 @@ out:
 static struct real_env *real_env_open(int pid)
 {
 	struct real_env *r = calloc(1, sizeof(*r));
-	char path[64];
 
 	if (!r)
 		return NULL;
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	r->maps_fd = open(path, O_RDONLY | O_CLOEXEC);
-	snprintf(path, sizeof(path), "/proc/%d/root", pid);
-	r->root_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	/* Through the helper's descriptors when it attached the process (proc.h). */
+	r->maps_fd = proc__open_maps(pid);
+	r->root_fd = proc__open_root(pid);
 	return r;
 }
 

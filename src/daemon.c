@@ -491,24 +491,27 @@ void daemon__run(struct daemon *d, volatile sig_atomic_t *exiting,
 	}
 }
 
-void daemon__scan(struct daemon *d)
+void daemon__scan_process(struct process *p)
 {
 	char msg[256];
-	struct process *p;
-	size_t i, j;
+	size_t j;
 	int err;
 
-	for (i = 0; i < process_table__count(d->decoder.procs); i++) {
-		p = process_table__at(d->decoder.procs, i);
-		for (j = 0; j < nruntimes; j++) {
-			if (!runtimes[j]->scan || !runtimes[j]->attached(p))
-				continue;
-			err = runtimes[j]->scan(p, daemon__now(), msg, sizeof(msg));
-			if (err)
-				log_err("pid %u: attach scan failed: %s, ignoring", p->pid,
-					strerror(-err));
-			else
-				log_err("pid %u: %s", p->pid, msg);
-		}
+	for (j = 0; j < nruntimes; j++) {
+		if (!runtimes[j]->scan || !runtimes[j]->attached(p))
+			continue;
+		err = runtimes[j]->scan(p, daemon__now(), msg, sizeof(msg));
+		if (err)
+			log_err("pid %u: attach scan failed: %s, ignoring", p->pid, strerror(-err));
+		else
+			log_err("pid %u: %s", p->pid, msg);
 	}
+}
+
+void daemon__scan(struct daemon *d)
+{
+	size_t i;
+
+	for (i = 0; i < process_table__count(d->decoder.procs); i++)
+		daemon__scan_process(process_table__at(d->decoder.procs, i));
 }

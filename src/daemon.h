@@ -57,6 +57,9 @@ size_t daemon__update_alive(struct daemon *d);
 size_t daemon__compact(struct daemon *d, uint64_t now_ns);
 /* Tasks alive before attach that may never run again: found in memory, once. */
 void daemon__scan(struct daemon *d);
+/* The same for one process (one the helper attached later). */
+struct process;
+void daemon__scan_process(struct process *p);
 /* Renders the metrics for the HTTP endpoint (and the textfile if asked). */
 void daemon__publish_metrics(struct daemon *d, bool textfile);
 /* The text report to stdout, the JSON report to --report, the HTML report to --html. */

@@ -384,6 +384,68 @@ static int attach_plan(const struct runtime_ctx *ctx, int pid, const struct prob
 	return attach__plan(ctx->obj, pid, plan, ctx->multi, ctx->links, err, errlen);
 }
 
+/* The helper attached it already (watcher.c): the daemon only reads what the runtimes need. */
+static int attached_by_helper(const struct runtime_ctx *ctx, int pid, const struct probe_plan *plan,
+			      char *err, size_t errlen)
+{
+	(void)ctx;
+	(void)pid;
+	(void)plan;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+/* The pid helper_attached reads: a line about it is dropped once it has exited. */
+static int reading_pid;
+
+__attribute__((format(printf, 1, 2))) static void reading_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!proc__alive(reading_pid))
+		return; /* it exited after the helper attached it: its record says so */
+	va_start(ap, fmt);
+	fputs("memscoped: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+/*
+ * A process the helper attached after start (selectors, exec, fork), read here through the
+ * descriptors it passed (proc__use_grant is in force): the runtimes it attached, as for a
+ * --pid target (task types, the attach scan), and its objects for the sampled stacks.
+ */
+static void helper_attached(void *ctx, struct process *p, uint32_t mask)
+{
+	struct daemon *d = ctx;
+	struct runtime_ctx rc = {
+		.links = &d->links,
+		.attach_plan = attached_by_helper,
+		.multi = true,
+		.verbose = verbose,
+		.debug_dir = d->opts.debug_dir,
+		.log = reading_log,
+	};
+	uint64_t t0 = daemon__now();
+	int err;
+
+	reading_pid = (int)p->pid;
+	if (mask && runtime__attach_some(&rc, p, d->opts.runtime, mask) == -ESRCH)
+		return;
+	if (mask)
+		daemon__scan_process(p);
+	err = d->stacks ? stacks__add_process(d->stacks, p->pid) : 0;
+	if (err)
+		log_err("pid %u: cannot read its objects for stacks: %s, ignoring", p->pid,
+			strerror(-err));
+	/* The daemon's loop waits meanwhile: what it costs per process the helper attaches. */
+	if (verbose)
+		log_err("pid %u: runtimes%s read in %.1f ms", p->pid,
+			d->stacks ? " and stacks" : "", (double)(daemon__now() - t0) / 1e6);
+}
+
 /* Loads the BPF programs and attaches them to every target; logs what fails. */
 static int load_and_attach(struct daemon *d, bool multi, struct memscoped_bpf **ret_skel)
 {
@@ -577,7 +639,11 @@ int main(int argc, char **argv)
 					d.daemon_mode ? bpf_map__fd(skel->maps.proc_events) : -1,
 				.targets_fd = d.targets_fd,
 				.allocator = o->allocator,
+				.runtime = o->runtime,
 				.max_targets = o->max_targets,
+				.grant = d.stacks != NULL,
+				.attached = helper_attached,
+				.attached_ctx = &d,
 			},
 			&exiting);
 	if (d.daemon_mode && !d.watcher) {

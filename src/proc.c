@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -13,6 +14,56 @@
 #include "proc.h"
 
 #define PF_KTHREAD 0x00200000
+
+static const struct proc_grant *grant;
+
+void proc__use_grant(const struct proc_grant *g)
+{
+	grant = g;
+}
+
+static const struct proc_grant *granted(int pid)
+{
+	return grant && grant->pid == pid ? grant : NULL;
+}
+
+bool proc__granted(int pid)
+{
+	return granted(pid) != NULL;
+}
+
+int proc__open_maps(int pid)
+{
+	char path[64];
+	int fd;
+
+	if (granted(pid)) {
+		/* A dup shares the offset: start over. */
+		fd = fcntl(grant->maps_fd, F_DUPFD_CLOEXEC, 0);
+		if (fd >= 0 && lseek(fd, 0, SEEK_SET) < 0) {
+			close(fd);
+			fd = -1;
+		}
+	} else {
+		snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+int proc__open_root(int pid)
+{
+	char path[64];
+	int fd;
+
+	if (granted(pid))
+		fd = fcntl(grant->root_fd, F_DUPFD_CLOEXEC, 0);
+	else {
+		snprintf(path, sizeof(path), "/proc/%d/root", pid);
+		fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	return fd < 0 ? -errno : fd;
+}
 
 int proc__comm(int pid, int tid, char comm[PROC_COMM_LEN])
 {
@@ -39,6 +90,10 @@ int proc__exe(int pid, char **ret_path)
 	char link[64], buf[PATH_MAX];
 	ssize_t n;
 
+	if (granted(pid)) {
+		*ret_path = strdup(grant->exe);
+		return *ret_path ? 0 : -ENOMEM;
+	}
 	snprintf(link, sizeof(link), "/proc/%d/exe", pid);
 	n = readlink(link, buf, sizeof(buf) - 1);
 	/* A user process has an executable until it exits: no link is a process exiting. */
@@ -101,6 +156,8 @@ int proc__read(int pid, uint64_t addr, void *buf, size_t len)
 {
 	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
 
+	if (granted(pid))
+		return pread(grant->mem_fd, buf, len, (off_t)addr) == (ssize_t)len ? 0 : -EFAULT;
 	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
 }
 
@@ -130,15 +187,21 @@ bool proc__parse_maps_line(char *line, struct proc_mapping *ret)
 
 int proc__maps_lines(int pid, int (*cb)(const char *line, void *ctx), void *ctx)
 {
-	char path[64], *line = NULL;
+	char *line = NULL;
 	size_t cap = 0;
-	int ret = 0;
+	int ret = 0, fd;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
+	/* A granted maps descriptor reads the maps of now again from offset 0. */
+	fd = proc__open_maps(pid);
+	if (fd < 0)
+		return fd;
+	f = fdopen(fd, "re");
+	if (!f) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
 	while (!ret && getline(&line, &cap, f) > 0)
 		ret = cb(line, ctx);
 	free(line);
@@ -244,7 +307,20 @@ int proc__root_path(int pid, const char *path, char *buf, size_t len)
 	static const char deleted[] = " (deleted)";
 	size_t plen = strlen(path), dlen = strlen(deleted);
 	struct map_files_ctx f = { path, 0, 0 };
+	const struct proc_grant *g = granted(pid);
+	size_t i;
 	int n, ret;
+
+	/* Granted: the object the helper opened, else the path under the root it opened. */
+	for (i = 0; g && i < g->nobjects; i++)
+		if (!strcmp(g->paths[i], path)) {
+			n = snprintf(buf, len, "/proc/self/fd/%d", g->fds[i]);
+			return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+		}
+	if (g) {
+		n = snprintf(buf, len, "/proc/self/fd/%d%s", g->root_fd, path);
+		return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+	}
 
 	/*
 	 * A file replaced or removed since the target mapped it (a package upgrade replaces

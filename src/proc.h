@@ -29,6 +29,28 @@ bool proc__alive(int pid);
 /* Reads len bytes of process pid at addr (process_vm_readv): 0, or -EFAULT if not all of them. */
 int proc__read(int pid, uint64_t addr, void *buf, size_t len);
 
+/*
+ * What the attach helper opened for the unprivileged daemon: one process's /proc/PID/maps,
+ * /proc/PID/mem and /proc/PID/root, and its mapped objects, as file descriptors (the kernel
+ * checks access when they are opened, not when they are read). While it is in use, every
+ * proc__ function below reads that process through them instead of /proc/PID.
+ */
+struct proc_grant {
+	int pid;
+	int maps_fd, mem_fd, root_fd;
+	const char *exe;
+	size_t nobjects;
+	char **paths; /* as the target's maps name them */
+	int *fds;
+};
+
+/* Reads pid through g until the next call (NULL: through /proc again); g must outlive it. */
+void proc__use_grant(const struct proc_grant *g);
+bool proc__granted(int pid);
+/* A new descriptor of pid's /proc/PID/maps, and of its root directory (O_PATH); -errno. */
+int proc__open_maps(int pid);
+int proc__open_root(int pid);
+
 typedef int (*proc_mapping_cb)(const struct proc_mapping *m, void *ctx);
 /* Walks file-backed mappings; a nonzero cb return stops the walk and is returned. */
 int proc__mappings(int pid, proc_mapping_cb cb, void *ctx);

@@ -148,6 +148,8 @@ struct process *process_table__fork(struct process_table *pt, const struct proce
 	if (!p)
 		return NULL;
 	p->parent = parent->pid;
+	/* Children are the helper's to attach (daemon mode): the daemon waits for its word. */
+	p->attach_pending = true;
 	p->start_ns = ts;
 	p->exec_ns = ts;
 	/* Labels are best effort: a child without them is still traced. */

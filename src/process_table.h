@@ -72,6 +72,7 @@ struct process {
 	bool fork_window_open;	      /* the count may still grow */
 	uint64_t fork_window_live_ns; /* its probes are live (the helper said), 0 before */
 	uint32_t probes_attached;
+	bool attach_pending; /* begun by the helper (exec, fork), its word not yet taken */
 	/* The allocator that serves malloc (src/alloc_plan.c); family NULL before attach. */
 	struct {
 		const char *family;   /* static: the family's name */

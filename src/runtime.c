@@ -66,6 +66,12 @@ static bool wanted(const struct runtime *r, const char *requested, enum runtime_
 
 int runtime__attach_all(const struct runtime_ctx *ctx, struct process *p, const char *requested)
 {
+	return runtime__attach_some(ctx, p, requested, ~0u);
+}
+
+int runtime__attach_some(const struct runtime_ctx *ctx, struct process *p, const char *requested,
+			 uint32_t mask)
+{
 	const struct runtime *r, *base;
 	enum runtime_want want;
 	char msg[512];
@@ -74,7 +80,7 @@ int runtime__attach_all(const struct runtime_ctx *ctx, struct process *p, const 
 
 	for (i = 0; i < nruntimes; i++) {
 		r = runtimes[i];
-		if (!wanted(r, requested, &want))
+		if (!(mask & (1u << i)) || !wanted(r, requested, &want))
 			continue;
 		/* A runtime on top of another is looked for only where that one is. */
 		base = r->needs ? runtime__find(r->needs) : NULL;

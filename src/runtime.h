@@ -84,7 +84,11 @@ struct runtime {
 	bool (*section)(const struct process *p, struct runtime_section *ret);
 	/* Where the attach found it, for the "attached" line ("tokio in '/bin/x'"); 0 or -ENOENT. */
 	int (*describe)(const struct process *p, char *buf, size_t len);
-	/* Attached by the watcher: what its copy of p learnt, and the daemon taking it. */
+	/*
+	 * Attached by the watcher for a late library: what its copy of p learnt, and the daemon
+	 * taking it. (A process the helper attaches whole is read again by the daemon instead,
+	 * through the helper's descriptors: runtime__attach_some with a ctx that attaches nothing.)
+	 */
 	void (*late_export)(const struct process *p, uint64_t data[2]);
 	void (*late_import)(struct process *p, const uint64_t data[2]);
 };
@@ -103,6 +107,9 @@ void runtime__names(char *buf, size_t len, const char *sep);
  * Returns 0, -EOPNOTSUPP without uprobe_multi, or -errno after logging what failed.
  */
 int runtime__attach_all(const struct runtime_ctx *ctx, struct process *p, const char *requested);
+/* The same for the rows of mask only (bit i: runtimes[i]). */
+int runtime__attach_some(const struct runtime_ctx *ctx, struct process *p, const char *requested,
+			 uint32_t mask);
 
 /*
  * Attaches a runtime's plan to p (for the rows); on failure msg says what failed, or that p

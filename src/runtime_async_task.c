@@ -908,16 +908,13 @@ static void scan_buffer(struct scan *s, uint64_t addr, size_t len)
 
 static int scan_range(struct scan *s, int pid, uint64_t start, uint64_t end)
 {
-	struct iovec local, remote;
 	uint64_t addr;
 	size_t len;
 
 	for (addr = start; addr < end; addr += len) {
 		len = end - addr < SCAN_CHUNK ? (size_t)(end - addr) : SCAN_CHUNK;
-		local = (struct iovec){ s->buf, len };
-		remote = (struct iovec){ (void *)(uintptr_t)addr, len };
 		/* Pages can vanish under us (munmap): skip what cannot be read. */
-		if (process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len) {
+		if (!proc__read(pid, addr, s->buf, len)) {
 			s->bytes += len;
 			scan_buffer(s, addr, len);
 		}

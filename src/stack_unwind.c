@@ -9,6 +9,7 @@
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <libiberty/demangle.h>
+#include "proc.h"
 #include "stack_unwind.h"
 
 /*
@@ -57,8 +58,7 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_A
 	char path[4096];
 	int fd;
 
-	if (u && name[0] == '/' &&
-	    snprintf(path, sizeof(path), "/proc/%d/root%s", u->pid, name) < (int)sizeof(path)) {
+	if (u && name[0] == '/' && !proc__root_path(u->pid, name, path, sizeof(path))) {
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {
 			*file_name = strdup(path);
@@ -66,6 +66,27 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_A
 		}
 	}
 	return dwfl_linux_proc_find_elf(mod, userdata, name, base, file_name, elfp);
+}
+
+/* Granted by the attach helper (proc.h): its maps descriptor, the daemon may not read /proc. */
+static int report_maps(Dwfl *dwfl, int pid)
+{
+	FILE *f;
+	int fd, err;
+
+	if (!proc__granted(pid))
+		return dwfl_linux_proc_report(dwfl, pid);
+	fd = proc__open_maps(pid);
+	if (fd < 0)
+		return -fd;
+	f = fdopen(fd, "re");
+	if (!f) {
+		close(fd);
+		return ENOMEM;
+	}
+	err = dwfl_linux_proc_maps_report(dwfl, f);
+	fclose(f);
+	return err;
 }
 
 static int set_userdata(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr start,
@@ -175,7 +196,7 @@ struct stack_unwinder *stack_unwinder__new(int pid, const char *debug_dir)
 	if (!u->self || !u->dwfl)
 		goto fail;
 	dwfl_report_begin(u->dwfl);
-	err = dwfl_linux_proc_report(u->dwfl, pid);
+	err = report_maps(u->dwfl, pid);
 	if (err || dwfl_report_end(u->dwfl, NULL, NULL)) {
 		err = err > 0 ? err : ESRCH;
 		goto fail;

@@ -6,6 +6,7 @@
 #include "memscoped/events.h"
 #include "folded.h"
 #include "pprof.h"
+#include "proc.h"
 #include "stacks.h"
 #include "stack_unwind.h"
 
@@ -73,7 +74,15 @@ void stacks__free(struct stacks *s)
 int stacks__add_process(struct stacks *s, uint32_t pid)
 {
 	struct stack_unwinder *u;
+	size_t i;
 
+	/* The same pid's old image (exec), and the dead, give their place to the new. */
+	for (i = s->n; i-- > 0;)
+		if (s->pids[i] == pid || !proc__alive((int)s->pids[i])) {
+			stack_unwinder__free(s->unwinders[i]);
+			s->pids[i] = s->pids[--s->n];
+			s->unwinders[i] = s->unwinders[s->n];
+		}
 	if (s->n == MS_MAX_TARGETS)
 		return -ENOSPC;
 	u = stack_unwinder__new((int)pid, s->debug_dir);

@@ -29,6 +29,8 @@
 #include "runtime.h"
 #include "selector.h"
 #include "watcher.h"
+#include "watcher_grant.h"
+#include "watcher_msg.h"
 
 #ifndef CAP_PERFMON
 #define CAP_PERFMON 38
@@ -41,38 +43,12 @@
 #endif
 
 #define WATCH_PERIOD_MS 1000
-/* Forked children's messages kept until the daemon drained their fork events. */
-#define WATCH_LATE_MAX 32
 /* What attaching needs; CAP_SYS_ADMIN stands in for CAP_BPF/CAP_PERFMON on older kernels,
  * CAP_CHECKPOINT_RESTORE opens /proc/PID/map_files. */
 #define WATCH_CAPS                                                              \
 	((1ull << CAP_BPF) | (1ull << CAP_PERFMON) | (1ull << CAP_SYS_PTRACE) | \
 	 (1ull << CAP_SYS_ADMIN) | (1ull << CAP_DAC_READ_SEARCH) |              \
 	 (1ull << CAP_CHECKPOINT_RESTORE))
-
-enum watch_kind {
-	WATCH_LIBRARY,	/* a runtime's library loaded later: links attached */
-	WATCH_BEGIN,	/* a selected process: tracing begins at its exec */
-	WATCH_ATTACHED, /* a process's allocator probes are live */
-	WATCH_FAILED,	/* a selected process could not be attached: text says why */
-};
-
-struct watch_msg {
-	uint32_t kind;
-	uint32_t pid;
-	uint32_t runtime; /* LIBRARY: index in runtimes[] */
-	uint32_t parent;  /* ATTACHED: the target it was forked from, 0 for an exec */
-	uint64_t data[2]; /* LIBRARY: what the runtime's late_export said */
-	uint64_t nprobes;
-	uint64_t exec_ns; /* BEGIN, ATTACHED: the exec (fork) event's time */
-	uint64_t live_ns; /* ATTACHED: its probes are live */
-	uint32_t functions;
-	uint32_t window_lost; /* ATTACHED: a forked child lost a breakpoint before its probe */
-	char family[32];
-	char object[PATH_MAX];
-	char text[1536];	 /* ATTACHED: the allocator's description; FAILED: why */
-	struct proc_identity id; /* BEGIN */
-};
 
 /* A target the helper attached: its links are the helper's, closed at its exit or exec. */
 struct helper_target {
@@ -95,10 +71,22 @@ struct watcher {
 	size_t ntargets, targets_cap;
 	uint64_t missed;	 /* selected processes not attached: --max-targets, or gone */
 	uint64_t gone_unmatched; /* processes gone before the selectors could see them */
-	/* In the daemon: ATTACHED messages of forked children whose fork event is not drained. */
-	struct watch_msg *late[WATCH_LATE_MAX];
-	size_t nlate;
+	struct watcher_images images;
+	/* In the daemon only. */
+	struct proc_grant *incoming; /* the descriptors of the process being attached */
+	struct deferred *deferred;   /* the helper's word on forks not decoded yet */
+	size_t ndeferred;
 };
+
+/* The helper's word on a child whose fork the daemon has not decoded yet. */
+struct deferred {
+	struct watch_msg *m;
+	struct proc_grant *grant;
+};
+
+#define MAX_DEFERRED 16
+/* How long the daemon waits for the helper's word on a process whose events it holds. */
+#define AWAIT_MS 2000
 
 /* Watched: a runtime whose library may be loaded later (dlopen). */
 static bool watched(const struct runtime *r)
@@ -245,6 +233,13 @@ static int attach_allocator(struct watcher *w, struct helper_target *t, struct w
 		snprintf(m->text, sizeof(m->text), "failed to add target: %s", strerror(-err));
 	}
 	/*
+	 * Runtimes first: reading their objects is the long part, and the daemon holds the
+	 * target's events from the first probe live until ATTACHED (watcher__before_event).
+	 */
+	if (!err)
+		m->runtime = watcher_grant__runtimes(&w->images, &w->ctx, w->cfg.runtime, t->pid,
+						     &t->links);
+	/*
 	 * A breakpoint taken out of a forked child before now: its calls since were neither seen
 	 * nor counted. Its own probes (return probes first) put it back and keep it.
 	 */
@@ -279,6 +274,8 @@ static void begin_target(struct watcher *w, uint32_t pid, uint32_t parent, uint6
 
 	if (!m)
 		return;
+	m->parent = parent;
+	m->exec_ns = ts;
 	t = helper_target(w, pid);
 	if (t)
 		drop_target(w, t, true); /* its old image's probes go before the new image's */
@@ -322,6 +319,12 @@ static void begin_target(struct watcher *w, uint32_t pid, uint32_t parent, uint6
 	err = attach_allocator(w, t, m);
 	if (!err && !proc__alive((int)pid))
 		err = -ESRCH;
+	if (!err && (m->runtime || w->cfg.grant)) {
+		m->nprobes = t->links.nprobes;
+		err = watcher_grant__send(w->fd, pid);
+		if (err == -ESRCH)
+			err = 0; /* exited: ATTACHED without descriptors, the daemon reads none */
+	}
 	if (err) {
 		if (err == -ESRCH || !proc__alive((int)pid))
 			snprintf(m->text, sizeof(m->text), "exited during attach");
@@ -547,78 +550,133 @@ static void begin_record(struct watcher *w, const struct watch_msg *m)
 	p->ns_pid = m->id.ns_pid;
 	p->exec_ns = m->exec_ns;
 	p->start_ns = m->exec_ns;
+	p->attach_pending = true;
 }
 
-/* The child of m: its record begins at its parent's fork event. */
-static struct process *forked_record(struct watcher *w, const struct watch_msg *m)
+/* The record ATTACHED or FAILED is about: the process the helper began, not an older one. */
+static struct process *awaiting(struct watcher *w, const struct watch_msg *m)
 {
 	struct process *p = process_table__find(w->procs, m->pid);
 
-	return p && p->parent == m->parent && !p->fork_window_live_ns ? p : NULL;
+	/* Begun by the helper (exec, fork) and not attached yet, even if the daemon gave up. */
+	if (!p || p->exited || p->execed || !p->exec_ns || p->probes_attached)
+		return NULL;
+	return !m->parent || p->parent == m->parent ? p : NULL;
 }
 
-static void apply_attached(struct process *p, const struct watch_msg *m)
+static void attached_record(struct watcher *w, const struct watch_msg *m, struct proc_grant *g)
 {
+	struct process *p = awaiting(w, m);
 	const struct alloc_family *f = alloc_family__find(m->family);
-
-	if (m->parent) {
-		p->fork_window_live_ns = m->live_ns;
-		p->fork_window_uncounted |= m->window_lost != 0;
-	}
-	if (p->exited || p->execed)
-		return;
-	p->probes_attached = (uint32_t)m->nprobes;
-	p->attach_latency_ns = m->live_ns > m->exec_ns ? m->live_ns - m->exec_ns : 0;
-	p->allocator.family = f ? f->name : NULL;
-	free(p->allocator.object);
-	p->allocator.object = strdup(m->object);
-	p->allocator.functions = m->functions;
-	free(p->allocator.probed);
-	p->allocator.probed = strdup(m->text);
-	if (proc__cpu_seconds((int)p->pid, &p->allocator.cpu_at_attach))
-		p->allocator.cpu_at_attach = 0;
-}
-
-static void attached_record(struct watcher *w, const struct watch_msg *m)
-{
-	struct process *p = m->parent ? forked_record(w, m) : process_table__find(w->procs, m->pid);
+	char rt[PATH_MAX + 32], found[2 * PATH_MAX] = "";
+	size_t i;
 
 	w->ctx.log("pid %u: allocator %s", m->pid, m->text);
-	w->ctx.log("attached %" PRIu64 " probes to pid %u (allocator in '%s')%s", m->nprobes,
-		   m->pid, m->object, m->parent ? " (forked)" : "");
 	if (p) {
-		apply_attached(p, m);
-		return;
+		if (m->parent) {
+			p->fork_window_live_ns = m->live_ns;
+			p->fork_window_uncounted |= m->window_lost != 0;
+		}
+		p->attach_pending = false;
+		p->probes_attached = (uint32_t)m->nprobes;
+		p->attach_latency_ns = m->live_ns > m->exec_ns ? m->live_ns - m->exec_ns : 0;
+		p->allocator.family = f ? f->name : NULL;
+		free(p->allocator.object);
+		p->allocator.object = strdup(m->object);
+		p->allocator.functions = m->functions;
+		free(p->allocator.probed);
+		p->allocator.probed = strdup(m->text);
+		if (proc__cpu_seconds((int)p->pid, &p->allocator.cpu_at_attach))
+			p->allocator.cpu_at_attach = 0;
+		/* Its runtimes and the rest, read through the helper's descriptors. */
+		if (g && g->pid == (int)p->pid && w->cfg.attached) {
+			proc__use_grant(g);
+			w->cfg.attached(w->cfg.attached_ctx, p, m->runtime);
+			proc__use_grant(NULL);
+		}
+		for (i = 0; i < nruntimes; i++)
+			if (runtimes[i]->describe && !runtimes[i]->describe(p, rt, sizeof(rt)))
+				snprintf(found + strlen(found), sizeof(found) - strlen(found),
+					 ", %s", rt);
 	}
-	/* Its fork event is still in the ring: kept until drained (the oldest goes if full). */
-	if (!m->parent)
-		return;
-	if (w->nlate == WATCH_LATE_MAX) {
-		free(w->late[0]);
-		memmove(w->late, w->late + 1, (WATCH_LATE_MAX - 1) * sizeof(w->late[0]));
-		w->nlate--;
-	}
-	w->late[w->nlate] = malloc(sizeof(*m));
-	if (w->late[w->nlate])
-		memcpy(w->late[w->nlate++], m, sizeof(*m));
+	w->ctx.log("attached %" PRIu64 " probes to pid %u (allocator in '%s'%s)%s", m->nprobes,
+		   m->pid, m->object, found, m->parent ? " (forked)" : "");
 }
 
-/* The kept messages whose children's records exist now. */
-static void apply_late(struct watcher *w)
+static void failed_record(struct watcher *w, const struct watch_msg *m)
 {
-	struct process *p;
-	size_t i, j;
+	struct process *p = awaiting(w, m);
 
-	for (i = j = 0; i < w->nlate; i++) {
-		p = forked_record(w, w->late[i]);
-		if (p) {
-			apply_attached(p, w->late[i]);
-			free(w->late[i]);
-		} else {
-			w->late[j++] = w->late[i];
+	w->missed++;
+	w->ctx.log("pid %u: %s", m->pid, m->text);
+	if (!p)
+		p = process_table__find(w->procs, m->pid);
+	if (p && p->attach_pending)
+		p->attach_pending = false;
+	if (p && !p->exited && !p->execed && p->exec_ns) {
+		p->exited = true;
+		p->ended_ns = m->exec_ns;
+	}
+}
+
+static void deferred_drop(struct watcher *w, size_t i)
+{
+	free(w->deferred[i].m);
+	watcher_grant__free(w->deferred[i].grant);
+	w->deferred[i] = w->deferred[--w->ndeferred];
+}
+
+/*
+ * ATTACHED or FAILED: applied now, or kept for a child whose fork the daemon has not decoded
+ * yet (the fork is in the parent's events, the word on the child may come first).
+ */
+static void helper_word(struct watcher *w, const struct watch_msg *m)
+{
+	struct proc_grant *g = w->incoming && w->incoming->pid == (int)m->pid ? w->incoming : NULL;
+	struct deferred *d;
+
+	if (g)
+		w->incoming = NULL;
+	if (m->parent && !awaiting(w, m)) {
+		if (w->ndeferred == MAX_DEFERRED)
+			deferred_drop(w, 0);
+		d = w->deferred ? w->deferred : calloc(MAX_DEFERRED, sizeof(*d));
+		w->deferred = d;
+		if (d && (d[w->ndeferred].m = malloc(sizeof(*m)))) {
+			d += w->ndeferred;
+			memcpy(d->m, m, sizeof(*m));
+			d->grant = g;
+			w->ndeferred++;
+			return;
 		}
 	}
-	w->nlate = j;
+	if (m->kind == WATCH_ATTACHED)
+		attached_record(w, m, g);
+	else
+		failed_record(w, m);
+	watcher_grant__free(g);
+}
+
+/* The word kept for p's fork, if it came: applied. */
+static bool take_deferred(struct watcher *w, struct process *p)
+{
+	struct deferred d;
+	size_t i;
+
+	for (i = 0; i < w->ndeferred; i++) {
+		if (w->deferred[i].m->pid != p->pid || w->deferred[i].m->parent != p->parent)
+			continue;
+		d = w->deferred[i];
+		w->deferred[i] = w->deferred[--w->ndeferred];
+		if (d.m->kind == WATCH_ATTACHED)
+			attached_record(w, d.m, d.grant);
+		else
+			failed_record(w, d.m);
+		free(d.m);
+		watcher_grant__free(d.grant);
+		return true;
+	}
+	return false;
 }
 
 static void library_attached(struct watcher *w, struct attachment *links, const struct watch_msg *m,
@@ -644,13 +702,9 @@ static void library_attached(struct watcher *w, struct attachment *links, const 
 void watcher__receive(struct watcher *w, struct attachment *links)
 {
 	struct watch_msg *m;
-	struct process *p;
 	int fds[FD_PASS_MAX], n;
 
-	if (!w)
-		return;
-	apply_late(w);
-	if (w->fd < 0)
+	if (!w || w->fd < 0)
 		return;
 	m = malloc(sizeof(*m));
 	while (m && w->fd >= 0) {
@@ -674,20 +728,47 @@ void watcher__receive(struct watcher *w, struct attachment *links)
 			begin_record(w, m);
 			break;
 		case WATCH_ATTACHED:
-			attached_record(w, m);
-			break;
 		case WATCH_FAILED:
-			w->missed++;
-			w->ctx.log("pid %u: %s", m->pid, m->text);
-			p = process_table__find(w->procs, m->pid);
-			if (p && !p->exited && !p->execed && p->exec_ns) {
-				p->exited = true;
-				p->ended_ns = m->exec_ns;
-			}
+			helper_word(w, m);
+			break;
+		case WATCH_GRANT:
+			watcher_grant__free(w->incoming);
+			w->incoming = watcher_grant__begin(m, fds, n);
+			break;
+		case WATCH_OBJECTS:
+			watcher_grant__objects(w->incoming, m, fds, n);
+			break;
+		default:
+			while (n > 0)
+				close(fds[--n]);
 			break;
 		}
 	}
 	free(m);
+}
+
+/*
+ * An event of a process the helper is attaching: its probes are live, so its word (and its
+ * runtimes) is on the way. Waits for it, so that no event of the process is decoded before
+ * the daemon has its runtimes and its attach scan; the helper sends it within its attach.
+ */
+static void await_attached(struct watcher *w, struct attachment *links, struct process *p)
+{
+	struct pollfd pfd = { .fd = w->fd, .events = POLLIN };
+
+	while (p->attach_pending && !take_deferred(w, p)) {
+		pfd.fd = w->fd;
+		if (w->fd < 0 || poll(&pfd, 1, AWAIT_MS) <= 0) {
+			/* No word yet (a lost process event, or a slow helper): said, not waited on. */
+			p->attach_pending = false;
+			w->ctx.log(
+				"pid %u: no word from the attach helper within %d ms: its events "
+				"are decoded without its runtimes until it comes",
+				p->pid, AWAIT_MS);
+			break;
+		}
+		watcher__receive(w, links);
+	}
 }
 
 void watcher__before_event(struct watcher *w, struct attachment *links, const struct ms_event *e)
@@ -701,15 +782,18 @@ void watcher__before_event(struct watcher *w, struct attachment *links, const st
 	/* A process the helper began to trace: its record is waiting. */
 	if (!p || p->execed || p->exited) {
 		watcher__receive(w, links);
-		return;
+		p = process_table__find(w->procs, e->pid);
+	} else {
+		for (i = 0; i < nruntimes; i++) {
+			if (!watched(runtimes[i]) || !runtimes[i]->owns || !runtimes[i]->owns(e))
+				continue;
+			if (!runtimes[i]->attached(p))
+				watcher__receive(w, links);
+			break;
+		}
 	}
-	for (i = 0; i < nruntimes; i++) {
-		if (!watched(runtimes[i]) || !runtimes[i]->owns || !runtimes[i]->owns(e))
-			continue;
-		if (!runtimes[i]->attached(p))
-			watcher__receive(w, links);
-		return;
-	}
+	if (p && p->attach_pending && !p->execed && !p->exited)
+		await_attached(w, links, p);
 }
 
 uint64_t watcher__missed(const struct watcher *w)
@@ -726,7 +810,9 @@ void watcher__stop(struct watcher *w)
 	if (w->pid > 0)
 		while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
 			;
-	while (w->nlate > 0)
-		free(w->late[--w->nlate]);
+	while (w->ndeferred)
+		deferred_drop(w, 0);
+	free(w->deferred);
+	watcher_grant__free(w->incoming);
 	free(w);
 }

@@ -16,6 +16,7 @@
 
 struct attachment;
 struct ms_event;
+struct process;
 struct process_table;
 struct runtime_ctx;
 struct selector;
@@ -28,7 +29,16 @@ struct watcher_config {
 	int proc_ring_fd;		 /* the proc_events ring (execs, forks), or -1 */
 	int targets_fd;			 /* the targets map */
 	const char *allocator;		 /* --allocator */
+	const char *runtime;		 /* --runtime: what it attaches to selected processes */
 	size_t max_targets;		 /* targets it attaches at once */
+	bool grant;			 /* pass descriptors even without runtimes (stacks) */
+	/*
+	 * In the daemon, for each process the helper attached, while the helper's descriptors of
+	 * it are in use (proc__use_grant): the daemon takes the runtimes of mask (bits of
+	 * runtimes[]) as the helper found them, and what else reads the process.
+	 */
+	void (*attached)(void *ctx, struct process *p, uint32_t mask);
+	void *attached_ctx;
 };
 
 /*

@@ -4,7 +4,8 @@
 1. Latency: memscoped --comm '^NAME$'; DAEMON_EXECS (default 100) runs of a copy of
    daemon_worker named NAME, one after the other, each ended once attached. The report's
    attach_latency_seconds (the exec tracepoint's time to the helper's last link) per instance:
-   p50, p99, max.
+   p50, p99, max. Then the same for DAEMON_TOKIO_EXECS (default 20) runs of the tokio target
+   (release), whose runtime the helper attaches too.
 2. Churn: DAEMON_CHURN_RATE (default 100) matching short-lived processes a second for
    DAEMON_CHURN_SECONDS (default 60) with --forget-after 5, so forgotten targets are compacted
    during the run: memscoped's VmRSS (daemon + helper) every 10 s, its slope from 10 s to the
@@ -35,6 +36,8 @@ BUILD = os.environ.get("BUILD", "build")
 MEMSCOPED = os.path.join(BUILD, "memscoped")
 WORKER = os.path.join(BUILD, "targets", "daemon_worker")
 EXECS = int(os.environ.get("DAEMON_EXECS", "100"))
+TOKIO = os.path.join(BUILD, "tokio-out", "tokio-target-release")
+TOKIO_EXECS = int(os.environ.get("DAEMON_TOKIO_EXECS", "20"))
 RATE = int(os.environ.get("DAEMON_CHURN_RATE", "100"))
 CHURN = int(os.environ.get("DAEMON_CHURN_SECONDS", "60"))
 CHURN_WHOLE = int(os.environ.get("DAEMON_CHURN_WHOLE_SECONDS", "20"))
@@ -90,13 +93,13 @@ def said(err, text):
         return f.read().count(text)
 
 
-def latency(d):
+def latency(d, source=WORKER, args=("once",), execs=EXECS, what="exec -> probes live"):
     name = f"mdlat{os.getpid() % 100000}"
     exe = os.path.join(d, name)
-    shutil.copy(WORKER, exe)
+    shutil.copy(source, exe)
     ms, err, report = start(name, d)
-    for _ in range(EXECS):
-        t = subprocess.Popen([exe, "once"], stdout=subprocess.PIPE, text=True)
+    for _ in range(execs):
+        t = subprocess.Popen([exe, *args], stdout=subprocess.PIPE, text=True)
         t.stdout.readline()
         deadline = time.monotonic() + 5
         while said(err, f"probes to pid {t.pid} ") == 0 and time.monotonic() < deadline:
@@ -109,7 +112,7 @@ def latency(d):
         lat = sorted(p["attach_latency_seconds"] * 1e3 for p in json.load(f)["processes"]
                      if "attach_latency_seconds" in p)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-    print(f"exec -> probes live: {len(lat)}/{EXECS} attached, p50 {statistics.median(lat):.1f} ms,"
+    print(f"{what}: {len(lat)}/{execs} attached, p50 {statistics.median(lat):.1f} ms,"
           f" p99 {p99:.1f} ms, max {lat[-1]:.1f} ms")
 
 
@@ -280,9 +283,14 @@ def fork_window_cost(d):
 def main():
     if os.geteuid() != 0:
         sys.exit("daemon.py needs root")
-    # Arguments pick parts (latency, fork_window, fork_window_cost, idle, churn, churn_whole);
-    # none: all of them.
-    parts = {"latency": latency, "fork_window": fork_window,
+    def latency_tokio(d):
+        # The allocator and tokio (35 poll copies) read by the helper, then by the daemon.
+        latency(d, TOKIO, ("leak", "--go-file", os.path.join(d, "never")), TOKIO_EXECS,
+                "exec -> probes live, tokio target (allocator and runtime)")
+
+    # Arguments pick parts (latency, latency_tokio, fork_window, fork_window_cost, idle, churn,
+    # churn_whole); none: all of them.
+    parts = {"latency": latency, "latency_tokio": latency_tokio, "fork_window": fork_window,
              "fork_window_cost": fork_window_cost, "idle": idle, "churn": churn_bounded,
              "churn_whole": churn_unbounded}
     for name in sys.argv[1:] or list(parts):
