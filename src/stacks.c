@@ -76,9 +76,13 @@ int stacks__add_process(struct stacks *s, uint32_t pid)
 	struct stack_unwinder *u;
 	size_t i;
 
-	/* The same pid's old image (exec), and the dead, give their place to the new. */
+	/*
+	 * The same pid's old image (exec), and the dead, give their place to the new, once their
+	 * frames are named: later they would be named against the new image, or not at all.
+	 */
 	for (i = s->n; i-- > 0;)
 		if (s->pids[i] == pid || !proc__alive((int)s->pids[i])) {
+			stacks__name_frames(s);
 			stack_unwinder__free(s->unwinders[i]);
 			s->pids[i] = s->pids[--s->n];
 			s->unwinders[i] = s->unwinders[s->n];

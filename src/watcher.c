@@ -71,6 +71,8 @@ struct watcher {
 	size_t ntargets, targets_cap;
 	uint64_t missed;	 /* selected processes not attached: --max-targets, or gone */
 	uint64_t gone_unmatched; /* processes gone before the selectors could see them */
+	int *initial_pidfds;	 /* of the daemon's targets at start (procs' first ninitial) */
+	size_t ninitial;
 	struct watcher_images images;
 	/* In the daemon only. */
 	struct proc_grant *incoming; /* the descriptors of the process being attached */
@@ -82,6 +84,7 @@ struct watcher {
 struct deferred {
 	struct watch_msg *m;
 	struct proc_grant *grant;
+	uint64_t since; /* kept at most AWAIT_MS: its fork event may have been lost */
 };
 
 #define MAX_DEFERRED 16
@@ -321,7 +324,7 @@ static void begin_target(struct watcher *w, uint32_t pid, uint32_t parent, uint6
 		err = -ESRCH;
 	if (!err && (m->runtime || w->cfg.grant)) {
 		m->nprobes = t->links.nprobes;
-		err = watcher_grant__send(w->fd, pid);
+		err = watcher_grant__send(w->fd, pid, t->pidfd);
 		if (err == -ESRCH)
 			err = 0; /* exited: ATTACHED without descriptors, the daemon reads none */
 	}
@@ -366,12 +369,22 @@ static bool chosen(struct watcher *w, uint32_t pid, const char *comm)
 	return match;
 }
 
-/* A process the daemon traces from the start (--pid): its probes are the daemon's. */
+/*
+ * A process the daemon traces from the start (--pid): its probes are the daemon's. Still that
+ * process, not a later one given its pid (its pidfd says).
+ */
 static bool initial_target(struct watcher *w, uint32_t pid)
 {
-	struct process *p = process_table__find(w->procs, pid);
+	struct process *p;
+	size_t i;
 
-	return p && !p->execed;
+	for (i = 0; i < w->ninitial; i++) {
+		p = process_table__at(w->procs, i);
+		if (p->pid == pid)
+			return !p->execed && w->initial_pidfds[i] >= 0 &&
+			       !syscall(SYS_pidfd_send_signal, w->initial_pidfds[i], 0, NULL, 0);
+	}
+	return false;
 }
 
 static int on_proc_event(void *ctx, void *data, size_t len)
@@ -391,8 +404,13 @@ static int on_proc_event(void *ctx, void *data, size_t len)
 	/* An exec from before the helper found the process at start is its current image. */
 	if (t && e->ts <= t->since)
 		return 0;
+	/*
+	 * Only a child of a process the helper chose or the daemon was given at start: the
+	 * daemon can write the targets map, so a fork event alone proves nothing.
+	 */
 	if (e->type == MS_PROC_FORK) {
-		begin_target(w, e->pid, e->parent, e->ts);
+		if (helper_target(w, e->parent) || initial_target(w, e->parent))
+			begin_target(w, e->pid, e->parent, e->ts);
 		return 0;
 	}
 	if (initial_target(w, e->pid)) {
@@ -427,15 +445,30 @@ static void select_running(struct watcher *w)
 	closedir(dir);
 }
 
-/* Targets that exited leave the map and give their links back. */
-static void reap_targets(struct watcher *w)
+static bool target_gone(const struct helper_target *t)
 {
+	return !proc__alive((int)t->pid) ||
+	       (t->pidfd >= 0 && syscall(SYS_pidfd_send_signal, t->pidfd, 0, NULL, 0));
+}
+
+/* Targets that exited leave the map and give their links back. */
+static void reap_targets(struct watcher *w, struct ring_buffer *rb)
+{
+	bool gone = false;
 	size_t i;
 
+	for (i = 0; i < w->ntargets && !gone; i++)
+		gone = target_gone(&w->targets[i]);
+	if (!gone)
+		return;
+	/*
+	 * A target forks before it dies: its children's fork events, in the ring since, are
+	 * read while it still counts as their parent.
+	 */
+	if (rb)
+		ring_buffer__consume(rb);
 	for (i = w->ntargets; i-- > 0;)
-		if (!proc__alive((int)w->targets[i].pid) ||
-		    (w->targets[i].pidfd >= 0 &&
-		     syscall(SYS_pidfd_send_signal, w->targets[i].pidfd, 0, NULL, 0)))
+		if (target_gone(&w->targets[i]))
 			drop_target(w, &w->targets[i], false);
 }
 
@@ -470,6 +503,8 @@ static void watch(struct watcher *w, pid_t daemon_pid)
 		pfd[1].fd = ring_buffer__epoll_fd(rb);
 		pfd[1].events = POLLIN;
 	}
+	w->initial_pidfds = pidfds;
+	w->ninitial = n;
 	select_running(w);
 	next_tick = now_ns();
 	/* The daemon never writes: readable means it closed its end or is gone. */
@@ -482,7 +517,7 @@ static void watch(struct watcher *w, pid_t daemon_pid)
 		if (now_ns() < next_tick)
 			continue;
 		next_tick = now_ns() + WATCH_PERIOD_MS * 1000000ull;
-		reap_targets(w);
+		reap_targets(w, rb);
 		for (i = 0; i < n && w->cfg.watch_libraries; i++) {
 			p = process_table__at(w->procs, i);
 			if (p->execed || pidfds[i] < 0 ||
@@ -621,6 +656,9 @@ static void failed_record(struct watcher *w, const struct watch_msg *m)
 
 static void deferred_drop(struct watcher *w, size_t i)
 {
+	/* A process the helper could not attach is missed, whether its record came or not. */
+	if (w->deferred[i].m->kind == WATCH_FAILED)
+		w->missed++;
 	free(w->deferred[i].m);
 	watcher_grant__free(w->deferred[i].grant);
 	w->deferred[i] = w->deferred[--w->ndeferred];
@@ -635,9 +673,18 @@ static void helper_word(struct watcher *w, const struct watch_msg *m)
 	struct proc_grant *g = w->incoming && w->incoming->pid == (int)m->pid ? w->incoming : NULL;
 	struct deferred *d;
 
+	struct process *p = process_table__find(w->procs, m->pid);
+	uint64_t now = now_ns();
+	size_t i;
+
 	if (g)
 		w->incoming = NULL;
-	if (m->parent && !awaiting(w, m)) {
+	/* Words whose fork never came (a lost event) give their descriptors back. */
+	for (i = w->ndeferred; i-- > 0;)
+		if (now - w->deferred[i].since > AWAIT_MS * 1000000ull)
+			deferred_drop(w, i);
+	/* Kept only while the child has no record: one that ended takes its word now. */
+	if (m->parent && (!p || p->parent != m->parent)) {
 		if (w->ndeferred == MAX_DEFERRED)
 			deferred_drop(w, 0);
 		d = w->deferred ? w->deferred : calloc(MAX_DEFERRED, sizeof(*d));
@@ -646,6 +693,7 @@ static void helper_word(struct watcher *w, const struct watch_msg *m)
 			d += w->ndeferred;
 			memcpy(d->m, m, sizeof(*m));
 			d->grant = g;
+			d->since = now;
 			w->ndeferred++;
 			return;
 		}
@@ -755,10 +803,14 @@ void watcher__receive(struct watcher *w, struct attachment *links)
 static void await_attached(struct watcher *w, struct attachment *links, struct process *p)
 {
 	struct pollfd pfd = { .fd = w->fd, .events = POLLIN };
+	/* One deadline: the helper's words on other processes do not extend it. */
+	uint64_t deadline = now_ns() + AWAIT_MS * 1000000ull, now;
 
 	while (p->attach_pending && !take_deferred(w, p)) {
 		pfd.fd = w->fd;
-		if (w->fd < 0 || poll(&pfd, 1, AWAIT_MS) <= 0) {
+		now = now_ns();
+		if (w->fd < 0 || now >= deadline ||
+		    poll(&pfd, 1, (int)((deadline - now + 999999) / 1000000)) <= 0) {
 			/* No word yet (a lost process event, or a slow helper): said, not waited on. */
 			p->attach_pending = false;
 			w->ctx.log(

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "array.h"
 #include "fd_pass.h"
@@ -149,7 +150,13 @@ static int executable_object(const struct proc_mapping *m, void *ctx)
  * its executable objects, opened here where the kernel's access checks are made. Only for a
  * target the helper attached; objects past GRANT_OBJECTS_MAX are read through its root.
  */
-int watcher_grant__send(int sock, uint32_t pid)
+/* The process pidfd follows is still there: what was opened by its pid is its own. */
+static bool still_there(int pidfd)
+{
+	return pidfd < 0 || !syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0);
+}
+
+int watcher_grant__send(int sock, uint32_t pid, int pidfd)
 {
 	struct grant_objects *g = calloc(1, sizeof(*g));
 	struct watch_msg *m = calloc(1, sizeof(*m));
@@ -170,7 +177,7 @@ int watcher_grant__send(int sock, uint32_t pid)
 	snprintf(path, sizeof(path), "/proc/%u/root", pid);
 	fds[n++] = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || proc__exe((int)pid, &exe) ||
-	    proc__mappings((int)pid, executable_object, g) < 0)
+	    proc__mappings((int)pid, executable_object, g) < 0 || !still_there(pidfd))
 		err = -ESRCH;
 	m->kind = WATCH_GRANT;
 	snprintf(m->object, sizeof(m->object), "%s", exe ? exe : "");
@@ -184,7 +191,9 @@ int watcher_grant__send(int sock, uint32_t pid)
 		len = i < g->n ? strlen(g->paths[i]) + 1 : 0;
 		/* Full, or the last: send what is gathered. */
 		if (n && (i == g->n || n == FD_PASS_MAX || off + len > sizeof(m->object))) {
-			if (fd_pass__send(sock, m, sizeof(*m), fds, (size_t)n) < 0)
+			if (!still_there(pidfd))
+				err = -ESRCH;
+			else if (fd_pass__send(sock, m, sizeof(*m), fds, (size_t)n) < 0)
 				err = -EPIPE;
 			while (n)
 				close(fds[--n]);

@@ -33,10 +33,11 @@ struct watcher_images {
 uint32_t watcher_grant__runtimes(struct watcher_images *c, const struct runtime_ctx *base,
 				 const char *requested, uint32_t pid, struct attachment *links);
 /*
- * Helper: sends GRANT (maps, mem, root) and OBJECTS (executable objects) for pid on sock.
+ * Helper: sends GRANT (maps, mem, root) and OBJECTS (executable objects) for pid on sock; with
+ * pidfd (or -1), nothing opened after the process it follows is gone (its pid given again).
  * 0, -ESRCH if pid is gone, -EPIPE, -ENOMEM.
  */
-int watcher_grant__send(int sock, uint32_t pid);
+int watcher_grant__send(int sock, uint32_t pid, int pidfd);
 
 /* Daemon: the grant a GRANT message begins (it takes fds), NULL if malformed or no memory. */
 struct proc_grant *watcher_grant__begin(const struct watch_msg *m, int *fds, int n);

@@ -592,3 +592,86 @@ def test_fork_window_breakpoints_taken_out_elsewhere_are_said():
     check_eq(rec["fork_window_counted"], False, "fork window counted")
     check_eq(rec["complete"], False, "complete")
     check("were not counted" in out, f"text report: {out}")
+
+
+def map_of(pid, name, timeout=10):
+    """The id of the BPF map called name that process pid holds (once it has loaded it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = held_map(pid, name)
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    raise TestFailure(f"pid {pid} holds no BPF map {name}")
+
+
+def held_map(pid, name):
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf-map":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                info = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        out = subprocess.run(["bpftool", "-j", "map", "show", "id", info["map_id"].strip()],
+                             capture_output=True, text=True, check=True).stdout
+        if json.loads(out).get("name") == name:
+            return int(info["map_id"])
+    return None
+
+
+def links_of(target):
+    """How many uprobe_multi links some process holds on pid target (their fdinfo says)."""
+    n = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf_link":
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    info = dict(line.split(":", 1) for line in f if ":" in line)
+            except OSError:
+                continue
+            n += info.get("pid", "").strip() == str(target)
+    return n
+
+
+def test_helper_attaches_no_child_of_a_process_it_did_not_choose():
+    """The unprivileged daemon keeps the targets map writable: a process put there behind the
+    helper's back forks, the fork tracepoint reports it, and the helper must still not attach
+    its child (nor hand the daemon the child's memory). Done here as root with bpftool."""
+    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
+    other = worker_copy(d.name, unique("n"))
+    ms = Memscoped([], "--comm", f"^{unique('m')}$", "-v")
+    parent = subprocess.Popen([other, "window", "10", "0"], stdout=subprocess.PIPE, text=True)
+    child = None
+    try:
+        wait_line(parent.stdout, "ready", 10, parent)
+        # Set up: the helper runs (it was started before the daemon dropped its capabilities).
+        wait_stderr(ms, "dropped all capabilities")
+        key = " ".join(str(b) for b in parent.pid.to_bytes(4, "little"))
+        subprocess.run(["bpftool", "map", "update", "id", str(map_of(ms.proc.pid, "targets")),
+                        "key", *key.split(), "value", "0", "0", "0", "0"], check=True)
+        parent.send_signal(signal.SIGUSR1)
+        child = int(wait_line(parent.stdout, "child ", 10, parent).split()[1])
+        # The helper reads the fork event within its poll; a second is many times that.
+        time.sleep(1)
+        linked = links_of(child)
+        report, _, err = ms.stop()
+    finally:
+        ms.kill()
+        if child:
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        stop(parent)
+    check_eq(linked, 0, "uprobe links on the child (none: the helper did not attach it)")
+    check(f"to pid {child}" not in err and f"pid {child}:" not in err,
+          f"the helper attached a child it did not choose: {err!r}")
+    check_eq(records(report, child), [], "records of the child")
