@@ -104,7 +104,7 @@ static int chain(struct window *win, uint64_t first, uint64_t end, struct walk *
 		if (next_raw & PREV_INUSE) {
 			wk->inuse_chunks++;
 			if (!dry_run && chunk &&
-			    (err = chunk(chunk_ctx, p + CHUNK_HDR, size - CHUNK_HDR)))
+			    (err = chunk(chunk_ctx, p + CHUNK_HDR, size - CHUNK_HDR, false)))
 				return err;
 		} else {
 			wk->free_bytes += size;
@@ -195,7 +195,7 @@ static int mmapped(struct window *win, uint64_t start, uint64_t end, census_chun
 		c->mmapped_chunks++;
 		c->inuse_bytes += size;
 		c->inuse_chunks++;
-		if (chunk && (err = chunk(chunk_ctx, p + CHUNK_HDR, size - CHUNK_HDR)))
+		if (chunk && (err = chunk(chunk_ctx, p + CHUNK_HDR, size - CHUNK_HDR, true)))
 			return err;
 		p += size;
 	}

@@ -27,8 +27,11 @@ struct heap_census {
 
 /* Reads len bytes of the target at addr into buf; 0 or -errno. */
 typedef int (*census_read_fn)(void *ctx, uint64_t addr, void *buf, size_t len);
-/* Called for each in-use chunk: its user pointer and usable size. Nonzero stops the census. */
-typedef int (*census_chunk_fn)(void *ctx, uint64_t mem, uint64_t size);
+/*
+ * Called for each in-use chunk: its user pointer, its size less the header (16), and whether
+ * it is mmapped (a mapping of its own, which ends at mem + size). Nonzero stops the census.
+ */
+typedef int (*census_chunk_fn)(void *ctx, uint64_t mem, uint64_t size, bool mmapped);
 
 enum census_region_kind {
 	CENSUS_MAIN_HEAP,  /* the brk heap, [heap] */

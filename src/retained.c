@@ -11,6 +11,11 @@
 #define OWNER_CELL (UINT32_MAX - 2)
 #define READ_BUF 65536
 
+static uint64_t span_of(const struct retained_chunk *c)
+{
+	return c->span && c->span < c->size ? c->span : c->size;
+}
+
 long retained__chunk_of(const struct retained_chunk *chunks, size_t n, uint64_t addr)
 {
 	size_t lo = 0, hi = n;
@@ -24,7 +29,7 @@ long retained__chunk_of(const struct retained_chunk *chunks, size_t n, uint64_t 
 		else
 			hi = mid;
 	}
-	if (!lo || addr - chunks[lo - 1].mem >= chunks[lo - 1].size)
+	if (!lo || addr - chunks[lo - 1].mem >= span_of(&chunks[lo - 1]))
 		return -1;
 	return (long)(lo - 1);
 }
@@ -113,7 +118,7 @@ static void drain(struct walk *w)
 			w->fig->truncated = 1;
 			break;
 		}
-		len = c->size;
+		len = span_of(c);
 		if (len > w->lim->max_scan_chunk) {
 			len = w->lim->max_scan_chunk;
 			w->fig->truncated = 1;

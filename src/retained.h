@@ -11,9 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* An in-use chunk: its user pointer and usable size. Sorted by mem, not overlapping. */
+/*
+ * An in-use chunk: its user pointer and the bytes it counts for, from mem. A pointer into
+ * [mem, mem + span) keeps it, and that is what is scanned for pointers; span 0 (or above size)
+ * means size. Sorted by mem, not overlapping.
+ */
 struct retained_chunk {
-	uint64_t mem, size;
+	uint64_t mem, size, span;
 };
 
 /*
@@ -48,7 +52,7 @@ struct retained_result {
 /* Reads len bytes of the target at addr; 0 or -errno (unreadable memory holds no pointer). */
 typedef int (*retained_read_fn)(void *ctx, uint64_t addr, void *buf, size_t len);
 
-/* The index of the chunk holding addr (interior pointers count), or -1. */
+/* The index of the chunk whose span holds addr (interior pointers count), or -1. */
 long retained__chunk_of(const struct retained_chunk *chunks, size_t n, uint64_t addr);
 
 /*

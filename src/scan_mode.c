@@ -66,7 +66,7 @@ struct chunk_list {
 	uint64_t dropped;
 };
 
-static int on_chunk(void *ctx, uint64_t mem, uint64_t size)
+static int on_chunk(void *ctx, uint64_t mem, uint64_t size, bool mmapped)
 {
 	struct chunk_list *l = ctx;
 	struct retained_chunk *v;
@@ -85,10 +85,13 @@ static int on_chunk(void *ctx, uint64_t mem, uint64_t size)
 		l->cap = cap;
 	}
 	/*
-	 * Counted as the chunk's own bytes, as mallinfo2 counts: the usable size, the header
-	 * (16) and the next chunk's prev_size word, which a pointer one past the end lands in.
+	 * Counted as mallinfo2 counts, the whole chunk: size and the header (16). A heap chunk
+	 * is held by a pointer up to its end, the next chunk's header: its usable bytes run into
+	 * the next prev_size word, and one past them is the next size word. An mmapped chunk's
+	 * usable bytes end with its mapping: what its end points to is the next mapping (a
+	 * thread's guard page, another chunk's header), so a pointer there does not hold it.
 	 */
-	l->v[l->n++] = (struct retained_chunk){ mem, size + 16 };
+	l->v[l->n++] = (struct retained_chunk){ mem, size + 16, mmapped ? size : 0 };
 	return 0;
 }
 

@@ -333,7 +333,8 @@ def test_scan_target_exiting_leaves_the_last_snapshot():
 
 def test_scan_leak_candidates_are_the_blocks_nothing_points_to():
     """Five blocks the target lost every pointer to are the largest leak candidates; a block a
-    global still points to is not one."""
+    global still points to is not one. Nor does a global holding the address right after a lost
+    mmapped block (the next mapping's) keep that block off the list."""
     target = Target([target_path("scan_census"), "leak"])
     try:
         truth = target.go()
@@ -344,9 +345,12 @@ def test_scan_leak_candidates_are_the_blocks_nothing_points_to():
     leaks = process_of(report, target.pid)["leak_candidates"]
     check_eq(leaks["truncated"], False, "leak walk truncated")
     listed = {int(c["address"], 16): c["size"] for c in leaks["largest"]}
-    top = sorted(leaks["largest"], key=lambda c: -c["size"])[:len(truth["leaked"])]
-    check_eq(sorted(int(c["address"], 16) for c in top), sorted(truth["leaked"]),
+    lost = truth["lost_mmapped"]
+    check_eq(truth["after_lost"], lost - 16 + truth["lost_mmapped_size"], "the block's end")
+    top = sorted(leaks["largest"], key=lambda c: -c["size"])[:len(truth["leaked"]) + 1]
+    check_eq(sorted(int(c["address"], 16) for c in top), sorted(truth["leaked"] + [lost]),
              "the largest leak candidates are the leaked blocks")
+    check_eq(listed[lost], truth["lost_mmapped_size"], "the lost mmapped block's size")
     for addr in truth["leaked"]:
         check(listed[addr] >= 100000, f"leaked block {addr:#x} size {listed[addr]}")
     check(truth["kept"] not in listed, "a block a global points to listed as a leak")

@@ -16,7 +16,7 @@
 struct memory {
 	const uint8_t *bytes;
 	size_t len;
-	uint64_t chunks;
+	uint64_t chunks, mmapped;
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -31,18 +31,19 @@ static int read_memory(void *ctx, uint64_t addr, void *buf, size_t len)
 	return 0;
 }
 
-static int on_chunk(void *ctx, uint64_t mem, uint64_t len)
+static int on_chunk(void *ctx, uint64_t mem, uint64_t len, bool mmapped)
 {
 	struct memory *m = ctx;
 
 	assert(mem >= BASE + 16 && mem <= BASE + m->len && len <= BASE + m->len - mem);
 	m->chunks++;
+	m->mmapped += mmapped;
 	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct memory m = { data + 1, size ? size - 1 : 0, 0 };
+	struct memory m = { data + 1, size ? size - 1 : 0, 0, 0 };
 	struct census_region r = { BASE, BASE + m.len, CENSUS_MAIN_HEAP };
 	struct heap_census c = { 0 };
 
@@ -51,6 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r.kind = (enum census_region_kind)(data[0] % 3);
 	assert(heap_census__region(&r, read_memory, &m, on_chunk, &m, &c) == 0);
 	assert(m.chunks == c.inuse_chunks);
+	assert(m.mmapped == c.mmapped_chunks);
 	assert(c.inuse_bytes + c.free_bytes <= m.len);
 	if (c.heaps)
 		assert(c.inuse_bytes + c.free_bytes == c.arena_bytes + c.mmapped_bytes);

@@ -3,10 +3,11 @@
  * libFuzzer: the retained-heap pass over memory the target wrote. Input:
  *   byte 0     how many chunks (1..32), byte 1 how many roots (0..8), byte 2 the depth bound
  *   then       one byte per chunk, its size in 16-byte units (chunks laid out one after another)
+ *              in the low 6 bits; bit 6: it spans 16 bytes less than its size (an mmapped one)
  *   the rest   the memory itself, holding the pointers
  * The figures add up: exclusive <= inclusive <= every chunk's bytes, and what is exclusive to a
  * task plus what no task reaches never exceeds the heap; the leak walk splits the heap into
- * reached and unreached chunks exactly.
+ * reached and unreached chunks exactly. A pointer to the end of a chunk's span is not its.
  */
 #include <assert.h>
 #include <errno.h>
@@ -55,6 +56,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	for (i = 0; i < nchunks; i++) {
 		chunks[i] = (struct retained_chunk){ at, (uint64_t)(data[3 + i] % 64 + 1) * 16 };
+		if (data[3 + i] & 64)
+			chunks[i].span = chunks[i].size - 16;
+		if (chunks[i].span)
+			assert(retained__chunk_of(chunks, i + 1, at + chunks[i].span) == -1);
 		total += chunks[i].size;
 		at += chunks[i].size + 16;
 	}

@@ -10,7 +10,8 @@
  * the main thread instead allocates and frees at full speed forever after "done" (a heap
  * that changes during every snapshot). With "leak" it also leaks LEAKS blocks (no pointer to
  * them is left anywhere in its memory) and keeps one more in a global, and prints their
- * addresses after mallinfo2's figures.
+ * addresses after mallinfo2's figures; and it loses a 1 MiB mmapped block whose end, the next
+ * mapping's address, a global holds (as a thread descriptor holds its guard page's).
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -20,15 +21,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 #define THREADS 3
 #define KEEP 2000
 #define LEAKS 5
 #define KEY 0x5a5a5a5a5a5a5a5aull
+#define LOST_MMAPPED (1u << 20)
+#define IS_MMAPPED 0x2ull
 
 static void *kept_block;
 /* The leaked blocks' addresses, hidden: no word in memory points to them. */
-static uint64_t hidden[LEAKS];
+static uint64_t hidden[LEAKS], hidden_mmapped;
+static uint64_t lost_mmapped_size;
+/* The address right after the lost mmapped block: what the next mapping starts with. */
+static void *after_lost;
 
 static volatile sig_atomic_t go;
 
@@ -73,6 +80,18 @@ static __attribute__((noinline)) void leak_blocks(void)
 	}
 	kept_block = malloc(99000);
 	memset(kept_block, 0x22, 99000);
+	p = malloc(LOST_MMAPPED);
+	memset(p, 0x33, 4096);
+	memcpy(&lost_mmapped_size, p - 8, 8);
+	if (!(lost_mmapped_size & IS_MMAPPED)) {
+		fprintf(stderr, "the %u-byte block is not mmapped\n", LOST_MMAPPED);
+		exit(1);
+	}
+	lost_mmapped_size &= ~7ull;
+	after_lost = p - 16 + lost_mmapped_size;
+	/* A guard page there, unless a mapping is there already. */
+	mmap(after_lost, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	hidden_mmapped = (uint64_t)(uintptr_t)p ^ KEY;
 }
 
 /* Dead stack frames below us may still hold the leaked pointers: overwrite them. */
@@ -128,7 +147,11 @@ int main(int argc, char **argv)
 	       mi.uordblks, mi.hblkhd, mi.fordblks, mi.fsmblks, mi.arena, mi.hblks);
 	for (i = 0; kept_block && i < LEAKS; i++)
 		printf("%s%llu", i ? ", " : "", (unsigned long long)(hidden[i] ^ KEY));
-	printf("], \"kept\": %llu}\n", (unsigned long long)(uintptr_t)kept_block);
+	printf("], \"kept\": %llu, \"lost_mmapped\": %llu, \"lost_mmapped_size\": %llu, "
+	       "\"after_lost\": %llu}\n",
+	       (unsigned long long)(uintptr_t)kept_block,
+	       (unsigned long long)(hidden_mmapped ? hidden_mmapped ^ KEY : 0),
+	       (unsigned long long)lost_mmapped_size, (unsigned long long)(uintptr_t)after_lost);
 	printf("done\n");
 	fflush(stdout);
 	clear_stack();

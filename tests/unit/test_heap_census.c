@@ -45,10 +45,10 @@ static void header(struct fake *f, uint64_t addr, uint64_t size_and_bits)
 
 struct seen {
 	uint64_t mem[16], size[16];
-	size_t n;
+	size_t n, mmapped;
 };
 
-static int on_chunk(void *ctx, uint64_t mem, uint64_t size)
+static int on_chunk(void *ctx, uint64_t mem, uint64_t size, bool mmapped)
 {
 	struct seen *s = ctx;
 
@@ -57,6 +57,7 @@ static int on_chunk(void *ctx, uint64_t mem, uint64_t size)
 		s->size[s->n] = size;
 	}
 	s->n++;
+	s->mmapped += mmapped;
 	return 0;
 }
 
@@ -95,6 +96,7 @@ static void test_heap_census_main_heap_chunks_and_top(void **state)
 	assert_int_equal(s.size[0], 32);
 	assert_int_equal(s.mem[1], f.base + 144 + 16);
 	assert_int_equal(s.size[1], 16);
+	assert_int_equal(s.mmapped, 0);
 }
 
 static void test_heap_census_damaged_chain_adds_nothing(void **state)
@@ -156,13 +158,19 @@ static void test_heap_census_mmapped_chunks_back_to_back(void **state)
 	struct fake f = { 0x7f1234560000ull, buf, sizeof(buf) };
 	struct census_region r = { f.base, f.base + f.len, CENSUS_ANON };
 	struct heap_census c = { 0 };
+	struct seen s = { 0 };
 
 	(void)state;
 	memset(buf, 0, sizeof(buf));
 	header(&f, f.base, 2 * 4096 | 2);
 	header(&f, f.base + 2 * 4096, 2 * 4096 | 2);
 	header(&f, f.base + 4 * 4096, 4096 | 2 | 4); /* NON_MAIN_ARENA: not an mmapped chunk */
-	assert_int_equal(heap_census__region(&r, fake_read, &f, NULL, NULL, &c), 0);
+	assert_int_equal(heap_census__region(&r, fake_read, &f, on_chunk, &s, &c), 0);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.mmapped, 2);
+	/* An mmapped chunk's mem + size is its mapping's end, the next chunk's header. */
+	assert_int_equal(s.mem[0] + s.size[0], f.base + 2 * 4096);
+	assert_int_equal(s.mem[1] + s.size[1], f.base + 4 * 4096);
 	assert_int_equal(c.mmapped_chunks, 2);
 	assert_int_equal(c.mmapped_bytes, 4 * 4096);
 	assert_int_equal(c.inuse_bytes, 4 * 4096);

@@ -180,6 +180,58 @@ static void test_retained_reach_from_ranges(void **state)
 	assert_int_equal(fig.truncated, 0);
 }
 
+/*
+ * A span shorter than the size (an mmapped chunk: its mapping ends 16 bytes before mem + size)
+ * is all a pointer holds it by and all that is scanned, in both walks. h (512) is a heap chunk:
+ * a pointer to its end (the next chunk's header) still holds it. m (1024) counts 528 bytes but
+ * spans 512: a pointer to its end (the next mapping) does not hold it, and the word there is
+ * not m's to scan.
+ */
+static void test_retained_span_ends_the_chunk(void **state)
+{
+	const struct retained_chunk c[] = {
+		{ BASE + 256, 64, 0 },	   /* a task's cell */
+		{ BASE + 512, 64, 0 },	   /* h */
+		{ BASE + 1024, 528, 512 }, /* m */
+		{ BASE + 2048, 64, 0 },	   /* n: only the word past m's span points to it */
+	};
+	const struct retained_root globals = { BASE, BASE + 16, 0 },
+				   cell = { BASE + 256, BASE + 320, 0 };
+	const struct retained_root inside = { BASE + 128, BASE + 136, 0 };
+	struct retained_figures fig, figs[1];
+	struct retained_result r = { .roots = figs };
+	uint8_t reached[4];
+
+	(void)state;
+	assert_int_equal(retained__chunk_of(c, 4, BASE + 1024 + 511), 2);
+	assert_int_equal(retained__chunk_of(c, 4, BASE + 1024 + 512), -1);
+	assert_int_equal(retained__chunk_of(c, 4, BASE + 512 + 48), 1);
+	memset(memory, 0, sizeof(memory));
+	put(BASE, BASE + 1024 + 512);	    /* m's end */
+	put(BASE + 8, BASE + 512 + 48);	    /* h's end */
+	put(BASE + 256, BASE + 1024 + 512); /* the same from the cell */
+	put(BASE + 264, BASE + 512 + 48);
+	put(BASE + 1024 + 512, BASE + 2048);
+	assert_int_equal(retained__reach(c, 4, &globals, 1, &wide, fake_read, NULL, reached, &fig),
+			 0);
+	assert_int_equal(reached[1], 1);
+	assert_int_equal(reached[2], 0);
+	assert_int_equal(fig.inclusive, 64);
+	assert_int_equal(fig.exclusive, 64 + 528 + 64);
+	assert_int_equal(retained__compute(c, 4, &cell, 1, &wide, fake_read, NULL, &r), 0);
+	assert_int_equal(figs[0].inclusive, 64);
+	assert_int_equal(figs[0].exclusive, 64);
+	assert_int_equal(r.unreached_bytes, 528 + 64);
+	assert_int_equal(r.unreached_chunks, 2);
+	/* m reached from inside: read up to its span, so n stays unreached. */
+	put(BASE + 128, BASE + 1024 + 8);
+	assert_int_equal(retained__reach(c, 4, &inside, 1, &wide, fake_read, NULL, reached, &fig),
+			 0);
+	assert_int_equal(reached[2], 1);
+	assert_int_equal(reached[3], 0);
+	assert_int_equal(fig.inclusive, 528);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_retained_depth_bound),
 		cmocka_unit_test(test_retained_unreadable_and_budget),
 		cmocka_unit_test(test_retained_reach_from_ranges),
+		cmocka_unit_test(test_retained_span_ends_the_chunk),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
