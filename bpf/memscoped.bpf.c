@@ -539,16 +539,40 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 }
 
 /*
+ * Forked children whose fork window is being counted (window_return, below): calls missed.
+ * No preallocation: empty unless children are in their window (main.c sizes it 1 when the
+ * window is not counted).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MS_MAX_TARGETS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, __u64); /* calls missed */
+} fork_pending SEC(".maps");
+
+/*
  * The last thread of a target is gone: its pid leaves the map at once, so that a process given
  * the same pid later is no target (its children would be followed) before the helper notices.
+ * A child still in fork_pending leaves it too (whether or not the daemon holds its record: a
+ * lost fork event must not keep its entry, nor a pid given again inherit it), its final count
+ * on the events ring.
  */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *p)
 {
 	__u32 tgid = p->tgid;
+	__u64 *missed, n;
 
-	if (p->signal->live.counter == 0)
-		bpf_map_delete_elem(&targets, &tgid);
+	if (p->signal->live.counter != 0)
+		return 0;
+	bpf_map_delete_elem(&targets, &tgid);
+	missed = bpf_map_lookup_elem(&fork_pending, &tgid);
+	if (!missed)
+		return 0;
+	n = *missed;
+	if (!bpf_map_delete_elem(&fork_pending, &tgid))
+		emit(MS_EV_WINDOW_END, 0, n, 0, 0, 0, 0);
 	return 0;
 }
 
@@ -560,16 +584,10 @@ int BPF_PROG(on_exit, struct task_struct *p)
  * trace in the child's own context: the parent's return probe made the kernel hijack its
  * return, which goes through the uretprobe syscall. window_return counts those returns for the
  * children in fork_pending (on_fork adds them; the daemon takes the count and removes them
- * once their probes are live): a return of an allocator whose entry the child's own program
- * did not see (its thread is not inside a seen call) is a call missed. Attached in daemon mode
- * with fork following only: --pid mode's hits are unchanged.
+ * once their probes are live, on_exit a dead one): a return of an allocator whose entry the
+ * child's own program did not see (its thread is not inside a seen call) is a call missed.
+ * Attached in daemon mode with fork following only: --pid mode's hits are unchanged.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MS_MAX_TARGETS);
-	__type(key, __u32);
-	__type(value, __u64); /* calls missed */
-} fork_pending SEC(".maps");
 
 /* alloc_return's id, set by the daemon after load. */
 __u32 alloc_return_id = 0;
@@ -615,9 +633,35 @@ int BPF_PROG(window_return, struct pt_regs *regs, long id)
 
 	if (id != MS_NR_URETPROBE)
 		return 0;
+	/*
+	 * Every field read below, checked: on a kernel where one differs the program returns at
+	 * once (children's windows then count nothing) instead of failing the whole load.
+	 */
+	if (!bpf_core_type_exists(struct uprobe_task) ||
+	    !bpf_core_field_exists(struct task_struct, utask) ||
+	    !bpf_core_field_exists(struct uprobe_task, return_instances) ||
+	    !bpf_core_type_exists(struct return_instance) ||
+	    !bpf_core_field_exists(struct return_instance, hprobe) ||
+	    !bpf_core_field_exists(struct return_instance, chained) ||
+	    !bpf_core_field_exists(struct return_instance, next) ||
+	    !bpf_core_type_exists(struct hprobe) || !bpf_core_field_exists(struct hprobe, uprobe) ||
+	    !bpf_core_type_exists(struct uprobe) ||
+	    !bpf_core_field_exists(struct uprobe, consumers) ||
+	    !bpf_core_type_exists(struct uprobe_consumer) ||
+	    !bpf_core_field_exists(struct uprobe_consumer, cons_node) ||
+	    !bpf_core_field_exists(struct uprobe_consumer, ret_handler) ||
+	    !bpf_core_type_exists(struct bpf_uprobe) ||
+	    !bpf_core_field_exists(struct bpf_uprobe, consumer) ||
+	    !bpf_core_field_exists(struct bpf_uprobe, link) ||
+	    !bpf_core_type_exists(struct bpf_uprobe_multi_link) ||
+	    !bpf_core_field_exists(struct bpf_uprobe_multi_link, link) ||
+	    !bpf_core_field_exists(struct bpf_link, prog) ||
+	    !bpf_core_field_exists(struct bpf_prog, aux) ||
+	    !bpf_core_field_exists(struct bpf_prog_aux, id))
+		return 0;
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	missed = bpf_map_lookup_elem(&fork_pending, &tgid);
-	if (!missed || !bpf_core_field_exists(struct return_instance, hprobe))
+	if (!missed)
 		return 0;
 	task = bpf_get_current_task_btf();
 	/* Inside a call its own program saw: this return is that call's, or one within it. */

@@ -73,10 +73,14 @@ static uint64_t lost_events(const struct daemon *d)
 
 /*
  * A forked child's calls missed before its probes were live: read while they may grow, then
- * its entry leaves the map once they cannot (probes live and settled, or the child gone).
+ * its entry leaves the map once they cannot (probes live and settled, or an exec). A dead
+ * child's entry was taken out by BPF on_exit, its final count on the events ring
+ * (MS_EV_WINDOW_END, which closes the window). The pid's entry is this record's unless the
+ * pid's current record is another child in its window (pid given again): that one's is left.
  */
 static void update_fork_window(const struct daemon *d, struct process *p, uint64_t now)
 {
+	const struct process *q = process_table__find(d->decoder.procs, p->pid);
 	uint64_t missed;
 
 	if (!p->fork_window_open)
@@ -86,9 +90,15 @@ static void update_fork_window(const struct daemon *d, struct process *p, uint64
 		p->fork_window_uncounted = true;
 		return;
 	}
+	if (q != p && q && q->fork_window_open) {
+		p->fork_window_open = false;
+		return;
+	}
+	if (p->exited)
+		return;
 	if (!bpf_map_lookup_elem(d->fork_pending_fd, &p->pid, &missed))
 		p->fork_window_missed = missed;
-	if (p->exited || p->execed ||
+	if (p->execed ||
 	    (p->fork_window_live_ns && now >= p->fork_window_live_ns + FORK_WINDOW_SETTLE_NS)) {
 		bpf_map_delete_elem(d->fork_pending_fd, &p->pid);
 		p->fork_window_open = false;

@@ -76,6 +76,14 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 		child->fork_window_uncounted = e.size == 1;
 		child->fork_window_open = e.size != 1;
 		return 0;
+	case MS_EV_WINDOW_END:
+		/* BPF on_exit took the child's entry out: its count then (it only grows). */
+		if (!p->fork_window_open)
+			return 0;
+		if (e.addr > p->fork_window_missed)
+			p->fork_window_missed = e.addr;
+		p->fork_window_open = false;
+		return 0;
 	default:
 		/* The rest are the runtimes' (runtime.h), each to the rows that handle its type. */
 		if (runtime__event(p, &e))

@@ -274,8 +274,8 @@ static bool count_fork_window(const struct cli_options *o, bool multi)
 	       kernel_has_struct("hprobe");
 }
 
-/* Opens the BPF object and sets what must be set before load. */
-static struct memscoped_bpf *open_bpf(const struct cli_options *o, bool multi)
+/* Opens the BPF object and sets what must be set before load; window: may count the window. */
+static struct memscoped_bpf *open_bpf(const struct cli_options *o, bool multi, bool window)
 {
 	struct memscoped_bpf *skel;
 	struct bpf_program *prog;
@@ -292,9 +292,11 @@ static struct memscoped_bpf *open_bpf(const struct cli_options *o, bool multi)
 	stack_profile__gaps((uint32_t *)skel->rodata->sample_gaps, MS_SAMPLE_GAPS);
 	skel->rodata->select_execs = daemon_mode(o);
 	skel->rodata->follow_forks = daemon_mode(o) && !o->no_follow_forks;
-	skel->rodata->count_fork_window = count_fork_window(o, multi);
+	skel->rodata->count_fork_window = window && count_fork_window(o, multi);
 	bpf_program__set_autoload(skel->progs.window_return, skel->rodata->count_fork_window);
-	bpf_map__set_max_entries(skel->maps.fork_pending, (uint32_t)o->max_targets);
+	/* Not preallocated; unused (and the smallest) when the window is not counted. */
+	bpf_map__set_max_entries(skel->maps.fork_pending,
+				 skel->rodata->count_fork_window ? (uint32_t)o->max_targets : 1);
 	/* Every uprobe program may be attached by uprobe_multi links. */
 	bpf_object__for_each_program(prog, skel->obj)
 		if (multi && bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE)
@@ -446,6 +448,38 @@ static void helper_attached(void *ctx, struct process *p, uint32_t mask)
 			d->stacks ? " and stacks" : "", (double)(daemon__now() - t0) / 1e6);
 }
 
+/*
+ * Opens and loads the BPF object. The fork-window counter reads kernel structures that another
+ * kernel may lay out otherwise, beyond what its CO-RE checks foresee: if the object does not
+ * load with it, it loads once more without it (children then say fork_window_counted: false),
+ * before anything else is given up. Returns 0, -EINVAL (no object: *ret NULL) or the load's
+ * error (*ret the object that failed).
+ */
+static int load_bpf(const struct cli_options *o, bool multi, struct memscoped_bpf **ret)
+{
+	struct memscoped_bpf *skel;
+	int err;
+
+	*ret = skel = open_bpf(o, multi, true);
+	if (!skel)
+		return -EINVAL;
+	if (!memscoped_bpf__load(skel))
+		return 0;
+	err = -errno;
+	if (!skel->rodata->count_fork_window)
+		return err;
+	memscoped_bpf__destroy(skel);
+	*ret = skel = open_bpf(o, multi, false);
+	if (!skel)
+		return -EINVAL;
+	if (memscoped_bpf__load(skel))
+		return -errno;
+	log_err("cannot load the fork-window counter: %s, ignoring (children's windows are not "
+		"counted)",
+		strerror(-err));
+	return 0;
+}
+
 /* Loads the BPF programs and attaches them to every target; logs what fails. */
 static int load_and_attach(struct daemon *d, bool multi, struct memscoped_bpf **ret_skel)
 {
@@ -459,14 +493,13 @@ static int load_and_attach(struct daemon *d, bool multi, struct memscoped_bpf **
 	};
 	struct memscoped_bpf *skel;
 	size_t i;
-	int err = 0;
+	int err;
 
-	skel = open_bpf(&d->opts, multi);
-	if (!skel)
-		return -EINVAL;
+	err = load_bpf(&d->opts, multi, &skel);
 	*ret_skel = skel;
-	if (memscoped_bpf__load(skel)) {
-		err = -errno;
+	if (!skel)
+		return err;
+	if (err) {
 		/* A kernel without uprobe_multi rejects the attach type at load. */
 		if (multi)
 			return -EOPNOTSUPP;
@@ -597,7 +630,17 @@ int main(int argc, char **argv)
 			log_err("cannot watch for forks: %s, ignoring (children are not traced)",
 				strerror(errno));
 	}
-	if (skel->rodata->count_fork_window) {
+	/* Daemon mode: a dead target's pid is no target once it can be given again. */
+	if (d.daemon_mode) {
+		exit_link = bpf_program__attach(skel->progs.on_exit);
+		if (!exit_link)
+			log_err("cannot watch for exits: %s, ignoring", strerror(errno));
+	}
+	/* A dead child's entry leaves fork_pending by on_exit: no counting without it. */
+	if (skel->rodata->count_fork_window && !exit_link) {
+		log_err("cannot count the calls of a child before its probes are live: no exit "
+			"program, ignoring (its report says so)");
+	} else if (skel->rodata->count_fork_window) {
 		struct bpf_prog_info info = { 0 };
 		uint32_t len = sizeof(info);
 
@@ -611,12 +654,6 @@ int main(int argc, char **argv)
 			log_err("cannot count the calls of a child before its probes are live: %s, "
 				"ignoring (its report says so)",
 				strerror(errno));
-	}
-	/* Daemon mode: a dead target's pid is no target once it can be given again. */
-	if (d.daemon_mode) {
-		exit_link = bpf_program__attach(skel->progs.on_exit);
-		if (!exit_link)
-			log_err("cannot watch for exits: %s, ignoring", strerror(errno));
 	}
 
 	d.start = daemon__now();

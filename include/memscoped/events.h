@@ -21,6 +21,7 @@ enum ms_event_type {
 	MS_EV_EXEC = 11,	 /* the target exec'd a new program: its report ends here */
 	MS_EV_SAMPLE = 12,	 /* a sampled allocation's registers and stack: struct ms_sample */
 	MS_EV_FORK = 13,	 /* the target forked: addr = the child's pid, a target from now */
+	MS_EV_WINDOW_END = 14, /* a child died in its fork window: addr = its calls missed, final */
 };
 
 /* The coroutine function an event came from (ms_event.func); also its probe's BPF cookie. */

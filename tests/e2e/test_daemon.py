@@ -576,6 +576,74 @@ def test_max_ended_targets_folds_the_oldest_into_counted_totals():
         check_eq(dropped[field], sum(truths[p][field] for p in order[:3]), f"dropped {field}")
 
 
+def fork_pending_pids():
+    """The pids in every fork_pending map on the machine (bpftool)."""
+    out = subprocess.run(["bpftool", "-j", "map", "dump", "name", "fork_pending"],
+                         capture_output=True, text=True, check=True).stdout
+    dumps = json.loads(out)
+    if dumps and isinstance(dumps[0], dict) and "elements" in dumps[0]:
+        dumps = [e for m in dumps for e in m["elements"]]
+    pids = set()
+    for e in dumps:
+        key = e.get("formatted", e)["key"]
+        pids.add(key if isinstance(key, int) else
+                 int.from_bytes(bytes(int(b, 16) for b in key), "little"))
+    return pids
+
+
+def wait_exited(pid, timeout=10):
+    """Until pid has run its exit (a zombie, or reaped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+    raise TestFailure(f"pid {pid} did not exit within {timeout}s")
+
+
+def test_fork_window_of_a_child_dead_in_it_is_counted_and_leaves_no_entry():
+    """A child killed in its window, before the (held back) helper could attach it: BPF on_exit
+    takes its fork_pending entry out at once, its final count on the events ring, so the map
+    keeps nothing of it and its record has every call it made."""
+    k = 200
+    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
+    comm = unique("w")
+    exe = worker_copy(d.name, comm)
+    ms = Memscoped([], "--comm", f"^{comm}$")
+    parent = subprocess.Popen([exe, "window", str(k), "0"], stdout=subprocess.PIPE, text=True)
+    helper = None
+    try:
+        wait_line(parent.stdout, "ready", 10, parent)
+        attached(ms, parent.pid)
+        helper = helper_of(ms)
+        os.kill(helper, signal.SIGSTOP)
+        parent.send_signal(signal.SIGUSR1)
+        child = int(wait_line(parent.stdout, "child ", 10, parent).split()[1])
+        os.kill(child, signal.SIGKILL)
+        wait_exited(child)
+        check_eq(child in fork_pending_pids(), False, "the dead child in fork_pending")
+        os.kill(helper, signal.SIGCONT)
+        helper = None
+        report, out, _ = ms.stop()
+    finally:
+        if helper:
+            os.kill(helper, signal.SIGCONT)
+        ms.kill()
+        stop(parent)
+    recs = records(report, child)
+    check_eq(len(recs), 1, f"records of child {child}")
+    rec = recs[0]
+    check_eq(rec["parent"], parent.pid, "child's parent")
+    check_eq((rec["fork_window_counted"], rec["fork_window_calls_missed"]), (True, k),
+             "fork window counted, calls missed")
+    check_eq(rec["heap"]["allocations_total"], 0, "allocations seen")
+    check_eq(rec["complete"], False, "complete")
+
+
 def test_fork_window_breakpoints_taken_out_elsewhere_are_said():
     """Another memscoped's malloc probe detached during the window takes the child's inherited
     breakpoints out (the kernel keeps one only where a probe on it asks for the process): the

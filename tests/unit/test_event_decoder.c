@@ -66,6 +66,20 @@ static int feed(struct fixture *f, __u16 type, __u16 func, __u32 tid, __u64 addr
 	return event_decoder__handle(&f->d, &e, sizeof(e));
 }
 
+/* An event of another process (pid), say a forked child's. */
+static int feed_of(struct fixture *f, __u32 pid, __u16 type, __u64 addr)
+{
+	struct ms_event e = {
+		.type = type,
+		.pid = pid,
+		.tid = pid,
+		.ts = START_NS + 2500000000ull,
+		.addr = addr,
+	};
+
+	return event_decoder__handle(&f->d, &e, sizeof(e));
+}
+
 static void alloc(struct fixture *f, __u16 func, __u32 tid, __u64 addr, __u64 old_addr, __u64 size)
 {
 	assert_int_equal(feed(f, MS_EV_ALLOC, func, tid, addr, old_addr, size), 0);
@@ -268,11 +282,37 @@ static void test_event_decoder_fork_window(void **state)
 	assert_false(process__complete(c));
 }
 
+/* A child dead in its window: on_exit's final count closes it; a later one changes nothing. */
+static void test_event_decoder_window_end(void **state)
+{
+	struct fixture *f = *state;
+	struct process *c;
+
+	assert_int_equal(feed(f, MS_EV_FORK, 0, PID, PID + 1, 0, 0), 0);
+	c = process_table__find(f->procs, PID + 1);
+	c->fork_window_missed = 3; /* read from fork_pending meanwhile */
+	assert_int_equal(feed_of(f, PID + 1, MS_EV_WINDOW_END, 7), 0);
+	assert_int_equal(c->fork_window_missed, 7);
+	assert_false(c->fork_window_open);
+	assert_false(c->fork_window_uncounted);
+	assert_false(process__complete(c));
+	assert_int_equal(feed_of(f, PID + 1, MS_EV_WINDOW_END, 9), 0);
+	assert_int_equal(c->fork_window_missed, 7);
+	/* The count never goes back. */
+	assert_int_equal(feed(f, MS_EV_FORK, 0, PID, PID + 2, 0, 0), 0);
+	c = process_table__find(f->procs, PID + 2);
+	c->fork_window_missed = 5;
+	assert_int_equal(feed_of(f, PID + 2, MS_EV_WINDOW_END, 4), 0);
+	assert_int_equal(c->fork_window_missed, 5);
+	assert_false(c->fork_window_open);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_event_decoder_wrong_length, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_decoder_fork_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_decoder_window_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_decoder_unknown_type, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_decoder_unknown_pid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_decoder_sequence, setup, teardown),
