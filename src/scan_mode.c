@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <linux/capability.h>
 #include "alloc_family.h"
 #include "alloc_plan.h"
@@ -294,12 +296,19 @@ static bool freeze(struct daemon *d, struct process *p, struct scan_process *s)
 	return true;
 }
 
-/* Freezes p again within a snapshot; if that fails, the snapshot counts as unfrozen. */
+/*
+ * Freezes p again within a snapshot, its threads just let go; if that fails, the snapshot
+ * counts as unfrozen.
+ */
 static bool refreeze(struct daemon *d, struct process *p, struct scan_process *s)
 {
-	int err = freeze__stop(&s->freeze, (int)p->pid, d->opts.leak_candidates,
-			       SCAN_FREEZE_TIMEOUT_MS);
+	int err;
 
+	/* A moment for the thread stopped in malloc to run on: on a busy CPU it waits its turn. */
+	sched_yield();
+	nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	err = freeze__stop(&s->freeze, (int)p->pid, d->opts.leak_candidates,
+			   SCAN_FREEZE_TIMEOUT_MS);
 	if (!err) {
 		s->refreezes++;
 		return true;
@@ -340,11 +349,14 @@ static int snapshot(struct daemon *d, struct process *p, uint64_t now_ns)
 		for (tries = 0; frozen && !census_err && c.damaged && tries < 4; tries++) {
 			freeze__thaw(&s->freeze);
 			frozen = refreeze(d, p, s);
-			if (!frozen)
-				break;
 			chunks.n = 0;
 			chunks.dropped = 0;
 			s->last_bytes_read += c.bytes_read;
+			/*
+			 * Not refrozen: the snapshot is an unfrozen one and reads as one does (a
+			 * heap still changing after three reads counts as damaged), not the frozen
+			 * read, whose damage stays until the thread in malloc runs.
+			 */
 			census_err = heap_census__pid((int)p->pid, on_chunk, &chunks, &c);
 		}
 		if (!census_err) {
@@ -371,6 +383,9 @@ static int snapshot(struct daemon *d, struct process *p, uint64_t now_ns)
 		if (s->last_freeze_ns > s->max_freeze_ns)
 			s->max_freeze_ns = s->last_freeze_ns;
 	}
+	/* A thread a freeze gave up on and that has stopped since is let go now, not next tick. */
+	if (s->freeze.n)
+		freeze__tidy(&s->freeze);
 	if (!err && census_err != -ENOENT)
 		err = census_err;
 	s->snapshot_errors += err != 0;
@@ -381,25 +396,34 @@ static int snapshot(struct daemon *d, struct process *p, uint64_t now_ns)
 	return err;
 }
 
+/* Threads that stopped after their freeze gave up on them (-ETIMEDOUT) are let go. */
+static void tidy_freezes(struct daemon *d)
+{
+	struct scan_process *s;
+	size_t i;
+
+	for (i = 0; d->opts.freeze && i < process_table__count(d->decoder.procs); i++) {
+		s = scan_process__of(process_table__at(d->decoder.procs, i));
+		if (s && s->freeze.n)
+			freeze__tidy(&s->freeze);
+	}
+}
+
 void scan_mode__tick(struct daemon *d, uint64_t now_ns, int fresh)
 {
 	struct process *p;
 	size_t i;
 	int err;
 
-	/* Threads that stopped after their freeze gave up on them are let go. */
-	for (i = 0; d->opts.freeze && i < process_table__count(d->decoder.procs); i++) {
-		struct scan_process *s = scan_process__of(process_table__at(d->decoder.procs, i));
-
-		if (s && s->freeze.n)
-			freeze__tidy(&s->freeze);
-	}
+	tidy_freezes(d);
 	if (!fresh && now_ns < d->next_scan_ns)
 		return;
 	for (i = 0; i < process_table__count(d->decoder.procs); i++) {
 		p = process_table__at(d->decoder.procs, i);
 		if (p->exited || p->execed || !proc__alive((int)p->pid))
 			continue;
+		/* Between targets too: a snapshot of each can take long. */
+		tidy_freezes(d);
 		err = snapshot(d, p, now_ns);
 		/* A target exiting or changing under the read is no error of ours. */
 		if (err && err != -EFAULT && err != -ESRCH && proc__alive((int)p->pid) &&
@@ -521,6 +545,12 @@ int scan_mode__start(struct daemon *d)
 	for (i = 0; i < process_table__count(d->decoder.procs); i++)
 		process_table__at(d->decoder.procs, i)->start_ns = d->start;
 	d->tick = scan_mode__tick;
+	/* Every freeze interrupts the target's threads: say once what that does to them. */
+	if (d->opts.freeze)
+		log_err("--freeze: each snapshot interrupts the target's system calls; a thread "
+			"blocked in epoll_wait, epoll_pwait, semop, semtimedop, sigtimedwait, "
+			"msgrcv or io_getevents may return EINTR from it; services must retry "
+			"(most do)");
 	scan_mode__tick(d, d->start, 1);
 	for (i = 0; i < process_table__count(d->decoder.procs); i++) {
 		p = process_table__at(d->decoder.procs, i);

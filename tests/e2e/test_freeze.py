@@ -357,3 +357,53 @@ def test_freeze_tokio_tasks_and_retained_heap_as_unfrozen():
         check_eq(a[what]["retained_exclusive_bytes"], b[what]["retained_exclusive_bytes"],
                  f"{what} retained, frozen vs unfrozen")
         check(4000 <= a[what]["retained_exclusive_bytes"] <= 4024, f"{what} {a[what]}")
+
+
+def blocked_in(pid, tid, nrs):
+    """The syscall number thread tid of pid is blocked in, once it is one of nrs."""
+    deadline = time.monotonic() + 10
+    while True:
+        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+            nr = f.read().split()[0]
+        if nr in nrs:
+            return nr
+        check(time.monotonic() < deadline, f"thread {tid} not blocked in {nrs}: {nr}")
+        time.sleep(0.001)
+
+
+def test_freeze_makes_epoll_wait_return_eintr():
+    """PTRACE_INTERRUPT wakes a thread blocked in epoll_wait, and epoll_wait is one of the
+    calls a stop does not restart (signal(7)): each freeze makes it return -1/EINTR, as the
+    README, the man page and the warning at start say. read on a pipe is restarted: it never
+    returns. A kernel that changes either is noticed here."""
+    target = Target([target_path("freeze_eintr")])
+    truth = target.go()
+    pid, rounds = target.pid, 4
+    epoll_nrs, read_nrs = ("232", "281", "441"), ("0",)  # epoll_wait, epoll_pwait(2); read
+    try:
+        blocked_in(pid, truth["epoll_tid"], epoll_nrs)
+        blocked_in(pid, truth["read_tid"], read_nrs)
+        ms = Memscoped([pid], "--mode", "scan", "--freeze", "--scan-interval", "600")
+        # Each snapshot (the first, one per SIGUSR1, the last at exit) finds both blocked.
+        for n in range(1, rounds + 1):
+            wait_value(pid, truth["epoll_returns"], lambda v: v >= n, f"epoll_wait returns {n}")
+            blocked_in(pid, truth["epoll_tid"], epoll_nrs)
+            blocked_in(pid, truth["read_tid"], read_nrs)
+            if n < rounds:
+                os.unlink(ms.report) if os.path.exists(ms.report) else None
+                os.kill(ms.proc.pid, signal.SIGUSR1)
+                wait_for_report(ms)
+        report, _, err = ms.stop()
+        fr = process_of(report, pid)["freeze"]
+        check_eq(fr["unfrozen_snapshots"], 0, "unfrozen snapshots")
+        check_eq(fr["refreezes"], 0, "refreezes (no heap churns)")
+        check_eq(fr["frozen_snapshots"], rounds + 1, "frozen snapshots")
+        returns = wait_value(pid, truth["epoll_returns"], lambda v: v >= rounds + 1,
+                             "epoll_wait returns")
+        check_eq(returns, fr["frozen_snapshots"], "epoll_wait returns, one per freeze")
+        check_eq(read_u64(pid, truth["epoll_eintr"]), returns, "epoll_wait returns with EINTR")
+        check_eq(read_u64(pid, truth["read_returns"]), 0, "read returns")
+        check_eq(err.count("may return EINTR from it; services must retry"), 1,
+                 f"the warning, once: {err!r}")
+    finally:
+        target.stop()
