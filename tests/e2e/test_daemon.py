@@ -13,6 +13,7 @@ import time
 from harness import (Memscoped, TestFailure, check, check_eq, run_memscoped, target_path,
                      wait_line)
 from test_metrics import free_port, parse, scrape, values, wait_for
+from test_safety import bpf_fdinfo, bpftool
 
 FIELDS = ("live_bytes", "live_allocations", "allocated_bytes_total", "allocations_total",
           "frees_total")
@@ -229,10 +230,7 @@ def fork_window(k, f, hold_helper, meanwhile=None):
             os.kill(helper, signal.SIGCONT)
         ms.kill()
         if child:
-            try:
-                os.kill(child, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            kill_quietly(child)
         stop(parent)
     recs = records(report, child)
     check_eq(len(recs), 1, f"records of child {child}")
@@ -666,47 +664,23 @@ def map_of(pid, name, timeout=10):
     """The id of the BPF map called name that process pid holds (once it has loaded it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = held_map(pid, name)
-        if found is not None:
-            return found
+        for info in bpf_fdinfo(("anon_inode:bpf-map",), [str(pid)]):
+            if bpftool("map", "show", "id", info["map_id"]).get("name") == name:
+                return int(info["map_id"])
         time.sleep(0.05)
     raise TestFailure(f"pid {pid} holds no BPF map {name}")
 
 
-def held_map(pid, name):
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf-map":
-                continue
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                info = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        out = subprocess.run(["bpftool", "-j", "map", "show", "id", info["map_id"].strip()],
-                             capture_output=True, text=True, check=True).stdout
-        if json.loads(out).get("name") == name:
-            return int(info["map_id"])
-    return None
-
-
 def links_of(target):
     """How many uprobe_multi links some process holds on pid target (their fdinfo says)."""
-    n = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf_link":
-                    continue
-                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                    info = dict(line.split(":", 1) for line in f if ":" in line)
-            except OSError:
-                continue
-            n += info.get("pid", "").strip() == str(target)
-    return n
+    return sum(info.get("pid") == str(target) for info in bpf_fdinfo(("anon_inode:bpf_link",)))
+
+
+def kill_quietly(pid):
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
 
 
 def test_helper_attaches_no_child_of_a_process_it_did_not_choose():
@@ -734,10 +708,7 @@ def test_helper_attaches_no_child_of_a_process_it_did_not_choose():
     finally:
         ms.kill()
         if child:
-            try:
-                os.kill(child, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            kill_quietly(child)
         stop(parent)
     check_eq(linked, 0, "uprobe links on the child (none: the helper did not attach it)")
     check(f"to pid {child}" not in err and f"pid {child}:" not in err,

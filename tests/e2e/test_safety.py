@@ -23,27 +23,33 @@ def bpftool(*args):
     return json.loads(out) if out.strip() else []
 
 
-def bpf_held():
-    """Ids of the BPF programs and links some live process holds a file descriptor to."""
-    progs, links = set(), set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+def bpf_fdinfo(kinds, pids=None):
+    """The fdinfo ({field: value}) of every descriptor of kinds ("anon_inode:bpf_link", …)
+    that a live process (of pids, or any) holds."""
+    for pid in pids or filter(str.isdigit, os.listdir("/proc")):
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
             continue
         for fd in fds:
             try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") not in ("anon_inode:bpf-prog",
-                                                               "anon_inode:bpf_link"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") not in kinds:
                     continue
                 with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                    info = dict(line.split(":", 1) for line in f if ":" in line)
+                    yield {k: v.strip() for k, v in (line.split(":", 1) for line in f
+                                                     if ":" in line)}
             except OSError:
                 continue
-            if "link_id" in info:
-                links.add(int(info["link_id"]))
-            if "prog_id" in info:
-                progs.add(int(info["prog_id"]))
+
+
+def bpf_held():
+    """Ids of the BPF programs and links some live process holds a file descriptor to."""
+    progs, links = set(), set()
+    for info in bpf_fdinfo(("anon_inode:bpf-prog", "anon_inode:bpf_link")):
+        if "link_id" in info:
+            links.add(int(info["link_id"]))
+        if "prog_id" in info:
+            progs.add(int(info["prog_id"]))
     return progs, links
 
 
