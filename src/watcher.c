@@ -747,6 +747,24 @@ static void library_attached(struct watcher *w, struct attachment *links, const 
 		   m->pid, r->name, m->nprobes);
 }
 
+/*
+ * Kept words whose child's record exists now (its fork decoded since): applied, whether or not
+ * the child has an event for watcher__before_event to wait on (one in its window has none).
+ */
+static void take_ready(struct watcher *w)
+{
+	struct process *p;
+	size_t i;
+
+	for (i = w->ndeferred; i-- > 0;) {
+		if (i >= w->ndeferred)
+			continue;
+		p = process_table__find(w->procs, w->deferred[i].m->pid);
+		if (p && p->parent == w->deferred[i].m->parent && p->attach_pending)
+			take_deferred(w, p);
+	}
+}
+
 void watcher__receive(struct watcher *w, struct attachment *links)
 {
 	struct watch_msg *m;
@@ -793,6 +811,7 @@ void watcher__receive(struct watcher *w, struct attachment *links)
 		}
 	}
 	free(m);
+	take_ready(w);
 }
 
 /*

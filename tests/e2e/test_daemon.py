@@ -714,3 +714,42 @@ def test_helper_attaches_no_child_of_a_process_it_did_not_choose():
     check(f"to pid {child}" not in err and f"pid {child}:" not in err,
           f"the helper attached a child it did not choose: {err!r}")
     check_eq(records(report, child), [], "records of the child")
+
+
+def test_child_attached_when_the_helper_word_comes_before_its_fork_is_decoded():
+    """The daemon is stopped over a fork, so the helper's word on the child is read before the
+    parent's fork event: the word waits for the child's record and is applied once the fork is
+    decoded, although the child, whose calls are all in its window, has no event to wait on."""
+    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
+    comm = unique("r")
+    exe = worker_copy(d.name, comm)
+    ms = Memscoped([], "--comm", f"^{comm}$")
+    parent = subprocess.Popen([exe, "window", "100", "10"], stdout=subprocess.PIPE, text=True)
+    child = None
+    try:
+        wait_line(parent.stdout, "ready", 10, parent)
+        attached(ms, parent.pid)
+        os.kill(ms.proc.pid, signal.SIGSTOP)
+        try:
+            parent.send_signal(signal.SIGUSR1)
+            child = int(wait_line(parent.stdout, "child ", 10, parent).split()[1])
+            wait_for(lambda: (lambda n: (n > 0, n))(links_of(child)), 10,
+                     "the helper attached the child")
+            # Its word follows its links at once; the daemon reads it before the fork event.
+            time.sleep(0.5)
+        finally:
+            os.kill(ms.proc.pid, signal.SIGCONT)
+        attached(ms, child)
+        os.kill(child, signal.SIGUSR1)
+        wait_line(parent.stdout, "freed ", 10, parent)
+        report, _, _ = ms.stop()
+    finally:
+        ms.kill()
+        if child:
+            kill_quietly(child)
+        stop(parent)
+    recs = records(report, child)
+    check_eq(len(recs), 1, f"records of child {child}")
+    check_eq(recs[0]["parent"], parent.pid, "child's parent")
+    check_eq(recs[0]["heap"]["allocations_total"] + recs[0]["fork_window_calls_missed"], 100,
+             "calls seen + missed")
