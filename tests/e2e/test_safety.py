@@ -18,9 +18,14 @@ UPROBE_MULTI = (12, "uprobe_multi")  # bpftool before 7.3 prints the link type a
 
 
 def bpftool(*args):
-    out = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, check=True,
-                         timeout=20).stdout
-    return json.loads(out) if out.strip() else []
+    # A listing fails (status 255) when an object goes away while bpftool walks the ids: other
+    # BPF users on the machine come and go, so it is read again.
+    for _ in range(9):
+        r = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, timeout=20)
+        if r.returncode == 0:
+            break
+    r.check_returncode()
+    return json.loads(r.stdout) if r.stdout.strip() else []
 
 
 def bpf_fdinfo(kinds, pids=None):
