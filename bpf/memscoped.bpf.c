@@ -594,11 +594,15 @@ __u32 alloc_return_id = 0;
 extern const void uprobe_multi_link_ret_handler __ksym __weak;
 
 #define MS_NR_URETPROBE 335 /* x86_64 */
-#define MS_WINDOW_CONSUMERS 64
+/* Every target's link (and other tools') is a consumer of the same uprobe. */
+#define MS_WINDOW_CONSUMERS 256
 #define MS_WINDOW_CHAIN 4
 
-/* One of u's consumers is an alloc_return link: u is an allocator function's. */
-static __always_inline bool alloc_return_probe(struct uprobe *u)
+/*
+ * u is an allocator function's: 1, one of its consumers is an alloc_return link; 0, none is;
+ * -1, it has too many to look at all.
+ */
+static __always_inline int alloc_return_probe(struct uprobe *u)
 {
 	struct list_head *head = &u->consumers, *pos = BPF_CORE_READ(u, consumers.next);
 	__u64 cons_off = bpf_core_field_offset(struct uprobe_consumer, cons_node);
@@ -613,11 +617,11 @@ static __always_inline bool alloc_return_probe(struct uprobe *u)
 		    (__u64)&uprobe_multi_link_ret_handler) {
 			bu = (void *)((__u64)uc - bu_off);
 			if (BPF_CORE_READ(bu, link, link.prog, aux, id) == alloc_return_id)
-				return true;
+				return 1;
 		}
 		pos = BPF_CORE_READ(pos, next);
 	}
-	return false;
+	return pos && pos != head ? -1 : 0;
 }
 
 SEC("tp_btf/sys_enter")
@@ -629,7 +633,7 @@ int BPF_PROG(window_return, struct pt_regs *regs, long id)
 	struct uprobe *u;
 	__u64 *missed;
 	__u32 tgid;
-	int i;
+	int i, found;
 
 	if (id != MS_NR_URETPROBE)
 		return 0;
@@ -672,8 +676,12 @@ int BPF_PROG(window_return, struct pt_regs *regs, long id)
 	ri = BPF_CORE_READ(task, utask, return_instances);
 	for (i = 0; i < MS_WINDOW_CHAIN && ri; i++) {
 		u = BPF_CORE_READ(ri, hprobe.uprobe);
-		if (u && alloc_return_probe(u))
+		found = u ? alloc_return_probe(u) : 0;
+		if (found > 0)
 			__sync_fetch_and_add(missed, 1);
+		/* Not known whether it was an allocator's: the count is no longer exact. */
+		else if (found < 0)
+			__sync_fetch_and_or(missed, MS_WINDOW_UNCOUNTED);
 		if (!BPF_CORE_READ(ri, chained))
 			break;
 		ri = BPF_CORE_READ(ri, next);

@@ -96,8 +96,10 @@ static void update_fork_window(const struct daemon *d, struct process *p, uint64
 	}
 	if (p->exited)
 		return;
-	if (!bpf_map_lookup_elem(d->fork_pending_fd, &p->pid, &missed))
-		p->fork_window_missed = missed;
+	if (!bpf_map_lookup_elem(d->fork_pending_fd, &p->pid, &missed)) {
+		p->fork_window_missed = missed & ~MS_WINDOW_UNCOUNTED;
+		p->fork_window_uncounted |= (missed & MS_WINDOW_UNCOUNTED) != 0;
+	}
 	if (p->execed ||
 	    (p->fork_window_live_ns && now >= p->fork_window_live_ns + FORK_WINDOW_SETTLE_NS)) {
 		bpf_map_delete_elem(d->fork_pending_fd, &p->pid);

@@ -80,8 +80,9 @@ int event_decoder__handle(struct event_decoder *d, const void *data, size_t len)
 		/* BPF on_exit took the child's entry out: its count then (it only grows). */
 		if (!p->fork_window_open)
 			return 0;
-		if (e.addr > p->fork_window_missed)
-			p->fork_window_missed = e.addr;
+		if ((e.addr & ~MS_WINDOW_UNCOUNTED) > p->fork_window_missed)
+			p->fork_window_missed = e.addr & ~MS_WINDOW_UNCOUNTED;
+		p->fork_window_uncounted |= (e.addr & MS_WINDOW_UNCOUNTED) != 0;
 		p->fork_window_open = false;
 		return 0;
 	default:

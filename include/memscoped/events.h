@@ -24,6 +24,13 @@ enum ms_event_type {
 	MS_EV_WINDOW_END = 14, /* a child died in its fork window: addr = its calls missed, final */
 };
 
+/*
+ * A fork_pending count (and MS_EV_WINDOW_END's addr) with this bit: a return in the window
+ * could not be told to be an allocator's (its uprobe had more consumers than were looked at),
+ * so the count is a lower bound and the window is not counted.
+ */
+#define MS_WINDOW_UNCOUNTED (1ull << 63)
+
 /* The coroutine function an event came from (ms_event.func); also its probe's BPF cookie. */
 enum ms_coro_func {
 	MS_CORO_MAKECONTEXT = 1,

@@ -606,8 +606,22 @@ def wait_exited(pid, timeout=10):
 def test_fork_window_of_a_child_dead_in_it_is_counted_and_leaves_no_entry():
     """A child killed in its window, before the (held back) helper could attach it: BPF on_exit
     takes its fork_pending entry out at once, its final count on the events ring, so the map
-    keeps nothing of it and its record has every call it made."""
-    k = 200
+    keeps nothing of it and its record has every call it made. Again, as counted_fork_window
+    does, while other tools' probes on malloc made the window not countable (said)."""
+    for _ in range(3):
+        rec = dead_child_in_window(200)
+        if rec["fork_window_counted"]:
+            break
+        check_eq(rec["complete"], False, "complete with an uncounted window")
+    else:
+        raise TestFailure("fork window not countable in 3 runs")
+    check_eq(rec["fork_window_calls_missed"], 200, "calls missed")
+    check_eq(rec["heap"]["allocations_total"], 0, "allocations seen")
+    check_eq(rec["complete"], False, "complete")
+
+
+def dead_child_in_window(k):
+    """The record of a child SIGKILLed after its k calls, before its probes were live."""
     d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
     comm = unique("w")
     exe = worker_copy(d.name, comm)
@@ -636,10 +650,7 @@ def test_fork_window_of_a_child_dead_in_it_is_counted_and_leaves_no_entry():
     check_eq(len(recs), 1, f"records of child {child}")
     rec = recs[0]
     check_eq(rec["parent"], parent.pid, "child's parent")
-    check_eq((rec["fork_window_counted"], rec["fork_window_calls_missed"]), (True, k),
-             "fork window counted, calls missed")
-    check_eq(rec["heap"]["allocations_total"], 0, "allocations seen")
-    check_eq(rec["complete"], False, "complete")
+    return rec
 
 
 def test_fork_window_breakpoints_taken_out_elsewhere_are_said():

@@ -305,6 +305,13 @@ static void test_event_decoder_window_end(void **state)
 	assert_int_equal(feed_of(f, PID + 2, MS_EV_WINDOW_END, 4), 0);
 	assert_int_equal(c->fork_window_missed, 5);
 	assert_false(c->fork_window_open);
+	/* A return that could not be told an allocator's: the count is a lower bound. */
+	assert_int_equal(feed(f, MS_EV_FORK, 0, PID, PID + 3, 0, 0), 0);
+	c = process_table__find(f->procs, PID + 3);
+	assert_int_equal(feed_of(f, PID + 3, MS_EV_WINDOW_END, MS_WINDOW_UNCOUNTED | 6), 0);
+	assert_int_equal(c->fork_window_missed, 6);
+	assert_true(c->fork_window_uncounted);
+	assert_false(process__complete(c));
 }
 
 int main(void)
