@@ -360,6 +360,12 @@ void tokio_process__poll_enter(struct process *p, const struct ms_event *e)
 	 */
 	if (task && task->discovered == TASK_FOUND_ATTACH_SCAN && have_cell &&
 	    !(cell.task & TASK_CELL_BIT)) {
+		/*
+		 * Its id too: the scan may have read a later task's header at this address (the
+		 * queued events are of one that lived there before), the poll read this one's.
+		 */
+		if (e->poll.id)
+			task->runtime_id = e->poll.id;
 		task->discovered = TASK_FOUND_SPAWN;
 		task->spawn_ns = p->start_ns + cell.time_cs * 10000000ull;
 		task->last_poll_end_ns = 0;
