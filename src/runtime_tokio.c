@@ -361,11 +361,13 @@ void tokio_process__poll_enter(struct process *p, const struct ms_event *e)
 	if (task && task->discovered == TASK_FOUND_ATTACH_SCAN && have_cell &&
 	    !(cell.task & TASK_CELL_BIT)) {
 		/*
-		 * Its id too: the scan may have read a later task's header at this address (the
-		 * queued events are of one that lived there before), the poll read this one's.
+		 * Its id and type too: the scan may have read a later task's header at this address
+		 * (the queued events are of one that lived there before), the poll read this one's.
 		 */
 		if (e->poll.id)
 			task->runtime_id = e->poll.id;
+		task->kind = e->poll.owner_id ? TASK_ASYNC : TASK_BLOCKING;
+		task_table__retype(p->tasks, task, t->vt_types[vt - t->info.vtables]);
 		task->discovered = TASK_FOUND_SPAWN;
 		task->spawn_ns = p->start_ns + cell.time_cs * 10000000ull;
 		task->last_poll_end_ns = 0;

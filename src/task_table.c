@@ -272,6 +272,19 @@ fill:
 	return task;
 }
 
+void task_table__retype(struct task_table *t, struct task *task, uint32_t type)
+{
+	if (!t->ntypes || type >= t->ntypes || type == task->type)
+		return;
+	if (t->types[task->type].spawned)
+		t->types[task->type].spawned--;
+	task->type = type;
+	if (!t->types[type].spawned++) {
+		t->types[type].rank = ++t->types_ranked;
+		t->types[type].kind = task->kind;
+	}
+}
+
 void task_table__poll_begin(struct task_table *t, struct task *task, uint64_t ts)
 {
 	(void)t;

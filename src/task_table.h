@@ -97,6 +97,8 @@ uint32_t task_table__type(struct task_table *t, const char *runtime, const char 
 /* A new lifetime for key (any earlier one with that key is ended first); NULL at the bound. */
 struct task *task_table__spawn(struct task_table *t, uint64_t key, uint32_t type,
 			       enum task_kind kind, enum task_discovery how, uint64_t spawn_ns);
+/* A task found before its first poll turned out to be of type (counted there instead). */
+void task_table__retype(struct task_table *t, struct task *task, uint32_t type);
 /* The live lifetime for key, or NULL. */
 struct task *task_table__find(struct task_table *t, uint64_t key);
 static inline uint32_t task_table__index(const struct task_table *t, const struct task *task)
