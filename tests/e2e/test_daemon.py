@@ -197,37 +197,39 @@ def helper_of(ms):
     return kids[0]
 
 
-def fork_window(k, f, hold_helper, meanwhile=None):
+def fork_window(k, f, hold_helper, meanwhile=None, hold_daemon=False):
     """A target forks a child that mallocs k blocks at once and frees the first f once its
     probes are live; returns (the child's record, the text report). hold_helper: the helper
     is stopped from before the fork until the child's k calls are done, so it cannot attach
-    the child before: all k are in the window. meanwhile() runs before the helper goes on."""
+    the child before: all k are in the window. hold_daemon: the daemon is, so it reads the
+    helper's word on the child before the fork event. meanwhile(child) runs before the held
+    process goes on."""
     d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
     comm = unique("w")
     exe = worker_copy(d.name, comm)
     ms = Memscoped([], "--comm", f"^{comm}$")
     parent = subprocess.Popen([exe, "window", str(k), str(f)], stdout=subprocess.PIPE, text=True)
-    child = helper = None
+    child = held = None
     try:
         wait_line(parent.stdout, "ready", 10, parent)
         attached(ms, parent.pid)
-        if hold_helper:
-            helper = helper_of(ms)
-            os.kill(helper, signal.SIGSTOP)
+        if hold_helper or hold_daemon:
+            held = helper_of(ms) if hold_helper else ms.proc.pid
+            os.kill(held, signal.SIGSTOP)
         parent.send_signal(signal.SIGUSR1)
         child = int(wait_line(parent.stdout, "child ", 10, parent).split()[1])
         if meanwhile:
-            meanwhile()
-        if helper:
-            os.kill(helper, signal.SIGCONT)
-            helper = None
+            meanwhile(child)
+        if held:
+            os.kill(held, signal.SIGCONT)
+            held = None
         attached(ms, child)
         os.kill(child, signal.SIGUSR1)
         wait_line(parent.stdout, "freed ", 10, parent)
         report, out, _ = ms.stop()
     finally:
-        if helper:
-            os.kill(helper, signal.SIGCONT)
+        if held:
+            os.kill(held, signal.SIGCONT)
         ms.kill()
         if child:
             kill_quietly(child)
@@ -657,7 +659,7 @@ def test_fork_window_breakpoints_taken_out_elsewhere_are_said():
     """Another memscoped's malloc probe detached during the window takes the child's inherited
     breakpoints out (the kernel keeps one only where a probe on it asks for the process): the
     child's calls from then on would be neither seen nor counted, and its report says so."""
-    def attach_and_detach_elsewhere():
+    def attach_and_detach_elsewhere(_child):
         other = subprocess.Popen(["sleep", "60"])
         try:
             status, _, err = run_memscoped("-p", str(other.pid), "--duration", "0.5")
@@ -731,36 +733,13 @@ def test_child_attached_when_the_helper_word_comes_before_its_fork_is_decoded():
     """The daemon is stopped over a fork, so the helper's word on the child is read before the
     parent's fork event: the word waits for the child's record and is applied once the fork is
     decoded, although the child, whose calls are all in its window, has no event to wait on."""
-    d = tempfile.TemporaryDirectory(prefix="memscoped-daemon-")
-    comm = unique("r")
-    exe = worker_copy(d.name, comm)
-    ms = Memscoped([], "--comm", f"^{comm}$")
-    parent = subprocess.Popen([exe, "window", "100", "10"], stdout=subprocess.PIPE, text=True)
-    child = None
-    try:
-        wait_line(parent.stdout, "ready", 10, parent)
-        attached(ms, parent.pid)
-        os.kill(ms.proc.pid, signal.SIGSTOP)
-        try:
-            parent.send_signal(signal.SIGUSR1)
-            child = int(wait_line(parent.stdout, "child ", 10, parent).split()[1])
-            wait_for(lambda: (lambda n: (n > 0, n))(links_of(child)), 10,
-                     "the helper attached the child")
-            # Its word follows its links at once; the daemon reads it before the fork event.
-            time.sleep(0.5)
-        finally:
-            os.kill(ms.proc.pid, signal.SIGCONT)
-        attached(ms, child)
-        os.kill(child, signal.SIGUSR1)
-        wait_line(parent.stdout, "freed ", 10, parent)
-        report, _, _ = ms.stop()
-    finally:
-        ms.kill()
-        if child:
-            kill_quietly(child)
-        stop(parent)
-    recs = records(report, child)
-    check_eq(len(recs), 1, f"records of child {child}")
-    check_eq(recs[0]["parent"], parent.pid, "child's parent")
-    check_eq(recs[0]["heap"]["allocations_total"] + recs[0]["fork_window_calls_missed"], 100,
+    def attached_by_the_helper(child):
+        wait_for(lambda: (lambda n: (n > 0, n))(links_of(child)), 10,
+                 "the helper attached the child")
+        # Its word follows its links at once; the daemon reads it before the fork event.
+        time.sleep(0.5)
+
+    rec, _ = fork_window(100, 10, hold_helper=False, meanwhile=attached_by_the_helper,
+                         hold_daemon=True)
+    check_eq(rec["heap"]["allocations_total"] + rec["fork_window_calls_missed"], 100,
              "calls seen + missed")
